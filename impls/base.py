@@ -1,0 +1,138 @@
+"""The model interface every backend implements, and the checks all of them share."""
+
+from __future__ import annotations
+
+import numbers
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .spec import MLPSpec
+
+Params = list  # [(W (n_in, n_out), b (n_out,)), ...] as NumPy arrays
+
+
+def check_params(spec: MLPSpec, params, copy: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return `params` as [(W, b), ...] NumPy arrays of spec.dtype after checking every shape.
+
+    Raises ValueError naming the first layer whose shape or values do not fit `spec`.
+    """
+    try:
+        pairs = [tuple(layer) for layer in params]
+    except TypeError:
+        raise ValueError("params must be a list of (W, b) pairs") from None
+    if len(pairs) != spec.n_layers or any(len(p) != 2 for p in pairs):
+        raise ValueError(
+            f"params must hold {spec.n_layers} (W, b) pairs for layer_sizes "
+            f"{spec.layer_sizes}, got {len(pairs)} entries"
+        )
+    out = []
+    for i, ((W, b), n_in, n_out) in enumerate(
+        zip(pairs, spec.layer_sizes[:-1], spec.layer_sizes[1:])
+    ):
+        W = np.array(W, dtype=spec.dtype, copy=copy, order="C")
+        b = np.array(b, dtype=spec.dtype, copy=copy, order="C")
+        if W.shape != (n_in, n_out) or b.shape != (n_out,):
+            raise ValueError(
+                f"layer {i}: expected W {(n_in, n_out)} and b {(n_out,)}, "
+                f"got W {W.shape} and b {b.shape}"
+            )
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError(f"layer {i}: parameters hold NaN or inf")
+        out.append((W, b))
+    return out
+
+
+def check_features(spec: MLPSpec, X, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous array of spec.dtype shaped (n, n_inputs); copies only if needed."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != spec.n_inputs:
+        raise ValueError(f"{name} must be shaped (n, {spec.n_inputs}), got {X.shape}")
+    return np.ascontiguousarray(X, dtype=spec.dtype)
+
+
+def check_batch_size(batch_size) -> int:
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_order(order, n: int) -> np.ndarray:
+    """The sample order as an int64 index array into n samples (all of them if None)."""
+    if order is None:
+        return np.arange(n, dtype=np.int64)
+    order = np.asarray(order)
+    if order.ndim != 1 or (order.size and not np.issubdtype(order.dtype, np.integer)):
+        raise ValueError(f"order must be a 1-D array of sample indices, got shape {order.shape}")
+    if order.size == 0:
+        raise ValueError("order is empty: an epoch needs at least one sample")
+    lo, hi = int(order.min()), int(order.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(f"order holds indices outside [0, {n}): min {lo}, max {hi}")
+    return order.astype(np.int64, copy=False)
+
+
+class MLPModel(ABC):
+    """One backend's network, built from an `MLPSpec` and initial parameters.
+
+    Subclasses implement `_train_ordered` (one epoch over already ordered, already typed data),
+    `_predict`, `get_params` and `set_params`. The public methods here check the inputs the
+    same way for every backend and gather the epoch's samples in `order` once, so every
+    backend receives the same contiguous arrays.
+    """
+
+    backend: str = ""
+
+    def __init__(self, spec: MLPSpec, params):
+        if not isinstance(spec, MLPSpec):
+            raise TypeError(f"spec must be an MLPSpec, got {type(spec).__name__}")
+        self.spec = spec
+
+    def train_epoch(self, X, Y, batch_size: int, order=None) -> float:
+        """One pass over the samples in `order`, in consecutive slices of `batch_size`.
+
+        One optimiser update per batch on the mean of the per-sample gradients. Returns the
+        sample-weighted mean of the batches' data losses, each computed in the forward pass
+        before its update (no weight-decay term).
+        """
+        spec = self.spec
+        X = np.asarray(X)
+        Y = np.asarray(Y)
+        if X.ndim != 2 or X.shape[1] != spec.n_inputs:
+            raise ValueError(f"X must be shaped (n, {spec.n_inputs}), got {X.shape}")
+        if Y.shape != (X.shape[0], spec.n_outputs):
+            raise ValueError(
+                f"Y must be shaped ({X.shape[0]}, {spec.n_outputs}) to match X, got {Y.shape}"
+            )
+        batch_size = check_batch_size(batch_size)
+        order = check_order(order, X.shape[0])
+        Xo = np.take(X, order, axis=0).astype(spec.dtype, copy=False)
+        Yo = np.take(Y, order, axis=0).astype(spec.dtype, copy=False)
+        return float(self._train_ordered(Xo, Yo, batch_size))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The output activation for every row of X, as a NumPy array (n, n_outputs)."""
+        return self._predict(check_features(self.spec, X))
+
+    @abstractmethod
+    def _train_ordered(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> float:
+        """Train one epoch over X, Y in row order; return the mean data loss."""
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        """Output activations for a checked X."""
+
+    @abstractmethod
+    def get_params(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A copy of the parameters as [(W (n_in, n_out), b (n_out,)), ...]."""
+
+    @abstractmethod
+    def set_params(self, params) -> None:
+        """Replace the parameters (checked against the spec); optimiser state is kept."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.backend!r} spec={self.spec!r}>"

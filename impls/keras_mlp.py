@@ -1,0 +1,153 @@
+"""`keras`: the network as Keras 3 users write it: a compiled Sequential of Dense layers, `fit`.
+
+The Keras backend comes from $KERAS_BACKEND (TensorFlow by default). Only `keras.ops` is used,
+so the model runs on any Keras backend that can train.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+
+from .base import MLPModel, check_params
+
+PREDICT_CHUNK = 8192
+DATA_LOSS = "data_loss"  # name of the metric that tracks the loss without the decay term
+
+
+def _losses(spec):
+    """(training loss, the same data loss as a metric) for spec.loss, in spec.dtype."""
+    dtype = spec.dtype
+    table = {
+        # from the logits: the last Dense layer is linear
+        "cce": lambda cls: cls(from_logits=True, dtype=dtype),
+        "bce": lambda cls: cls(from_logits=True, dtype=dtype),
+        # on the output activation, which the last Dense layer applies
+        "mse": lambda cls: cls(dtype=dtype),
+    }
+    classes = {
+        "cce": (keras.losses.CategoricalCrossentropy, keras.metrics.CategoricalCrossentropy),
+        "bce": (keras.losses.BinaryCrossentropy, keras.metrics.BinaryCrossentropy),
+        "mse": (keras.losses.MeanSquaredError, keras.metrics.MeanSquaredError),
+    }
+    make = table[spec.loss]
+    loss_cls, metric_cls = classes[spec.loss]
+    metric = make(metric_cls)
+    metric.name = DATA_LOSS
+    return make(loss_cls), metric
+
+
+OPTIMIZERS = {
+    "sgd": lambda spec: keras.optimizers.SGD(learning_rate=spec.lr, momentum=spec.momentum),
+    "adam": lambda spec: keras.optimizers.Adam(
+        learning_rate=spec.lr, beta_1=spec.betas[0], beta_2=spec.betas[1], epsilon=spec.eps
+    ),
+}
+# applied to the logits for predictions when the loss takes logits
+PROBABILITIES = {"softmax": keras.ops.softmax, "sigmoid": keras.ops.sigmoid}
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str):
+    """Keras's default float type set to `dtype` while the model and its optimiser are built.
+
+    The optimiser's learning rate, its slots and the loss tracker take the default float type;
+    building them under it keeps float64 work in float64 throughout.
+    """
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
+class KerasMLP(MLPModel):
+    """A compiled keras.Sequential of Dense layers; `train_epoch` is one `fit` over the epoch.
+
+    Losses take logits (the last Dense layer is linear) for cce and bce; for mse the last layer
+    applies the output activation. Weight decay is an L2 kernel regulariser of λ/2, so the
+    objective gains ½λ‖W‖² and the gradient λW, biases excluded. When it is on, the data loss
+    is also tracked as a metric, since Keras's reported loss includes the penalty.
+
+    Adam: Keras adds epsilon to sqrt(v) with the bias correction folded into the step size;
+    see `impls.core.Adam` (epsilon_on="v") for the exact difference from the other backends.
+    """
+
+    backend = "keras"
+
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        if spec.device != "cpu":
+            raise ValueError(
+                f"backend {self.backend!r} is run on the CPU here, got device {spec.device!r}"
+            )
+        dtype = spec.dtype
+        decay = spec.weight_decay
+        regularizer = keras.regularizers.L2(decay / 2) if decay else None
+        sizes = spec.layer_sizes
+        with _floatx(dtype):
+            layers = [keras.Input(shape=(sizes[0],), dtype=dtype)]
+            for width in sizes[1:-1]:
+                layers.append(
+                    keras.layers.Dense(
+                        width,
+                        activation=spec.activation,
+                        kernel_regularizer=regularizer,
+                        dtype=dtype,
+                    )
+                )
+            last_activation = spec.output if spec.loss == "mse" else None
+            layers.append(
+                keras.layers.Dense(
+                    sizes[-1],
+                    activation=last_activation,
+                    kernel_regularizer=regularizer,
+                    dtype=dtype,
+                )
+            )
+            self.model = keras.Sequential(layers)
+            loss, data_loss = _losses(spec)
+            self.optimizer = OPTIMIZERS[spec.optimizer](spec)
+            self.model.compile(
+                optimizer=self.optimizer,
+                loss=loss,
+                metrics=[data_loss] if decay else None,
+            )
+            self.optimizer.build(self.model.trainable_variables)
+        self._loss_key = DATA_LOSS if decay else "loss"
+        self._probabilities = PROBABILITIES.get(spec.output) if spec.loss != "mse" else None
+        self._dense = list(self.model.layers)
+        self.set_params(params)
+
+    def _train_ordered(self, X, Y, batch_size):
+        with _floatx(self.spec.dtype):  # Keras's data adapter casts inputs to floatx
+            history = self.model.fit(
+                X, Y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
+            )
+        return float(history.history[self._loss_key][-1])
+
+    def _predict(self, X):
+        out = np.empty((X.shape[0], self.spec.n_outputs), dtype=self.spec.dtype)
+        for start in range(0, X.shape[0], PREDICT_CHUNK):
+            y = self.model(X[start : start + PREDICT_CHUNK], training=False)
+            if self._probabilities is not None:
+                y = self._probabilities(y)
+            out[start : start + PREDICT_CHUNK] = keras.ops.convert_to_numpy(y)
+        return out
+
+    def get_params(self):
+        return [
+            (
+                np.array(keras.ops.convert_to_numpy(layer.kernel), copy=True),
+                np.array(keras.ops.convert_to_numpy(layer.bias), copy=True),
+            )
+            for layer in self._dense
+        ]
+
+    def set_params(self, params):
+        for layer, (W, b) in zip(self._dense, check_params(self.spec, params, copy=False)):
+            layer.kernel.assign(W)
+            layer.bias.assign(b)

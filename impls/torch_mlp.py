@@ -1,0 +1,131 @@
+"""`torch`: the network as PyTorch users write it: nn.Sequential of nn.Linear and torch.optim."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import MLPModel, check_params
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# output activation applied to the logits for predictions (and, for mse, before the loss)
+OUTPUTS = {
+    "softmax": lambda z: torch.softmax(z, dim=-1),
+    "sigmoid": torch.sigmoid,
+    "linear": lambda z: z,
+}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PREDICT_CHUNK = 8192
+
+
+def _mse_loss(output):
+    act = OUTPUTS[output]
+
+    def loss(logits, target):
+        return nn.functional.mse_loss(act(logits), target)
+
+    return loss
+
+
+def _cce_loss(output):
+    # CrossEntropyLoss takes logits; with probability targets it is -sum(y log softmax(z)),
+    # averaged over the batch.
+    return nn.CrossEntropyLoss()
+
+
+def _bce_loss(output):
+    return nn.BCEWithLogitsLoss()  # mean over batch and outputs
+
+
+LOSSES = {"cce": _cce_loss, "bce": _bce_loss, "mse": _mse_loss}
+OPTIMIZERS = {
+    "sgd": lambda groups, spec: torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum),
+    "adam": lambda groups, spec: torch.optim.Adam(
+        groups, lr=spec.lr, betas=spec.betas, eps=spec.eps
+    ),
+}
+
+
+class TorchMLP(MLPModel):
+    """nn.Sequential of nn.Linear layers trained with torch.optim, loss from the logits.
+
+    Weight decay goes to the weights only (a separate parameter group for the biases), as
+    torch.optim's coupled L2 term: grad += λW. `spec.device` ("cpu", "cuda", "cuda:N") places
+    the model and each epoch's data. Parameters cross the boundary as NumPy (n_in, n_out)
+    matrices; nn.Linear keeps (n_out, n_in), so they are transposed here.
+    """
+
+    backend = "torch"
+
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        if spec.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {spec.device!r} was asked for but CUDA is not available")
+        self.device = torch.device(spec.device)
+        self.dtype = DTYPES[spec.dtype]
+        layers = []
+        sizes = spec.layer_sizes
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[spec.activation]())
+        self.net = nn.Sequential(*layers).to(device=self.device, dtype=self.dtype)
+        self.linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        self.set_params(params)
+        groups = [
+            {"params": [m.weight for m in self.linears], "weight_decay": spec.weight_decay},
+            {"params": [m.bias for m in self.linears], "weight_decay": 0.0},
+        ]
+        self.optimizer = OPTIMIZERS[spec.optimizer](groups, spec)
+        self.loss_fn = LOSSES[spec.loss](spec.output)
+        self.output = OUTPUTS[spec.output]
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(self.device, non_blocking=True)
+
+    def _train_ordered(self, X, Y, batch_size):
+        Xt, Yt = self._tensor(X), self._tensor(Y)
+        if self.spec.loss == "cce" and _is_one_hot(Y):
+            Yt = Yt.argmax(dim=1)  # class indices: CrossEntropyLoss's fast path, same values
+        net, opt, loss_fn = self.net, self.optimizer, self.loss_fn
+        net.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        n = Xt.shape[0]
+        for start in range(0, n, batch_size):
+            xb = Xt[start : start + batch_size]
+            yb = Yt[start : start + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), yb)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * xb.shape[0]
+        return total.item() / n
+
+    def _predict(self, X):
+        self.net.eval()
+        out = np.empty((X.shape[0], self.spec.n_outputs), dtype=self.spec.dtype)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], PREDICT_CHUNK):
+                chunk = self._tensor(X[start : start + PREDICT_CHUNK])
+                out[start : start + PREDICT_CHUNK] = self.output(self.net(chunk)).cpu().numpy()
+        return out
+
+    def get_params(self):
+        with torch.no_grad():
+            return [
+                (m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy())
+                for m in self.linears
+            ]
+
+    def set_params(self, params):
+        checked = check_params(self.spec, params, copy=False)
+        with torch.no_grad():
+            for m, (W, b) in zip(self.linears, checked):
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+                m.bias.copy_(torch.from_numpy(b))
+
+
+def _is_one_hot(Y: np.ndarray) -> bool:
+    """True if every row of Y is a one-hot vector (exactly one 1, the rest 0)."""
+    return bool(((Y == 0) | (Y == 1)).all() and (Y.sum(axis=1) == 1).all())

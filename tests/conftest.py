@@ -1,0 +1,41 @@
+"""Shared fixtures. Frameworks are never imported here: tests ask for a backend and are
+skipped, with the install command as the reason, when its framework is missing."""
+
+import os
+
+# Quiet TensorFlow's C++ logging; must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from impls import BACKENDS, available_backends  # noqa: E402
+
+ALL_BACKENDS = list(BACKENDS)
+_AVAILABLE = available_backends()
+
+
+def require_backend(name: str) -> None:
+    """Skip the calling test when backend `name` cannot be used here, saying why."""
+    reason = _AVAILABLE[name]
+    if reason is not None:
+        pytest.skip(f"backend {name}: {reason}")
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    require_backend(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """sklearn's digits scaled to [0, 1], split 80/20 with random_state 42, float32."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    X = (data.data / 16.0).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[data.target]
+    X_tr, X_te, Y_tr, Y_te = train_test_split(X, Y, test_size=0.2, random_state=42)
+    return X_tr, Y_tr, X_te, Y_te

@@ -1,0 +1,217 @@
+"""The contract, checked the same way on every backend."""
+
+import numpy as np
+import pytest
+from conftest import require_backend
+
+from impls import BackendUnavailable, MLPSpec, available_backends, init_params, make_model, registry
+
+
+def _problem(n=30, n_in=6, k=4, seed=0, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in)).astype(dtype)
+    Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    return X, Y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_shapes_and_dtypes(backend, dtype):
+    spec = MLPSpec((6, 9, 5, 4), dtype=dtype)
+    params = init_params(spec)
+    model = make_model(backend, spec, params)
+    X, Y = _problem(dtype=dtype)
+    loss = model.train_epoch(X, Y, batch_size=8, order=np.arange(30)[::-1])
+    assert isinstance(loss, float) and np.isfinite(loss)
+    P = model.predict_proba(X)
+    assert isinstance(P, np.ndarray) and P.shape == (30, 4) and P.dtype == np.dtype(dtype)
+    got = model.get_params()
+    assert [(W.shape, b.shape) for W, b in got] == [((6, 9), (9,)), ((9, 5), (5,)), ((5, 4), (4,))]
+    assert all(isinstance(a, np.ndarray) and a.dtype == np.dtype(dtype) for p in got for a in p)
+
+
+def test_get_set_round_trip(backend):
+    spec = MLPSpec((6, 9, 4), dtype="float64")
+    model = make_model(backend, spec, init_params(spec, seed=0))
+    other = init_params(spec, seed=1, scheme="normal", scale=0.3, bias="like_weights")
+    model.set_params(other)
+    for (W, b), (W2, b2) in zip(model.get_params(), other):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    # get_params returns copies: changing them leaves the model alone
+    got = model.get_params()
+    got[0][0][:] = 0
+    assert np.abs(model.get_params()[0][0]).sum() > 0
+    with pytest.raises(ValueError, match="layer 0"):
+        model.set_params([(np.zeros((5, 9)), np.zeros(9)), other[1]])
+
+
+def test_deterministic(backend):
+    spec = MLPSpec((6, 9, 4), optimizer="adam", lr=0.01)
+    params = init_params(spec, seed=2)
+    X, Y = _problem()
+    runs = []
+    for _ in range(2):
+        model = make_model(backend, spec, params)
+        losses = [
+            model.train_epoch(X, Y, 7, np.random.default_rng(e).permutation(30)) for e in range(3)
+        ]
+        runs.append((losses, model.get_params(), model.predict_proba(X)))
+    assert runs[0][0] == runs[1][0]
+    for (W, b), (W2, b2) in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+
+
+def test_loss_decreases_on_digits(backend, digits):
+    X_tr, Y_tr, _, _ = digits
+    spec = MLPSpec((64, 32, 10), lr=0.1)
+    model = make_model(backend, spec, init_params(spec, seed=0))
+    losses = [
+        model.train_epoch(X_tr, Y_tr, 32, np.random.default_rng(e).permutation(len(X_tr)))
+        for e in range(4)
+    ]
+    assert losses[0] > 1.0 and losses[-1] < 0.6 * losses[0]
+    assert all(a > b for a, b in zip(losses, losses[1:]))
+
+
+@pytest.mark.parametrize(
+    "loss,output", [("cce", "softmax"), ("mse", "softmax"), ("bce", "sigmoid"), ("mse", "linear")]
+)
+def test_output_activations(backend, loss, output):
+    spec = MLPSpec((6, 9, 4), loss=loss, output=output)
+    model = make_model(backend, spec, init_params(spec, scheme="normal", scale=2.0))
+    X, _ = _problem()
+    P = model.predict_proba(X * 10)
+    if output == "softmax":
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-6)
+        assert (P >= 0).all()
+    elif output == "sigmoid":
+        assert ((P >= 0) & (P <= 1)).all()
+    else:
+        assert (P < 0).any()  # linear: unbounded
+
+
+def test_order_semantics(backend):
+    spec = MLPSpec((6, 9, 4), dtype="float64")
+    params = init_params(spec)
+    X, Y = _problem(dtype="float64")
+
+    def run(batch_size, order):
+        model = make_model(backend, spec, params)
+        model.train_epoch(X, Y, batch_size, order)
+        return model.get_params()[0][0]
+
+    # no order means the natural order; a batch larger than the data is one batch
+    np.testing.assert_allclose(run(7, None), run(7, np.arange(30)), atol=1e-12)
+    np.testing.assert_allclose(run(1000, None), run(30, None), atol=1e-12)
+    # a subset of indices is a shorter epoch over those samples only
+    np.testing.assert_allclose(run(5, np.arange(10)), run(5, np.r_[np.arange(10)]), atol=1e-12)
+    assert not np.allclose(run(5, np.arange(10)), run(5, np.arange(10)[::-1]))
+
+
+def test_bad_inputs_raise_value_error(backend):
+    spec = MLPSpec((6, 9, 4))
+    model = make_model(backend, spec, init_params(spec))
+    X, Y = _problem()
+    with pytest.raises(ValueError, match=r"X must be shaped \(n, 6\)"):
+        model.train_epoch(X[:, :5], Y, 4)
+    with pytest.raises(ValueError, match="Y must be shaped"):
+        model.train_epoch(X, Y[:, :3], 4)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.train_epoch(X, Y, 0)
+    with pytest.raises(ValueError, match="outside"):
+        model.train_epoch(X, Y, 4, order=np.array([0, 30]))
+    with pytest.raises(ValueError, match="empty"):
+        model.train_epoch(X, Y, 4, order=np.array([], dtype=int))
+    with pytest.raises(ValueError, match=r"X must be shaped \(n, 6\)"):
+        model.predict_proba(X[:, :2])
+    with pytest.raises(ValueError, match="2 \\(W, b\\) pairs"):
+        make_model(backend, spec, init_params(spec)[:1])
+
+
+def test_unknown_backend_suggests_closest():
+    spec = MLPSpec((2, 3, 2))
+    with pytest.raises(ValueError, match=r"unknown backend 'numpy-vex'.*did you mean 'numpy-vec'"):
+        make_model("numpy-vex", spec, init_params(spec))
+
+
+def test_cpu_only_backends_refuse_cuda():
+    spec = MLPSpec((2, 3, 2), device="cuda")
+    for name in ("numpy-loop", "numpy-vec"):
+        with pytest.raises(ValueError, match="CPU only"):
+            make_model(name, spec, init_params(spec))
+
+
+def test_torch_cuda_request_without_cuda_is_an_error():
+    require_backend("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here; the error path cannot be shown")
+    spec = MLPSpec((2, 3, 2), device="cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        make_model("torch", spec, init_params(spec))
+
+
+def test_missing_framework_is_a_clear_message(monkeypatch):
+    real_find_spec = registry.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "torch" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(registry.importlib.util, "find_spec", find_spec)
+    reason = available_backends()["torch"]
+    assert reason == 'PyTorch is not installed: pip install "mlp-bench[torch]"'
+    spec = MLPSpec((2, 3, 2))
+    with pytest.raises(BackendUnavailable, match=r"mlp-bench\[torch\]"):
+        make_model("torch", spec, init_params(spec))
+
+
+def test_keras_backend_setting_is_honoured(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    assert "cannot train" in available_backends()["keras"]
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert available_backends()["numpy-vec"] is None
+
+
+def _traced_functions(fn, seen=None):
+    """The tf.function objects reachable from `fn` through closures (Keras's train function
+    is a Python closure over its tf.functions)."""
+    seen = set() if seen is None else seen
+    found = []
+    if id(fn) in seen:
+        return found
+    seen.add(id(fn))
+    if hasattr(fn, "experimental_get_tracing_count"):
+        found.append(fn)
+        fn = getattr(fn, "python_function", None)
+    for cell in getattr(fn, "__closure__", None) or ():
+        contents = cell.cell_contents
+        if callable(contents):
+            found += _traced_functions(contents, seen)
+    return found
+
+
+def test_keras_does_not_retrace_across_epochs():
+    """The full batch and the smaller last batch are traced in the first epochs; later
+    epochs (each a new `fit` call) reuse the traces."""
+    require_backend("keras")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tracing counts are a TensorFlow notion")
+    spec = MLPSpec((6, 9, 4))
+    model = make_model("keras", spec, init_params(spec))
+    X, Y = _problem(n=30)
+    model.train_epoch(X, Y, 8)  # 3 batches of 8 and one of 6
+    model.train_epoch(X, Y, 8)
+    train_function = model.model.train_function
+    functions = _traced_functions(train_function)
+    assert functions, "no tf.function found behind Keras's train function"
+    traced = [f.experimental_get_tracing_count() for f in functions]
+    assert sum(traced) >= 1
+    for _ in range(3):
+        model.train_epoch(X, Y, 8)
+    assert model.model.train_function is train_function
+    assert [f.experimental_get_tracing_count() for f in functions] == traced
