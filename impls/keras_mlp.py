@@ -1,12 +1,15 @@
 """`keras`: the network as Keras 3 users write it: a compiled Sequential of Dense layers, `fit`.
 
-The Keras backend comes from $KERAS_BACKEND (TensorFlow by default). Only `keras.ops` is used,
-so the model runs on any Keras backend that can train.
+The Keras backend comes from $KERAS_BACKEND (TensorFlow by default). The model uses only
+`keras.ops`, so it runs on any Keras backend that can train. One thing is backend-specific: on
+TensorFlow the epoch's batches reach `fit` as a `tf.data.Dataset` (see `_epoch_dataset`), on any
+other backend as NumPy arrays with `batch_size`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import keras
 import numpy as np
@@ -49,6 +52,22 @@ OPTIMIZERS = {
 PROBABILITIES = {"softmax": keras.ops.softmax, "sigmoid": keras.ops.sigmoid}
 
 
+def _epoch_dataset(X, Y, batch_size):
+    """The epoch's batches, in row order, as the `tf.data.Dataset` a TensorFlow user feeds `fit`.
+
+    Consecutive `batch_size` rows, the last batch smaller when n is not a multiple: the batches
+    `fit(X, Y, batch_size=batch_size, shuffle=False)` would make. Why not pass the arrays: for
+    them Keras builds a pipeline made for shuffling (index permutation, flat_map, parallel
+    gather), tracing its three functions on every `fit` call (20-50 ms) and creating its
+    iterator twice per epoch (10-17 ms each), which at small sizes costs more than the
+    training. This plain pipeline is built in about a millisecond and does the same slicing.
+    """
+    import tensorflow as tf  # only reached on the TensorFlow backend, where Keras loaded it
+
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 @contextlib.contextmanager
 def _floatx(dtype: str):
     """Keras's default float type set to `dtype` while the model and its optimiser are built.
@@ -74,15 +93,30 @@ class KerasMLP(MLPModel):
 
     Adam: Keras adds epsilon to sqrt(v) with the bias correction folded into the step size;
     see `impls.core.Adam` (epsilon_on="v") for the exact difference from the other backends.
+
+    `steps_per_execution` is Keras's `compile` option of that name: with k > 1, `fit` runs k
+    training steps per call into the compiled function (a loop inside the graph) instead of
+    one. Each step is the same update on the same batch, and the epoch loss is the same
+    sample-weighted mean; what goes is Python overhead per step, so at small batch sizes
+    Keras trains several times faster than a `fit` with the default of 1. It stays 1 unless
+    asked for, so the default is the plain `fit` every Keras user gets.
     """
 
     backend = "keras"
 
-    def __init__(self, spec, params):
+    def __init__(self, spec, params, steps_per_execution: int = 1):
         super().__init__(spec, params)
         if spec.device != "cpu":
             raise ValueError(
                 f"backend {self.backend!r} is run on the CPU here, got device {spec.device!r}"
+            )
+        if (
+            not isinstance(steps_per_execution, numbers.Integral)
+            or isinstance(steps_per_execution, bool)
+            or steps_per_execution < 1
+        ):
+            raise ValueError(
+                f"steps_per_execution must be a positive integer, got {steps_per_execution!r}"
             )
         dtype = spec.dtype
         decay = spec.weight_decay
@@ -115,18 +149,25 @@ class KerasMLP(MLPModel):
                 optimizer=self.optimizer,
                 loss=loss,
                 metrics=[data_loss] if decay else None,
+                steps_per_execution=int(steps_per_execution),
             )
             self.optimizer.build(self.model.trainable_variables)
         self._loss_key = DATA_LOSS if decay else "loss"
         self._probabilities = PROBABILITIES.get(spec.output) if spec.loss != "mse" else None
         self._dense = list(self.model.layers)
+        self._feed_dataset = keras.backend.backend() == "tensorflow"
         self.set_params(params)
 
     def _train_ordered(self, X, Y, batch_size):
         with _floatx(self.spec.dtype):  # Keras's data adapter casts inputs to floatx
-            history = self.model.fit(
-                X, Y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-            )
+            if self._feed_dataset:
+                history = self.model.fit(
+                    _epoch_dataset(X, Y, batch_size), epochs=1, shuffle=False, verbose=0
+                )
+            else:
+                history = self.model.fit(
+                    X, Y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
+                )
         return float(history.history[self._loss_key][-1])
 
     def _predict(self, X):

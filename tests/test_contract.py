@@ -215,3 +215,65 @@ def test_keras_does_not_retrace_across_epochs():
         model.train_epoch(X, Y, 8)
     assert model.model.train_function is train_function
     assert [f.experimental_get_tracing_count() for f in functions] == traced
+
+
+# --------------------------------------------------------------------------- keras: feeding fit
+# The keras backend feeds `fit` a tf.data.Dataset on TensorFlow, and can run several steps per
+# execution (`steps_per_execution`). Neither may change what is computed: these tests pin both
+# to a plain `fit` over the ordered arrays, smaller last batch included.
+
+
+def _keras_run(options, batch_size=7, epochs=3):
+    """(epoch losses, params, warnings) of the keras backend in float64 on a 30-sample problem."""
+    import warnings
+
+    spec = MLPSpec((6, 9, 4), dtype="float64", optimizer="adam", lr=0.01, weight_decay=0.01)
+    X, Y = _problem(dtype="float64")
+    model = make_model("keras", spec, init_params(spec, seed=3), **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = [
+            model.train_epoch(X, Y, batch_size, np.random.default_rng(e).permutation(30))
+            for e in range(epochs)
+        ]
+    return losses, model.get_params(), [str(w.message) for w in caught]
+
+
+def test_keras_epoch_is_a_plain_fit_over_the_ordered_arrays():
+    require_backend("keras")
+    from impls.keras_mlp import _floatx
+
+    losses, params, _ = _keras_run({})
+    spec = MLPSpec((6, 9, 4), dtype="float64", optimizer="adam", lr=0.01, weight_decay=0.01)
+    X, Y = _problem(dtype="float64")
+    plain = make_model("keras", spec, init_params(spec, seed=3))
+    for e, loss in enumerate(losses):
+        order = np.random.default_rng(e).permutation(30)
+        with _floatx("float64"):
+            history = plain.model.fit(
+                X[order], Y[order], batch_size=7, epochs=1, shuffle=False, verbose=0
+            )
+        np.testing.assert_allclose(loss, history.history["data_loss"][-1], rtol=1e-12)
+    for (W, b), (W2, b2) in zip(params, plain.get_params()):
+        np.testing.assert_allclose(W, W2, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b, b2, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("steps", [2, 5, 16])  # 5 batches: 4 of 7, one of 2
+def test_keras_steps_per_execution_changes_nothing_computed(steps):
+    require_backend("keras")
+    losses, params, _ = _keras_run({})
+    losses_k, params_k, caught = _keras_run({"steps_per_execution": steps})
+    np.testing.assert_allclose(losses_k, losses, rtol=1e-12)
+    for (W, b), (W2, b2) in zip(params_k, params):
+        np.testing.assert_allclose(W, W2, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b, b2, rtol=1e-12, atol=1e-14)
+    assert not [m for m in caught if "ran out of data" in m]
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, True])
+def test_keras_steps_per_execution_must_be_a_positive_integer(steps):
+    require_backend("keras")
+    spec = MLPSpec((6, 9, 4))
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        make_model("keras", spec, init_params(spec), steps_per_execution=steps)

@@ -150,7 +150,9 @@ def test_adam_steps_and_epsilon_placement():
 
 
 @pytest.mark.parametrize("backend", NUMPY_BACKENDS)
-@pytest.mark.parametrize("activation,loss", itertools.product(ACTIVATION_NAMES, ["cce", "bce"]))
+@pytest.mark.parametrize(
+    "activation,loss", list(itertools.product(ACTIVATION_NAMES, ["cce", "bce"]))
+)
 def test_float32_work_stays_float32(backend, activation, loss):
     spec = MLPSpec(
         (3, 4, 2),

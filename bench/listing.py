@@ -1,0 +1,57 @@
+"""`python -m bench list`: what can be run here, and why not where it cannot."""
+
+from __future__ import annotations
+
+from impls import (
+    ACTIVATION_NAMES,
+    BACKENDS,
+    LOSS_NAMES,
+    LOSS_OUTPUTS,
+    OPTIMIZER_NAMES,
+    available_backends,
+)
+
+
+def _table(title, rows) -> list[str]:
+    width = max((len(name) for name, _ in rows), default=0)
+    return [title, *(f"  {name:<{width}}  {text}" for name, text in rows), ""]
+
+
+def render_listing(data_dir=None) -> str:
+    from .datasets import DATASETS, PREPROCESSING, dataset_names, dataset_status
+    from .presets import PRESETS
+
+    lines = []
+    backends = available_backends()
+    lines += _table(
+        "backends",
+        [
+            (
+                name,
+                BACKENDS[name].description
+                + ("" if reason is None else f"  [unavailable: {reason}]"),
+            )
+            for name, reason in backends.items()
+        ],
+    )
+    rows = []
+    for name in dataset_names():
+        base = name.split(":", 1)[0]
+        status = dataset_status(base, data_dir=data_dir)
+        text = DATASETS[base].description
+        rows.append((name, text + ("" if status is None else f"  [{status}]")))
+    lines += _table("datasets", rows)
+    lines += _table("preprocessing", [(name, "") for name in PREPROCESSING])
+    lines += _table(
+        "losses", [(name, "output " + " | ".join(LOSS_OUTPUTS[name])) for name in LOSS_NAMES]
+    )
+    lines += _table("optimizers", [(name, "") for name in OPTIMIZER_NAMES])
+    lines += _table("activations", [(name, "") for name in ACTIVATION_NAMES])
+    lines += _table(
+        "presets",
+        [
+            (name, p.description + (f" (seed {p.seed})" if p.seed else ""))
+            for name, p in PRESETS.items()
+        ],
+    )
+    return "\n".join(lines).rstrip() + "\n"

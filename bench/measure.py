@@ -1,0 +1,218 @@
+"""Measurement: the only module that reads a clock.
+
+Training is timed one `train_epoch` call at a time; evaluation, sample orders and everything
+else stay off the clock. The first epoch (warm-up, tracing, compilation) is reported apart
+from the steady state, the median of the later epochs. Every function takes its clock as an
+argument so the statistics can be tested exactly with a fake one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .metrics import evaluate
+
+Clock = Callable[[], float]
+perf_clock: Clock = time.perf_counter
+
+
+def now_iso() -> str:
+    """The current time, UTC, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def timed(fn, *args, clock: Clock = perf_clock, **kwargs):
+    """(fn(*args, **kwargs), seconds it took)."""
+    start = clock()
+    result = fn(*args, **kwargs)
+    return result, clock() - start
+
+
+class Deadline:
+    """A point in time `seconds` from now (None: never), for waiting with a timeout."""
+
+    def __init__(self, seconds: float | None, clock: Clock = time.monotonic):
+        self._clock = clock
+        self._end = None if seconds is None else clock() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self._end is None else max(0.0, self._end - self._clock())
+
+    def expired(self) -> bool:
+        return self._end is not None and self._clock() >= self._end
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    epoch_s: float
+    elapsed_s: float
+    epoch_loss: float
+    train_loss: float = math.nan
+    test_loss: float = math.nan
+    train_acc: float = math.nan
+    test_acc: float = math.nan
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one cell measured. Times in seconds; NaN where a value does not exist."""
+
+    status: str  # "ok" or "diverged"
+    diverged_epoch: int | None
+    epochs: tuple[EpochRecord, ...]
+    first_epoch_s: float
+    epoch_s: float
+    epoch_s_min: float
+    epoch_s_max: float
+    train_s: float
+    samples_per_s: float
+    gflops: float
+    predict_s: float
+    train_loss: float
+    test_loss: float
+    train_acc: float
+    test_acc: float
+    best_test_acc: float
+    time_to_target_s: float
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.epochs)
+
+    def as_row(self) -> dict:
+        row = {k: v for k, v in asdict(self).items() if k != "epochs"}
+        row["epochs_run"] = self.epochs_run
+        return row
+
+
+def epoch_statistics(epoch_times) -> tuple[float, float, float, float]:
+    """(first, steady-state median, steady min, steady max) of per-epoch times.
+
+    The steady state is epochs 2..E; with a single epoch it is that epoch.
+    """
+    times = list(epoch_times)
+    if not times:
+        return (math.nan,) * 4
+    steady = times[1:] or times[:1]
+    return times[0], statistics.median(steady), min(steady), max(steady)
+
+
+def sample_orders(seed: int, n: int, order: str):
+    """The per-epoch sample orders of one cell: the same for every backend.
+
+    "shuffle": a fresh permutation each epoch from numpy.random.default_rng(seed);
+    "fixed": 0..n-1 every epoch.
+    """
+    rng = np.random.default_rng(seed)
+    while True:
+        yield rng.permutation(n) if order == "shuffle" else np.arange(n)
+
+
+def train_and_measure(
+    model,
+    data,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    loss: str,
+    n_weights: int,
+    order: str = "shuffle",
+    eval_every: int = 1,
+    target_acc: float | None = None,
+    evaluate_train: bool = True,
+    clock: Clock = perf_clock,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> Measurement:
+    """Train `model` for `epochs` epochs on `data` and measure it.
+
+    `data` has X_train, Y_train, X_test, Y_test. Only `model.train_epoch` is on the clock.
+    After every `eval_every`-th epoch (and the last) the harness evaluates loss and accuracy
+    from `model.predict_proba`, off the clock. A non-finite loss stops the cell as diverged.
+    """
+    n = data.X_train.shape[0]
+    orders = sample_orders(seed, n, order)
+    records: list[EpochRecord] = []
+    elapsed = 0.0
+    diverged_epoch = None
+    last_eval = {}
+    for epoch in range(1, epochs + 1):
+        perm = next(orders)
+        gc.collect()
+        epoch_loss, epoch_s = timed(
+            model.train_epoch, data.X_train, data.Y_train, batch_size, perm, clock=clock
+        )
+        elapsed += epoch_s
+        metrics = {}
+        if epoch % eval_every == 0 or epoch == epochs or not math.isfinite(epoch_loss):
+            test_loss, test_acc = evaluate(model.predict_proba(data.X_test), data.Y_test, loss)
+            metrics = {"test_loss": test_loss, "test_acc": test_acc}
+            if evaluate_train:
+                train_loss, train_acc = evaluate(
+                    model.predict_proba(data.X_train), data.Y_train, loss
+                )
+                metrics.update(train_loss=train_loss, train_acc=train_acc)
+        record = EpochRecord(epoch, epoch_s, elapsed, float(epoch_loss), **metrics)
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if not math.isfinite(epoch_loss) or not all(
+            math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")
+        ):
+            diverged_epoch = epoch
+            break
+        if metrics:
+            last_eval = metrics
+
+    first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
+    predict_s = math.nan
+    if diverged_epoch is None:
+        _, predict_s = timed(model.predict_proba, data.X_test, clock=clock)
+    accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
+    reached = [r.elapsed_s for r in records if target_acc is not None and r.test_acc >= target_acc]
+    rate = n / steady if steady > 0 else math.nan
+    return Measurement(
+        status="ok" if diverged_epoch is None else "diverged",
+        diverged_epoch=diverged_epoch,
+        epochs=tuple(records),
+        first_epoch_s=first,
+        epoch_s=steady,
+        epoch_s_min=lo,
+        epoch_s_max=hi,
+        train_s=elapsed,
+        samples_per_s=rate,
+        gflops=6.0 * n_weights * rate / 1e9,
+        predict_s=predict_s,
+        train_loss=last_eval.get("train_loss", math.nan),
+        test_loss=last_eval.get("test_loss", math.nan),
+        train_acc=last_eval.get("train_acc", math.nan),
+        test_acc=last_eval.get("test_acc", math.nan),
+        best_test_acc=max(accs) if accs else math.nan,
+        time_to_target_s=reached[0] if reached else math.nan,
+    )
+
+
+def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock = perf_clock):
+    """The machine's matrix-multiply rate with NumPy's BLAS: best of `repeats` n x n products.
+
+    Taken in the calling process, so with whatever thread limits are in effect there.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=out)  # warm-up
+    best = min(timed(np.matmul, a, b, out=out, clock=clock)[1] for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9

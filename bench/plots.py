@@ -1,0 +1,411 @@
+"""PNG figures of a run folder, drawn from the same tables as bench.report.
+
+matplotlib is imported inside the functions, so `import bench` stays light. Figures are built
+with matplotlib's object API (`matplotlib.figure.Figure` on the Agg canvas): no pyplot state,
+no display needed, and each figure is freed as soon as it is saved.
+
+Per dataset (and per combination of the other axes that vary in the run, named in the file
+name and title — different configurations are never averaged together):
+
+    curves-<dataset>-<loss>.png         test loss (solid) and train loss (dashed) per epoch
+    throughput-<dataset>.png            training samples/s vs batch size, log-log
+    accuracy-vs-time-<dataset>.png      test accuracy vs cumulative training time
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report import (
+    CONFIG_KEYS,
+    GROUP_KEYS,
+    by_config,
+    conform,
+    distinct,
+    equals,
+    format_value,
+    latest,
+    ordered_backends,
+    varying,
+)
+from bench.schema import CURVE_COLUMNS
+
+DPI = 110
+# One colour per backend in every figure: the NumPy pair in blues/purples, frameworks warm.
+BACKEND_COLORS = {
+    "numpy-loop": "#9467bd",
+    "numpy-vec": "#1f77b4",
+    "keras": "#d62728",
+    "torch": "#ff7f0e",
+}
+_OTHER_COLORS = ("#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_LINESTYLES = ("-", "--", ":", "-.")
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "figure.titlesize": 12,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+_DECADES = 2  # a log axis when the data spans more than this many powers of ten
+
+
+def backend_color(backend: str) -> str:
+    """The backend's colour: fixed for the four known ones, stable by name for any other."""
+    if backend in BACKEND_COLORS:
+        return BACKEND_COLORS[backend]
+    return _OTHER_COLORS[zlib.crc32(str(backend).encode()) % len(_OTHER_COLORS)]
+
+
+def safe_name(text: str) -> str:
+    """A file-name stem of letters, digits, '.', '_' and '-' only.
+
+    `synthetic:n=1000,d=20,k=3` becomes `synthetic-n-1000-d-20-k-3`.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text))
+    stem = re.sub(r"-{2,}", "-", stem).strip("-.")
+    return stem or "unnamed"
+
+
+def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Draw every figure of the run into `out_dir`; return the PNG files written.
+
+    Only cells that finished ok are drawn. Nothing is written when there are none.
+    """
+    rows = latest(results)
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        return []
+    from matplotlib import rc_context
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves = _curves_of(ok, conform(curves, CURVE_COLUMNS))
+    config_keys = varying(rows, CONFIG_KEYS)
+    written: list[Path] = []
+    used: set[str] = set()
+
+    def target(*words) -> Path:
+        stem = safe_name("-".join(str(w) for w in words if w != ""))
+        name, i = stem, 2
+        while name in used:
+            name, i = f"{stem}-{i}", i + 1
+        used.add(name)
+        return out_dir / f"{name}.png"
+
+    with rc_context(_STYLE):
+        for dataset in distinct(ok["dataset"]):
+            in_dataset = ok[equals(ok["dataset"], dataset)]
+            ds = format_value("dataset", dataset)
+            for config, cells in by_config(in_dataset, config_keys):
+                tag = _config_tag(config, config_keys)
+                subtitle = _config_title(config, config_keys)
+                runs = _matching(curves, config, config_keys, dataset)
+                losses = distinct(cells["loss"])
+                for loss in losses:
+                    fig = _curves_figure(
+                        runs[equals(runs["loss"], loss)], f"{ds} · loss {loss}", subtitle
+                    )
+                    if fig is not None:
+                        written.append(_save(fig, target("curves", ds, loss, tag)))
+                fig = _throughput_figure(cells, losses, ds, subtitle)
+                if fig is not None:
+                    written.append(_save(fig, target("throughput", ds, tag)))
+                fig = _accuracy_time_figure(runs, losses, ds, subtitle)
+                if fig is not None:
+                    written.append(_save(fig, target("accuracy-vs-time", ds, tag)))
+    return written
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _curves_of(ok: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The epochs of the cell x repeats that finished ok (diverged or cut-off runs left out)."""
+    keys = [*GROUP_KEYS, "repeat"]
+    if curves.empty:
+        return curves
+    # Keys compared as text: the same value reads the same whatever its dtype in each frame.
+    finished = ok[keys].astype("str").drop_duplicates().assign(_finished=True)
+    mine = curves[keys].astype("str").merge(finished, on=keys, how="left")["_finished"]
+    out = curves[mine.notna().to_numpy()].copy()
+    for col in ("epoch", "elapsed_s", "train_loss", "test_loss", "test_acc", "batch_size"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
+
+
+def _matching(curves: pd.DataFrame, config, keys: Sequence[str], dataset) -> pd.DataFrame:
+    mask = equals(curves["dataset"], dataset)
+    if config is not None:
+        for k in keys:
+            mask &= equals(curves[k], config[k])
+    return curves[mask]
+
+
+def _config_tag(config, keys: Sequence[str]) -> str:
+    if config is None:
+        return ""
+    return "-".join(f"{k}-{format_value(k, config[k])}" for k in keys)
+
+
+def _config_title(config, keys: Sequence[str]) -> str:
+    if config is None:
+        return ""
+    return " · ".join(f"{k} {format_value(k, config[k])}" for k in keys)
+
+
+def _over_repeats(frame: pd.DataFrame, x: str, ys: Sequence[str]) -> pd.DataFrame:
+    """Mean, min and max of `ys` at each `x` across repeats (missing values skipped)."""
+    agg = frame.groupby(x)[list(ys)].agg(["mean", "min", "max"])
+    agg.columns = [f"{col}_{stat}" for col, stat in agg.columns]
+    return agg.sort_index()
+
+
+def _spans_decades(values) -> bool:
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x) and x > 0], dtype=float)
+    return len(v) > 1 and v.max() / v.min() > 10**_DECADES
+
+
+def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    fig.clear()
+    return path
+
+
+def _new_figure(n_panels: int, width: float = 4.2, height: float = 3.3, **kw):
+    from matplotlib.figure import Figure
+
+    nrows, ncols = _grid(n_panels)
+    fig = Figure(figsize=(width * ncols + 1.8, height * nrows + 0.9), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n_panels])
+
+
+def _title(fig, main: str, subtitle: str, note: str) -> None:
+    lines = [main] + ([subtitle] if subtitle else [])
+    fig.suptitle("\n".join(lines))
+    if note:
+        fig.supxlabel(note, fontsize=8, color="0.35")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
+    runs = runs.dropna(subset=["epoch"])
+    runs = runs[runs["test_loss"].notna() | runs["train_loss"].notna()]
+    if runs.empty:
+        return None
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    sizes = distinct(runs["batch_size"])
+    fig, axes = _new_figure(len(sizes), sharey=True)
+    plotted = []
+    backends = ordered_backends(runs["backend"])
+    # Backends that compute the same maths give the same curve: draw the earlier ones wider
+    # so that lines lying on top of each other all stay visible.
+    widths = {b: 1.3 + 0.9 * (len(backends) - 1 - i) for i, b in enumerate(backends)}
+    for ax, bs in zip(axes, sizes):
+        here = runs[equals(runs["batch_size"], bs)]
+        for backend in backends:
+            mine = here[equals(here["backend"], backend)]
+            if mine.empty:
+                continue
+            color = backend_color(backend)
+            stats = _over_repeats(mine, "epoch", ["test_loss", "train_loss"])
+            for metric, style in (("test_loss", "-"), ("train_loss", "--")):
+                line = stats[[f"{metric}_mean", f"{metric}_min", f"{metric}_max"]].dropna()
+                if line.empty:
+                    continue
+                marker = "o" if len(line) <= 12 else None
+                ax.plot(
+                    line.index,
+                    line[f"{metric}_mean"],
+                    style,
+                    color=color,
+                    marker=marker,
+                    markersize=3,
+                    linewidth=widths[backend] if metric == "test_loss" else 1.2,
+                )
+                if metric == "test_loss":
+                    ax.fill_between(
+                        line.index,
+                        line[f"{metric}_min"],
+                        line[f"{metric}_max"],
+                        color=color,
+                        alpha=0.12,
+                        linewidth=0,
+                    )
+                plotted.append(line.to_numpy())
+        ax.set_title(f"batch size {format_value('batch_size', bs)}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("loss (mean per sample)")
+    if plotted and _spans_decades(np.concatenate([p.ravel() for p in plotted])):
+        axes[0].set_yscale("log")
+    handles = [Line2D([], [], color=backend_color(b), linewidth=2, label=b) for b in backends]
+    handles += [
+        Line2D([], [], color="0.3", linestyle="-", label="test loss"),
+        Line2D([], [], color="0.3", linestyle="--", label="train loss"),
+    ]
+    fig.legend(handles=handles, loc="outside right center")
+    n = runs.groupby(["backend", "batch_size"])["repeat"].nunique()
+    _title(
+        fig, main, subtitle, f"line: mean over repeats ({_range(n)}); band: min–max of test loss"
+    )
+    return fig
+
+
+def _throughput_figure(cells: pd.DataFrame, losses: Sequence, dataset: str, subtitle: str):
+    cells = cells.copy()
+    cells["samples_per_s"] = pd.to_numeric(cells["samples_per_s"], errors="coerce")
+    cells["batch_size"] = pd.to_numeric(cells["batch_size"], errors="coerce")
+    cells = cells.dropna(subset=["samples_per_s", "batch_size"])
+    if cells.empty:
+        return None
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    losses = [loss for loss in losses if equals(cells["loss"], loss).any()]
+    fig, axes = _new_figure(len(losses), width=4.6, height=3.6, sharey=True)
+    backends = ordered_backends(cells["backend"])
+    for ax, loss in zip(axes, losses):
+        here = cells[equals(cells["loss"], loss)]
+        for backend in backends:
+            mine = here[equals(here["backend"], backend)]
+            if mine.empty:
+                continue
+            s = mine.groupby("batch_size")["samples_per_s"].agg(["median", "min", "max"])
+            s = s.sort_index()
+            yerr = np.vstack([s["median"] - s["min"], s["max"] - s["median"]])
+            ax.errorbar(
+                s.index,
+                s["median"],
+                yerr=yerr,
+                color=backend_color(backend),
+                marker="o",
+                markersize=4,
+                capsize=3,
+                linewidth=1.6,
+                label=backend,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        sizes = sorted(here["batch_size"].unique())
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{int(b)}" for b in sizes])
+        ax.set_xlabel("batch size (samples)")
+        ax.set_title(f"loss {loss}")
+    axes[0].set_ylabel("training throughput (samples/s)")
+    fig.legend(handles=_backend_handles(backends), loc="outside right center")
+    n = cells.groupby(["loss", "backend", "batch_size"]).size()
+    _title(
+        fig,
+        f"{dataset} · training throughput",
+        subtitle,
+        f"point: median over repeats ({_range(n)}); bar: min–max; steady-state epochs",
+    )
+    return fig
+
+
+def _accuracy_time_figure(runs: pd.DataFrame, losses: Sequence, dataset: str, subtitle: str):
+    runs = runs.dropna(subset=["test_acc", "elapsed_s"])
+    if runs.empty:
+        return None
+    from matplotlib.lines import Line2D
+
+    losses = [loss for loss in losses if equals(runs["loss"], loss).any()]
+    fig, axes = _new_figure(len(losses), width=4.8, height=3.6, sharey=True)
+    backends = ordered_backends(runs["backend"])
+    sizes = distinct(runs["batch_size"])
+    style = {
+        bs: (_LINESTYLES[i % len(_LINESTYLES)], _MARKERS[i % len(_MARKERS)])
+        for i, bs in enumerate(sizes)
+    }
+    xs = []
+    for ax, loss in zip(axes, losses):
+        here = runs[equals(runs["loss"], loss)]
+        for backend in backends:
+            for bs in sizes:
+                mine = here[equals(here["backend"], backend) & equals(here["batch_size"], bs)]
+                if mine.empty:
+                    continue
+                s = _over_repeats(mine, "epoch", ["elapsed_s", "test_acc"]).dropna(
+                    subset=["elapsed_s_mean", "test_acc_mean"]
+                )
+                linestyle, marker = style[bs]
+                ax.plot(
+                    s["elapsed_s_mean"],
+                    s["test_acc_mean"],
+                    linestyle=linestyle,
+                    marker=marker,
+                    markersize=3.5,
+                    color=backend_color(backend),
+                    linewidth=1.4,
+                )
+                xs.append(s["elapsed_s_mean"].to_numpy())
+        ax.set_xlabel("cumulative training time (s)")
+        ax.set_title(f"loss {loss}")
+    if xs and _spans_decades(np.concatenate(xs)):
+        for ax in axes:
+            ax.set_xscale("log")
+    axes[0].set_ylabel("test accuracy")
+    handles = _backend_handles(backends)
+    handles += [
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            linestyle=style[bs][0],
+            marker=style[bs][1],
+            markersize=4,
+            label=f"batch {format_value('batch_size', bs)}",
+        )
+        for bs in sizes
+    ]
+    fig.legend(handles=handles, loc="outside right center")
+    n = runs.groupby(["loss", "backend", "batch_size"])["repeat"].nunique()
+    _title(
+        fig,
+        f"{dataset} · test accuracy vs training time",
+        subtitle,
+        f"mean over repeats ({_range(n)}) at each evaluated epoch; evaluation time excluded",
+    )
+    return fig
+
+
+def _backend_handles(backends: Sequence[str]) -> list:
+    from matplotlib.lines import Line2D
+
+    return [
+        Line2D([], [], color=backend_color(b), linewidth=2, marker="o", markersize=4, label=b)
+        for b in backends
+    ]
+
+
+def _range(counts: pd.Series) -> str:
+    if counts.empty:
+        return "no repeats"
+    lo, hi = int(counts.min()), int(counts.max())
+    word = "repeat" if hi == 1 else "repeats"
+    return f"{lo} {word}" if lo == hi else f"{lo}–{hi} {word}"

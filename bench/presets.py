@@ -1,0 +1,222 @@
+"""Named sweeps: the default quick sweep, one preset per seed notebook, and a few studies.
+
+The seed presets reproduce each notebook's experiment as closely as the contract allows:
+dataset, preprocessing, architecture, initialisation, loss, optimiser, batch size and epochs
+(or full-batch iterations). Where a notebook's gradient was scaled differently from the
+contract's losses (a sum instead of a mean), the learning rate is converted so the updates
+are the same, and the description says how. Every preset runs on every installed backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+from .sweep import unknown_name_message
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    sweep: dict
+    seed: str | None = None  # the seed notebook it reproduces
+    reported: str | None = None  # what the notebook reported
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
+# bce and mse average over the 10 outputs, which scales their gradients down 10x.
+DEFAULT = {
+    "title": "quick",
+    "datasets": ["digits"],
+    "batch_sizes": [1, 32, 256],
+    "optimizers": ["sgd"],
+    "hidden": ["100"],
+    "epochs": [10],
+    "parts": [
+        {"name": "cce", "losses": ["cce"], "lrs": [0.1]},
+        {"name": "bce", "losses": ["bce"], "lrs": [1.0]},
+        {"name": "mse", "losses": ["mse"], "lrs": [2.0]},
+    ],
+}
+
+PRESETS = {
+    "seed000": Preset(
+        description="Digits, per-sample online SGD with a sigmoid output and bce, next to "
+        "Keras's Adam run of the same notebook",
+        seed="000",
+        reported="hand-written loop: test accuracy 0.975 after 100 epochs; Keras (Adam "
+        "1e-4, batch 1): 0.986",
+        notes=(
+            "minmax per sample, 80/20 split with random_state 42, 64-100-10 relu, sigmoid "
+            "output, weights uniform ±0.01",
+            "the notebook's bce gradient is summed over the 10 outputs; with the contract's "
+            "mean over outputs, its lr 0.001 becomes 0.01",
+            "the notebook's network has no biases; here biases start at zero",
+            "online-sgd keeps the notebook's fixed sample order; keras-adam shuffles, as "
+            "Keras's fit(shuffle=True) did",
+        ),
+        sweep={
+            "title": "seed000",
+            "datasets": ["digits"],
+            "preprocess": "minmax",
+            "hidden": ["100"],
+            "activations": ["relu"],
+            "losses": ["bce"],
+            "output": "sigmoid",
+            "batch_sizes": [1],
+            "epochs": [100],
+            "parts": [
+                {
+                    "name": "online-sgd",
+                    "optimizers": ["sgd"],
+                    "lrs": [0.01],
+                    "init": "uniform",
+                    "init_scale": 0.01,
+                    "order": "fixed",
+                },
+                {"name": "keras-adam", "optimizers": ["adam"], "lrs": [1e-4]},
+            ],
+        },
+    ),
+    "seed001": Preset(
+        description="MNIST raw pixels, 784-64-32-10 sigmoid layers with a sigmoid output and "
+        "squared error, mini-batch SGD",
+        seed="001",
+        reported="about 90% test accuracy after 100 epochs (78.5% after 16)",
+        notes=(
+            "raw pixels (no scaling), weights and biases standard normal, batch 32 in the "
+            "same fixed order every epoch, as the notebook",
+            "the notebook's gradient is summed over the batch and the outputs of "
+            "(pred - y)^2; with the contract's mean over both, its lr 0.001 becomes 0.32",
+        ),
+        sweep={
+            "title": "seed001",
+            "datasets": ["mnist"],
+            "preprocess": "none",
+            "hidden": ["64x32"],
+            "activations": ["sigmoid"],
+            "losses": ["mse"],
+            "output": "sigmoid",
+            "optimizers": ["sgd"],
+            "lrs": [0.32],
+            "batch_sizes": [32],
+            "epochs": [100],
+            "init": "standard_normal",
+            "init_bias": "like_weights",
+            "order": "fixed",
+            "eval_every": 5,
+        },
+    ),
+    "seed002": Preset(
+        description="MNIST scaled to [0, 1], 784-10-10 relu/softmax, cce, full-batch "
+        "gradient descent for 500 iterations",
+        seed="002",
+        reported="train accuracy 84.75% after 500 iterations (on Kaggle's 42000-image "
+        "training split)",
+        notes=(
+            "weights and biases uniform ±0.5 (rand - 0.5), lr 0.01, one update per epoch",
+            "the notebook's bias gradient sums over classes too (a scalar); the contract's "
+            "is per unit",
+        ),
+        sweep={
+            "title": "seed002",
+            "datasets": ["mnist"],
+            "preprocess": "scale",
+            "hidden": ["10"],
+            "activations": ["relu"],
+            "losses": ["cce"],
+            "optimizers": ["sgd"],
+            "lrs": [0.01],
+            "batch_sizes": ["full"],
+            "epochs": [500],
+            "init": "uniform",
+            "init_scale": 0.5,
+            "init_bias": "like_weights",
+            "order": "fixed",
+            "eval_every": 50,
+        },
+    ),
+    "seed003": Preset(
+        description="MNIST raw pixels, a deep 784-500-200-100-30-30-30-10 relu stack: cce, "
+        "then mse with weight decay",
+        seed="003",
+        reported="cce: the run broke down after 2 epochs (test accuracy 0.28); mse with "
+        "weight decay: test accuracy 0.827 after 20 epochs (best 0.854)",
+        notes=(
+            "raw pixels, weights and biases normal with std 0.1, batch 1000, reshuffled "
+            "every epoch, 20 epochs",
+            "the notebook's mse is sum/2 over outputs, so its gradient is 5x the contract's "
+            "mean: lr 0.03 becomes 0.15; its decay term 2*0.05*W is λ = 0.1 (here on "
+            "weights only; the notebook also decays biases)",
+        ),
+        sweep={
+            "title": "seed003",
+            "datasets": ["mnist"],
+            "preprocess": "none",
+            "hidden": ["500x200x100x30x30x30"],
+            "activations": ["relu"],
+            "optimizers": ["sgd"],
+            "batch_sizes": [1000],
+            "epochs": [20],
+            "init": "normal",
+            "init_scale": 0.1,
+            "init_bias": "like_weights",
+            "parts": [
+                {"name": "cce", "losses": ["cce"], "lrs": [0.01]},
+                {"name": "mse-decay", "losses": ["mse"], "lrs": [0.15], "weight_decay": 0.1},
+            ],
+        },
+    ),
+    "seed004": Preset(
+        description="Digits standardised, 64-32-32-10 relu/softmax with biases as a weight "
+        "row, cce, 20000 full-batch iterations",
+        seed="004",
+        reported="train accuracy 1.0, validation accuracy 0.863",
+        notes=(
+            "70/30 split with random_state 42 (the notebook's training set exactly); the "
+            "notebook then halves its 30% into validation and test, here all 30% is the "
+            "test set",
+            "standard-normal weights and biases (the bias row of each matrix), lr 0.01",
+        ),
+        sweep={
+            "title": "seed004",
+            "datasets": ["digits"],
+            "preprocess": "standardize",
+            "test_size": 0.3,
+            "hidden": ["32x32"],
+            "activations": ["relu"],
+            "losses": ["cce"],
+            "optimizers": ["sgd"],
+            "lrs": [0.01],
+            "batch_sizes": ["full"],
+            "epochs": [20000],
+            "init": "standard_normal",
+            "init_bias": "like_weights",
+            "eval_every": 1000,
+        },
+    ),
+    "fashion": Preset(
+        description="Fashion-MNIST, 784-256-128-10 relu/softmax, Adam 1e-3, batch 128, 10 epochs",
+        reported="a 256-128-100 MLP: 0.8833 test accuracy on the dataset's benchmark page",
+        sweep={
+            "title": "fashion",
+            "datasets": ["fashion-mnist"],
+            "hidden": ["256x128"],
+            "losses": ["cce"],
+            "optimizers": ["adam"],
+            "lrs": [1e-3],
+            "batch_sizes": [128],
+            "epochs": [10],
+        },
+    ),
+}
+
+
+def preset_mapping(name: str) -> dict:
+    """The sweep mapping of preset `name` (a copy); UsageError naming the valid ones."""
+    if name not in PRESETS:
+        raise UsageError(unknown_name_message("preset", name, PRESETS))
+    import copy
+
+    return copy.deepcopy(PRESETS[name].sweep)

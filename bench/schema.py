@@ -1,0 +1,103 @@
+"""Column names of the run folder's tables: the one place that defines them.
+
+results.csv holds one row per cell x repeat; curves.csv one row per cell x repeat x epoch.
+Both are long format: every row carries the keys of its cell, so wide tables are derived
+with pandas. Files of a run folder:
+
+    env.json      machine, versions, threads, command line, sweep, start/end, status
+    results.csv   RESULT_COLUMNS
+    curves.csv    CURVE_COLUMNS
+    summary.md    rendered from the CSVs by bench.report
+    plots/*.png   rendered from the CSVs by bench.plots
+    logs/         one traceback file per failed cell
+"""
+
+from __future__ import annotations
+
+# The axes of a sweep, in the order they vary in a cell's name.
+AXES = (
+    "dataset",
+    "backend",
+    "loss",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "hidden",
+    "activation",
+    "epochs",
+    "dtype",
+    "threads",
+)
+
+# Settings that are fixed within one sweep part but recorded with every row.
+SETTINGS = (
+    "part",
+    "output",
+    "momentum",
+    "weight_decay",
+    "preprocess",
+    "init",
+    "order",
+    "eval_every",
+    "device",
+)
+
+STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
+
+RESULT_COLUMNS = (
+    "run_id",
+    "cell_id",  # short hash of the part, axes and settings: stable across resumes
+    *SETTINGS[:1],  # part: the name of the sweep part (presets may have several)
+    *AXES,
+    *SETTINGS[1:],
+    "repeat",
+    "seed",
+    "status",
+    "error",
+    "diverged_epoch",
+    "threads_effective",  # JSON: the thread counts each library reported inside the worker
+    "n_train",
+    "n_test",
+    "n_features",
+    "n_classes",
+    "n_params",
+    "build_s",  # building the model (framework graph construction), not training
+    "first_epoch_s",  # the first epoch: warm-up, tracing, compilation included
+    "epoch_s",  # steady state: median of epochs 2..E (the first epoch when E == 1)
+    "epoch_s_min",
+    "epoch_s_max",
+    "train_s",  # all epochs' training time
+    "samples_per_s",  # n_train / epoch_s
+    "gflops",  # 6 * weights * n_train / epoch_s / 1e9
+    "roofline",  # gflops / the machine's measured matmul GFLOP/s for this dtype and threads
+    "predict_s",  # predict_proba over the test set after training
+    "epochs_run",
+    "train_loss",
+    "test_loss",
+    "train_acc",
+    "test_acc",
+    "best_test_acc",
+    "target_acc",
+    "time_to_target_s",  # cumulative training time at the first epoch reaching target_acc
+    "started_at",
+    "finished_at",
+)
+
+CURVE_COLUMNS = (
+    "run_id",
+    "cell_id",
+    "part",
+    *AXES,
+    "repeat",
+    "epoch",  # 1-based
+    "epoch_s",  # this epoch's training time
+    "elapsed_s",  # training time of epochs 1..epoch
+    "epoch_loss",  # what train_epoch returned: the mean of the batches' losses before updates
+    "train_loss",  # evaluated after the epoch by the harness (NaN when not evaluated)
+    "test_loss",
+    "train_acc",
+    "test_acc",
+)
+
+# Columns that identify a cell x repeat: a finished row with these values is not run again.
+KEY_COLUMNS = ("cell_id", "repeat")

@@ -1,0 +1,185 @@
+"""Measurement with a fake clock and a scripted model: the statistics are exact."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench import measure
+from bench.metrics import evaluate
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class ScriptedModel:
+    """train_epoch advances the clock by the next duration and returns the next loss;
+    predict_proba is right on the first `correct[e]` samples after epoch e."""
+
+    def __init__(self, clock, durations, losses, correct, predict_s=0.5):
+        self.clock, self.durations, self.losses = clock, list(durations), list(losses)
+        self.correct = list(correct)
+        self.predict_s = predict_s
+        self.epoch = 0
+        self.orders = []
+        self.predict_calls = 0
+
+    def train_epoch(self, X, Y, batch_size, order):
+        self.orders.append(np.array(order))
+        self.clock.now += self.durations[self.epoch]
+        loss = self.losses[self.epoch]
+        self.epoch += 1
+        return loss
+
+    def predict_proba(self, X):
+        self.predict_calls += 1
+        self.clock.now += self.predict_s  # off the training clock
+        n = X.shape[0]
+        k = int(self.correct[self.epoch - 1] * n)
+        P = np.full((n, 2), 0.25)
+        P[:, 0] = 0.75  # predicts class 0 everywhere...
+        P[:k] = [0.25, 0.75]  # ...but class 1 on the first k samples
+        return P
+
+
+def _data(n=10):
+    Y = np.tile([0.0, 1.0], (n, 1))  # every sample is class 1
+    return SimpleNamespace(X_train=np.zeros((n, 3)), Y_train=Y, X_test=np.zeros((n, 3)), Y_test=Y)
+
+
+def test_epoch_statistics_and_rates_are_exact():
+    clock = FakeClock()
+    model = ScriptedModel(
+        clock, [5.0, 1.0, 3.0, 2.0], [0.9, 0.7, 0.5, 0.4], correct=[0.2, 0.5, 0.8, 0.9]
+    )
+    records = []
+    m = measure.train_and_measure(
+        model,
+        _data(),
+        epochs=4,
+        batch_size=2,
+        seed=1,
+        loss="cce",
+        n_weights=1000,
+        target_acc=0.75,
+        clock=clock,
+        on_epoch=records.append,
+    )
+    assert m.status == "ok" and m.diverged_epoch is None
+    assert m.first_epoch_s == 5.0
+    assert m.epoch_s == 2.0 and (m.epoch_s_min, m.epoch_s_max) == (1.0, 3.0)
+    assert m.train_s == 11.0  # evaluation time (0.5 s per predict) is off the clock
+    assert m.samples_per_s == 10 / 2.0
+    assert m.gflops == pytest.approx(6 * 1000 * 5.0 / 1e9)
+    assert m.predict_s == 0.5
+    assert [r.elapsed_s for r in records] == [5.0, 6.0, 9.0, 11.0]
+    assert [r.epoch_loss for r in records] == [0.9, 0.7, 0.5, 0.4]
+    assert [r.test_acc for r in records] == [0.2, 0.5, 0.8, 0.9]
+    assert m.test_acc == 0.9 and m.best_test_acc == 0.9 and m.train_acc == 0.9
+    assert m.time_to_target_s == 9.0  # first epoch reaching 0.75: the third
+    assert m.test_loss == pytest.approx(0.9 * -math.log(0.75) + 0.1 * -math.log(0.25))
+
+
+def test_eval_every_and_single_epoch():
+    clock = FakeClock()
+    model = ScriptedModel(clock, [1.0, 2.0, 4.0], [1.0, 0.8, 0.6], correct=[0.1, 0.6, 0.7])
+    m = measure.train_and_measure(
+        model,
+        _data(),
+        epochs=3,
+        batch_size=4,
+        seed=0,
+        loss="mse",
+        n_weights=10,
+        eval_every=2,
+        clock=clock,
+    )
+    rows = m.epochs
+    assert math.isnan(rows[0].test_acc) and rows[1].test_acc == 0.6 and rows[2].test_acc == 0.7
+    assert model.predict_calls == 2 * 2 + 1  # epochs 2 and 3 (train+test), then predict_s
+    one = measure.train_and_measure(
+        ScriptedModel(FakeClock(), [3.0], [1.0], [0.5]),
+        _data(),
+        epochs=1,
+        batch_size=4,
+        seed=0,
+        loss="cce",
+        n_weights=10,
+        clock=FakeClock(),
+    )
+    assert one.first_epoch_s == one.epoch_s  # one epoch: the steady state is that epoch
+
+
+def test_divergence_stops_the_cell():
+    clock = FakeClock()
+    model = ScriptedModel(
+        clock, [1.0, 1.0, 1.0, 1.0], [0.5, float("nan"), 0.1, 0.1], correct=[0.5] * 4
+    )
+    m = measure.train_and_measure(
+        model, _data(), epochs=4, batch_size=4, seed=0, loss="cce", n_weights=10, clock=clock
+    )
+    assert m.status == "diverged" and m.diverged_epoch == 2 and m.epochs_run == 2
+    assert model.epoch == 2 and math.isnan(m.predict_s)
+
+
+def test_orders_are_shared_and_reproducible():
+    runs = []
+    for _ in range(2):
+        model = ScriptedModel(FakeClock(), [1.0] * 3, [1.0] * 3, [0.5] * 3)
+        measure.train_and_measure(
+            model,
+            _data(7),
+            epochs=3,
+            batch_size=2,
+            seed=42,
+            loss="cce",
+            n_weights=1,
+            clock=FakeClock(),
+        )
+        runs.append(model.orders)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(runs[0][0]) == list(range(7)) and not np.array_equal(runs[0][0], runs[0][1])
+    fixed = list(measure.sample_orders(3, 5, "fixed").__next__() for _ in range(1))
+    np.testing.assert_array_equal(fixed[0], np.arange(5))
+
+
+def test_epoch_statistics_edge_cases():
+    assert measure.epoch_statistics([4.0, 1.0, 2.0, 9.0]) == (4.0, 2.0, 1.0, 9.0)
+    assert all(math.isnan(v) for v in measure.epoch_statistics([]))
+
+
+def test_deadline_with_fake_clock():
+    clock = FakeClock()
+    deadline = measure.Deadline(10.0, clock=clock)
+    assert deadline.remaining() == 10.0 and not deadline.expired()
+    clock.now += 12
+    assert deadline.remaining() == 0.0 and deadline.expired()
+    assert measure.Deadline(None, clock=clock).remaining() is None
+
+
+def test_metrics():
+    Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    P = np.array([[0.8, 0.2], [0.4, 0.6]])
+    loss, acc = evaluate(P, Y, "cce")
+    assert acc == 1.0 and loss == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+    loss, _ = evaluate(P, Y, "mse")
+    assert loss == pytest.approx((0.04 + 0.04 + 0.16 + 0.16) / 4)
+    loss, _ = evaluate(P, Y, "bce")
+    assert loss == pytest.approx(-(2 * np.log(0.8) + 2 * np.log(0.6)) / 4)
+    # a confident wrong answer costs -log(eps) of the dtype, not infinity
+    loss, acc = evaluate(np.array([[0.0, 1.0]], dtype=np.float32), Y[:1], "cce")
+    assert acc == 0.0 and loss == pytest.approx(-np.log(np.finfo(np.float32).eps), rel=1e-6)
+    assert math.isnan(evaluate(np.full((2, 2), np.nan), Y, "cce")[0])
+
+
+def test_matmul_rate_uses_the_fastest_repeat():
+    times = iter([0.0, 2.0, 10.0, 11.0, 20.0, 24.0])  # products of 2 s, 1 s, 4 s
+    rate = measure.matmul_gflops("float32", n=8, repeats=3, clock=lambda: next(times))
+    assert rate == pytest.approx(2 * 8**3 / 1.0 / 1e9)
