@@ -49,7 +49,26 @@ SCALAR_FLAGS = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
+        if message.startswith("unrecognized arguments:"):
+            import difflib
+
+            flags = _all_flags(self)
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
         raise UsageError(message)
+
+
+def _all_flags(parser) -> list[str]:
+    flags = []
+    for action in parser._actions:
+        flags += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += _all_flags(sub)
+    return flags
 
 
 def _split_list(text: str) -> list[str]:
@@ -172,9 +191,19 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
+    if args.pytest_benchmark:
+        if args.run_dir:
+            raise UsageError("give a RUN_DIR or --pytest-benchmark FILE, not both")
+        from .pbench import convert
 
-    for path in write_report(args.run_dir):
+        paths = convert(args.pytest_benchmark, args.out)
+    else:
+        if not args.run_dir:
+            raise UsageError("give the RUN_DIR to report on (or --pytest-benchmark FILE)")
+        from .report import write_report
+
+        paths = write_report(args.run_dir)
+    for path in paths:
         print(path)
     return 0
 
@@ -201,8 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_run(sub).set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="re-render summary.md and plots from a run folder")
-    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep = sub.add_parser(
+        "report",
+        help="re-render summary.md and plots from a run folder, or tables from "
+        "pytest-benchmark JSON",
+    )
+    rep.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    rep.add_argument("--pytest-benchmark", metavar="FILE",
+                     help="pytest-benchmark JSON (--benchmark-json) to turn into tables")
+    rep.add_argument("--out", metavar="DIR",
+                     help="with --pytest-benchmark: folder for the tables "
+                     "(default: FILE's name + -report)")
     rep.set_defaults(func=_cmd_report)
     lst = sub.add_parser("list", help="datasets, backends, losses, optimisers and presets")
     lst.add_argument("--data-dir", help="also look for dataset files here")
