@@ -33,7 +33,7 @@ from bench.report import (
     format_value,
     latest,
     ordered_backends,
-    varying,
+    varying_within,
 )
 from bench.schema import CURVE_COLUMNS
 
@@ -93,7 +93,7 @@ def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = _curves_of(ok, conform(curves, CURVE_COLUMNS))
-    config_keys = varying(rows, CONFIG_KEYS)
+    config_keys = varying_within(rows, CONFIG_KEYS)
     written: list[Path] = []
     used: set[str] = set()
 
@@ -126,6 +126,9 @@ def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path
                 fig = _accuracy_time_figure(runs, losses, ds, subtitle)
                 if fig is not None:
                     written.append(_save(fig, target("accuracy-vs-time", ds, tag)))
+        fig = _scaling_figure(ok)
+        if fig is not None:
+            written.append(_save(fig, target("scaling")))
     return written
 
 
@@ -391,6 +394,37 @@ def _accuracy_time_figure(runs: pd.DataFrame, losses: Sequence, dataset: str, su
         subtitle,
         f"mean over repeats ({_range(n)}) at each evaluated epoch; evaluation time excluded",
     )
+    return fig
+
+
+def _scaling_figure(ok: pd.DataFrame):
+    """Per scaling study (a part where one axis varies): s/epoch against that axis, log-log,
+    with each backend's fitted line and slope in the legend."""
+    from .scaling import AXES, fit_slopes, hidden_width
+
+    slopes = fit_slopes(ok)
+    if slopes.empty:
+        return None
+    studies = list(dict.fromkeys(zip(slopes["part"], slopes["axis"])))
+    fig, axes = _new_figure(len(studies), width=4.6)
+    for ax, (part, axis) in zip(axes, studies):
+        cells = ok[equals(ok["part"], part)]
+        for r in slopes[(slopes["part"] == part)].itertuples():
+            mine = cells[equals(cells["backend"], r.backend)]
+            x = mine["hidden"].map(hidden_width) if axis == "width" else mine[axis].astype(float)
+            color = backend_color(r.backend)
+            ax.scatter(x, mine["epoch_s"].astype(float), color=color, s=18)
+            grid = np.geomspace(r.x_min, r.x_max, 20)
+            ax.plot(grid, np.exp(r.intercept) * grid**r.slope, color=color,
+                    label=f"{r.backend} (slope {r.slope:+.2f})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(AXES[axis])
+        ax.set_ylabel("s / epoch (steady state)")
+        ax.set_title(f"part {part}")
+        ax.legend(fontsize=8)
+    _title(fig, "How time per epoch grows", "", "points: cells; lines: least-squares fit in "
+           "log-log")
     return fig
 
 

@@ -213,6 +213,29 @@ PRESETS = {
 }
 
 
+PRESETS["scaling"] = Preset(
+    description="How time per epoch grows with batch size, hidden width and the number of "
+    "samples, per backend (synthetic 784-feature data; fitted log-log slopes in the summary)",
+    sweep={
+        "title": "scaling",
+        "losses": ["cce"],
+        "optimizers": ["sgd"],
+        "lrs": [0.01],
+        "epochs": [3],
+        "preprocess": "standardize",
+        "parts": [
+            {"name": "batch", "datasets": ["synthetic:n=5000,d=784,k=10"],
+             "hidden": ["256x128"], "batch_sizes": [1, 4, 16, 64, 256, 1024]},
+            {"name": "width", "datasets": ["synthetic:n=5000,d=784,k=10"],
+             "hidden": ["32", "64", "128", "256", "512", "1024"], "batch_sizes": [128]},
+            {"name": "samples", "hidden": ["256x128"], "batch_sizes": [128],
+             "datasets": [f"synthetic:n={n},d=784,k=10" for n in (2500, 5000, 10000, 20000,
+                                                                   40000)]},
+        ],
+    },
+)
+
+
 def preset_mapping(name: str) -> dict:
     """The sweep mapping of preset `name` (a copy); UsageError naming the valid ones."""
     if name not in PRESETS:

@@ -286,6 +286,17 @@ def varying(frame: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c in frame.columns and frame[c].nunique(dropna=False) > 1]
 
 
+def varying_within(frame: pd.DataFrame, columns: Iterable[str],
+                   by: Sequence[str] = ("dataset", "loss")) -> list[str]:
+    """The columns that vary inside some group of `by`: a column that only changes with the
+    dataset or the loss (as a per-loss learning rate does) splits nothing further."""
+    columns = varying(frame, columns)
+    if frame.empty or not columns:
+        return columns
+    groups = frame.groupby(list(by), dropna=False, sort=False)
+    return [c for c in columns if (groups[c].nunique(dropna=False) > 1).any()]
+
+
 def ordered_backends(names: Iterable) -> list[str]:
     """Backends in the project's order (numpy-loop, numpy-vec, keras, torch), then others."""
     names = {str(n) for n in names if not _missing(n)}
@@ -476,7 +487,7 @@ def render_summary(
     rows = latest(results)
     ok = rows[rows["status"] == "ok"]
     summary = summarize(rows)
-    config_keys = varying(rows, CONFIG_KEYS)
+    config_keys = varying_within(rows, CONFIG_KEYS)
     label_keys = varying(rows, ("dataset", "loss")) + config_keys
 
     out: list[str] = []
@@ -492,15 +503,22 @@ def render_summary(
     constants = _constants_line(rows, config_keys)
     if constants:
         out += ["", constants]
-    out += ["", _how_to_read(rows)]
+    out += ["", _how_to_read(rows, env)]
 
     if rows.empty:
         out += ["", "No cell has finished yet: the results table is empty."]
+    # settings that differ between sections only (e.g. a learning rate per loss)
+    by_section = [c for c in varying(rows, (*CONFIG_KEYS, *SETTINGS[1:]))
+                  if c not in config_keys and c != "part"]
     for dataset in distinct(rows["dataset"]):
         in_dataset = rows[equals(rows["dataset"], dataset)]
         for loss in distinct(in_dataset["loss"]):
             section = in_dataset[equals(in_dataset["loss"], loss)]
             heading = f"{format_value('dataset', dataset)} · loss {format_value('loss', loss)}"
+            extras = [f"{_LABELS.get(c, c)} {format_value(c, _first(section[c]))}"
+                      for c in by_section if section[c].nunique(dropna=False) == 1]
+            if extras:
+                heading += f" ({', '.join(extras)})"
             out += ["", f"## {heading}"]
             for config, part in by_config(section, config_keys):
                 if config_keys:
@@ -515,6 +533,9 @@ def render_summary(
         target = _target_section(ok, summary, label_keys)
         if target:
             out += ["", target]
+        scaling = _scaling_section(ok)
+        if scaling:
+            out += ["", scaling]
     out += ["", _failed_section(rows, label_keys)]
     if plots:
         out += ["", "## Plots", ""]
@@ -699,7 +720,16 @@ def _constants_line(rows: pd.DataFrame, config_keys: Sequence[str]) -> str:
     return line
 
 
-def _how_to_read(rows: pd.DataFrame) -> str:
+def _how_to_read(rows: pd.DataFrame, env: dict | None = None) -> str:
+    if (env or {}).get("source") == "pytest-benchmark":
+        return (
+            "**How to read this.** Measured by pytest-benchmark (`pytest tests/benchmarks "
+            "--benchmark-only`). Each cell is `s/epoch · ×`: the median round of one training "
+            "epoch over the model's samples, after a warm-up round; the first, untimed call "
+            "(tracing, compilation) is reported apart in the Warm-up table. × is speed "
+            f"relative to {REFERENCE_BACKEND} (>1 is faster); the fastest backend per "
+            "batch-size column is **bold**. No accuracy is measured here."
+        )
     n = rows.loc[rows["status"] == "ok"].groupby([k for k in GROUP_KEYS], dropna=False).size()
     repeats = (
         f"{int(n.min())}"
@@ -936,6 +966,42 @@ def _failed_section(rows: pd.DataFrame, label_keys: Sequence[str]) -> str:
             _md_table(header, table, n_left=len(header)),
         ]
     )
+
+
+def _scaling_section(ok: pd.DataFrame) -> str:
+    from .scaling import AXES as SCALING_AXES
+    from .scaling import fit_slopes
+
+    slopes = fit_slopes(ok)
+    if slopes.empty:
+        return ""
+    studies = slopes[["part", "axis", "x_min", "x_max"]].drop_duplicates(["part", "axis"])
+    header = ["backend"] + [
+        f"{SCALING_AXES[r.axis]} {r.x_min:g}–{r.x_max:g} ({r.part})"
+        for r in studies.itertuples()
+    ]
+    table = []
+    for backend in ordered_backends(slopes["backend"]):
+        cells = [backend]
+        for study in studies.itertuples():
+            hit = slopes[(slopes["backend"] == backend) & (slopes["part"] == study.part)]
+            if hit.empty:
+                cells.append("—")
+            else:
+                r = hit.iloc[0]
+                cells.append(f"{r.slope:+.2f} (r² {r.r2:.2f}, {r.points} pts)")
+        table.append(cells)
+    return "\n".join([
+        "## Scaling",
+        "",
+        "Slope of log(s/epoch) against log(the axis), fitted by least squares over the cells "
+        "of each part. Against training samples or hidden width, +1 is proportional growth. "
+        "Against batch size (the same samples per epoch cut into fewer, larger steps), −1 means "
+        "each step costs the same whatever its size (per-call overhead dominates) and 0 means "
+        "the epoch costs the same however it is cut (the arithmetic dominates).",
+        "",
+        _md_table(header, table),
+    ])
 
 
 # --------------------------------------------------------------------------- files
