@@ -1,0 +1,136 @@
+"""pytest-benchmark's JSON (from `pytest tests/benchmarks --benchmark-only --benchmark-json
+FILE`) turned into the run folder tables `bench run` writes: results.csv, env.json and
+summary.md, so both routes give the same report.
+
+Each training benchmark becomes a results row (dataset = the benchmark's model, epoch_s = the
+median round, epoch_s_min/max = the fastest and slowest round, first_epoch_s = the first,
+untimed warm-up call); the predict benchmark of the same model, backend and batch size fills
+that row's predict_s.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from .errors import UsageError
+from .schema import RESULT_COLUMNS
+
+
+def _rows(data: dict, source: str) -> list[dict]:
+    rows: dict[tuple, dict] = {}
+    predicts: dict[tuple, float] = {}
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        stats = bench.get("stats") or {}
+        if "backend" not in info or "median" not in stats:
+            continue
+        key = (info["model"], info["backend"], int(info["batch_size"]))
+        if info.get("kind") == "predict":
+            predicts[key] = stats["median"]
+            continue
+        model = info["model"]
+        sizes = model.split("-")[1:]
+        hidden = "x".join(sizes[1:-1]) or "none"
+        rows[key] = {
+            "run_id": source,
+            "cell_id": f"{model}|{info['backend']}|{info['batch_size']}",
+            "part": "pytest-benchmark",
+            "dataset": model,
+            "backend": info["backend"],
+            "loss": "cce",
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "batch_size": int(info["batch_size"]),
+            "hidden": hidden,
+            "activation": "relu",
+            "epochs": stats.get("rounds"),
+            "dtype": "float32",
+            "threads": info.get("threads"),
+            "repeat": 0,
+            "status": "ok",
+            "n_train": info.get("n_samples"),
+            "first_epoch_s": info.get("first_call_s"),
+            "epoch_s": stats["median"],
+            "epoch_s_min": stats.get("min"),
+            "epoch_s_max": stats.get("max"),
+            "train_s": stats.get("total"),
+            "samples_per_s": info.get("samples_per_s"),
+            "gflops": info.get("gflops"),
+            "roofline": info.get("roofline"),
+            "epochs_run": stats.get("rounds"),
+        }
+    for key, seconds in predicts.items():
+        if key in rows:
+            rows[key]["predict_s"] = seconds
+    return list(rows.values())
+
+
+def _env(data: dict, source: str, rows: list[dict]) -> dict:
+    machine = data.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    infos = [b.get("extra_info") or {} for b in data.get("benchmarks", [])]
+    peak = next((i["matmul_peak_gflops"] for i in infos if i.get("matmul_peak_gflops")), None)
+    threads = next((r["threads"] for r in rows if r.get("threads")), None)
+    return {
+        "run_id": source,
+        "name": f"pytest-benchmark {source}",
+        "source": "pytest-benchmark",
+        "status": "complete",
+        "started_at": data.get("datetime"),
+        "command": "pytest tests/benchmarks --benchmark-only",
+        "python": machine.get("python_version"),
+        "machine": {
+            "cpu": cpu.get("brand_raw") or machine.get("processor"),
+            "cores": cpu.get("count"),
+            "platform": machine.get("system"),
+        },
+        "threads": threads,
+        "matmul_gflops": {"float32": peak} if peak else {},
+        "git_commit": (data.get("commit_info") or {}).get("id"),
+        "versions": {"pytest-benchmark": data.get("version")},
+    }
+
+
+def _format(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value
+
+
+def convert(json_path, out_dir=None) -> list[Path]:
+    """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file.
+
+    `out_dir` defaults to `<json file without .json>-report/` beside it. Returns the files.
+    """
+    from .report import load_run, render_summary
+
+    json_path = Path(json_path)
+    try:
+        data = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {json_path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{json_path} is not pytest-benchmark JSON: {exc}") from None
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise UsageError(f"{json_path} is not pytest-benchmark JSON (no 'benchmarks' list)")
+    rows = _rows(data, json_path.stem)
+    if not rows:
+        raise UsageError(
+            f"{json_path} holds no mlp-bench training benchmarks (run "
+            "`pytest tests/benchmarks --benchmark-only --benchmark-json FILE`)"
+        )
+    out = Path(out_dir) if out_dir else json_path.with_name(json_path.stem + "-report")
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(RESULT_COLUMNS)
+        for row in rows:
+            writer.writerow([_format(row.get(c)) for c in RESULT_COLUMNS])
+    env = _env(data, json_path.stem, rows)
+    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+    results, curves = load_run(out)
+    (out / "summary.md").write_text(render_summary(results, curves, env), encoding="utf-8")
+    return [out / "results.csv", out / "env.json", out / "summary.md"]

@@ -1,0 +1,74 @@
+"""One training epoch and one predict_proba call, for every installed backend x batch size x
+model. Groups put the backends of one model and batch size side by side."""
+
+import numpy as np
+import pytest
+from conftest import require_backend
+
+from impls import BACKENDS, MLPSpec, init_params, make_model
+
+from .conftest import BATCH_SIZES, run_benchmark
+from .yardstick import JacobianMLP
+
+MODELS = ("digits-64-100-10", "mnist-784-256-128-10")
+
+
+def _model(backend, sizes):
+    spec = MLPSpec(sizes, loss="cce", optimizer="sgd", lr=0.01, dtype="float32")
+    return spec, make_model(backend, spec, init_params(spec, seed=0))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_train_epoch(benchmark, models, matmul_peak, model_name, batch_size, backend):
+    require_backend(backend)
+    sizes, X, Y = models[model_name]
+    spec, model = _model(backend, sizes)
+    order = np.random.default_rng(1).permutation(len(X))
+    benchmark.group = f"train epoch | {model_name} | batch {batch_size}"
+    run_benchmark(
+        benchmark, lambda: model.train_epoch(X, Y, batch_size, order), len(X), spec.n_weights,
+        matmul_peak, {"backend": backend, "model": model_name, "batch_size": batch_size,
+                      "kind": "train", "n_samples": len(X)},
+    )
+    assert np.isfinite(model.predict_proba(X[:8])).all()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_predict_proba(benchmark, models, matmul_peak, model_name, batch_size, backend):
+    require_backend(backend)
+    sizes, X, _ = models[model_name]
+    spec, model = _model(backend, sizes)
+    Xb = X[:batch_size]
+    benchmark.group = f"predict | {model_name} | batch {batch_size}"
+    run_benchmark(
+        benchmark, lambda: model.predict_proba(Xb), len(Xb), spec.n_weights / 3, matmul_peak,
+        {"backend": backend, "model": model_name, "batch_size": batch_size, "kind": "predict",
+         "n_samples": len(Xb)},
+    )
+    P = model.predict_proba(Xb)
+    assert P.shape == (len(Xb), sizes[-1])
+
+
+def test_jacobian_yardstick(benchmark, models, matmul_peak):
+    """The per-sample Jacobian formulation, in numpy-loop's batch-1 digits group; it computes
+    what numpy-loop computes, so the comparison is of formulations only."""
+    sizes, X, Y = models["digits-64-100-10"]
+    spec, reference = _model("numpy-loop", sizes)
+    model = JacobianMLP(init_params(spec, seed=0), lr=spec.lr)
+    order = np.random.default_rng(1).permutation(len(X))
+    check = np.arange(50)
+    reference.train_epoch(X, Y, 1, check)
+    model.train_epoch(X, Y, 1, check)
+    for (W, b), (W2, b2) in zip(model.get_params(), reference.get_params()):
+        np.testing.assert_allclose(W, W2, atol=1e-5)
+        np.testing.assert_allclose(b, b2, atol=1e-5)
+    benchmark.group = "train epoch | digits-64-100-10 | batch 1"
+    run_benchmark(
+        benchmark, lambda: model.train_epoch(X, Y, 1, order), len(X), spec.n_weights,
+        matmul_peak, {"backend": model.backend, "model": "digits-64-100-10", "batch_size": 1,
+                      "kind": "train", "n_samples": len(X)},
+    )

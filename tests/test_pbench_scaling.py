@@ -1,0 +1,147 @@
+"""pytest-benchmark JSON -> the project's tables (bench.pbench), and the log-log scaling fits
+(bench.scaling) on results whose slopes are known."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import pbench, report, scaling
+from bench.errors import UsageError
+
+
+def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
+    return {
+        "group": f"{kind} | {model} | batch {batch}",
+        "name": f"test_{kind}[{model}-{batch}-{backend}]",
+        "stats": {"min": median * 0.9, "max": median * 1.2, "median": median,
+                  "mean": median, "rounds": 7, "total": 7 * median},
+        "extra_info": {"backend": backend, "model": model, "batch_size": batch, "kind": kind,
+                       "n_samples": 1437 if kind == "train" else batch, "threads": 2,
+                       "first_call_s": median * 3, "samples_per_s": 1437 / median,
+                       "gflops": 6 * 7510 * 1437 / median / 1e9,
+                       "matmul_peak_gflops": 50.0, "roofline": 0.01},
+    }
+
+
+@pytest.fixture
+def pbench_json(tmp_path):
+    data = {
+        "machine_info": {"python_version": "3.11.9", "system": "Linux",
+                         "cpu": {"brand_raw": "Test CPU", "count": 2}},
+        "commit_info": {"id": "abc123"},
+        "datetime": "2026-11-25T10:00:00",
+        "version": "5.1.0",
+        "benchmarks": [
+            _benchmark("train", "numpy-vec", 32, 0.010),
+            _benchmark("train", "torch", 32, 0.020),
+            _benchmark("predict", "numpy-vec", 32, 0.0001),
+            _benchmark("train", "numpy-vec", 256, 0.004),
+            # a benchmark without the project's extra_info (e.g. someone's own) is ignored
+            {"group": None, "name": "test_other", "stats": {"median": 1.0}, "extra_info": {}},
+        ],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
+    out = tmp_path / "report"
+    paths = pbench.convert(pbench_json, out)
+    assert [p.name for p in paths] == ["results.csv", "env.json", "summary.md"]
+    results, _ = report.load_run(out)
+    assert len(results) == 3
+    row = results[(results["backend"] == "numpy-vec") & (results["batch_size"] == 32)].iloc[0]
+    assert row["epoch_s"] == pytest.approx(0.010)
+    assert row["epoch_s_max"] == pytest.approx(0.012)
+    assert row["predict_s"] == pytest.approx(0.0001)  # the predict benchmark fills its row
+    assert row["hidden"] == "100" and row["dataset"] == "digits-64-100-10"
+    assert row["status"] == "ok"
+    torch = results[results["backend"] == "torch"].iloc[0]
+    assert math.isnan(torch["predict_s"])
+    env = json.loads((out / "env.json").read_text())
+    assert env["matmul_gflops"] == {"float32": 50.0} and env["threads"] == 2
+    summary = (out / "summary.md").read_text()
+    assert "numpy-vec" in summary and "torch" in summary and "Test CPU" in summary
+
+
+def test_pytest_benchmark_conversion_via_cli(pbench_json, tmp_path):
+    out = tmp_path / "cli-report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "report", "--pytest-benchmark", str(pbench_json),
+         "--out", str(out)], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].endswith("summary.md")
+    assert (out / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "no such file"), ("{not json", "is not pytest-benchmark JSON"),
+     ('{"benchmarks": []}', "holds no mlp-bench training benchmarks")],
+)
+def test_pytest_benchmark_bad_input(tmp_path, content, message):
+    path = tmp_path / "b.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        pbench.convert(path, tmp_path / "out")
+
+
+def _scaling_results(slopes, noise=0.0):
+    """Results rows of three scaling parts with time = c * x**slope per backend."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for backend, slope in slopes.items():
+        for part, axis, values in [("batch", "batch_size", [1, 4, 16, 64, 256]),
+                                   ("width", "hidden", [32, 64, 128, 256]),
+                                   ("samples", "n_train", [1000, 2000, 4000, 8000])]:
+            for x in values:
+                row = {"part": part, "backend": backend, "status": "ok", "batch_size": 128,
+                       "hidden": "256", "n_train": 5000, "loss": "cce", "lr": 0.01}
+                row[axis] = str(x) if axis == "hidden" else x
+                row["epoch_s"] = 0.5 * x**slope * math.exp(noise * rng.standard_normal())
+                rows.append(row)
+    rows.append({"part": "batch", "backend": "torch", "status": "error", "batch_size": 2,
+                 "hidden": "256", "n_train": 5000, "loss": "cce", "lr": 0.01,
+                 "epoch_s": float("nan")})
+    return pd.DataFrame(rows)
+
+
+def test_scaling_slopes_recovered():
+    fits = scaling.fit_slopes(_scaling_results({"numpy-vec": -0.8, "torch": 1.0}))
+    assert len(fits) == 6
+    assert set(fits["axis"]) == {"batch_size", "width", "n_train"}
+    for backend, slope in {"numpy-vec": -0.8, "torch": 1.0}.items():
+        got = fits[fits["backend"] == backend]["slope"].to_numpy()
+        np.testing.assert_allclose(got, slope, atol=1e-9)
+    assert (fits["r2"] > 0.999).all()
+
+
+def test_scaling_needs_one_varying_axis_and_three_points():
+    results = _scaling_results({"numpy-vec": 1.0})
+    two_axes = results.copy()
+    in_batch = two_axes["part"] == "batch"
+    two_axes.loc[in_batch, "lr"] = np.linspace(0.01, 0.1, in_batch.sum())
+    assert set(scaling.fit_slopes(two_axes)["part"]) == {"width", "samples"}
+    few = results[~((results["part"] == "samples") & (results["n_train"] > 2000))]
+    assert "samples" not in set(scaling.fit_slopes(few)["part"])
+    deep = results.copy()
+    in_width = deep["part"] == "width"
+    deep.loc[in_width, "hidden"] = deep.loc[in_width, "hidden"] + "x16"
+    assert "width" not in set(scaling.fit_slopes(deep)["part"])
+
+
+def test_summary_has_scaling_section():
+    fits = scaling.fit_slopes(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    text = report._scaling_section(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    assert text.startswith("## Scaling")
+    assert "batch size 1–256 (batch)" in text and "hidden width 32–256 (width)" in text
+    assert "-0.50 (r² 1.00, 5 pts)" in text and "+1.00 (r² 1.00, 4 pts)" in text
+    assert len(fits) == 6
