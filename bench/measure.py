@@ -80,6 +80,7 @@ class Measurement:
     samples_per_s: float
     gflops: float
     predict_s: float
+    eval_s: float  # the harness's evaluations after epochs (off the training clock)
     train_loss: float
     test_loss: float
     train_acc: float
@@ -146,6 +147,7 @@ def train_and_measure(
     orders = sample_orders(seed, n, order)
     records: list[EpochRecord] = []
     elapsed = 0.0
+    eval_s = 0.0
     diverged_epoch = None
     last_eval = {}
     for epoch in range(1, epochs + 1):
@@ -157,13 +159,8 @@ def train_and_measure(
         elapsed += epoch_s
         metrics = {}
         if epoch % eval_every == 0 or epoch == epochs or not math.isfinite(epoch_loss):
-            test_loss, test_acc = evaluate(model.predict_proba(data.X_test), data.Y_test, loss)
-            metrics = {"test_loss": test_loss, "test_acc": test_acc}
-            if evaluate_train:
-                train_loss, train_acc = evaluate(
-                    model.predict_proba(data.X_train), data.Y_train, loss
-                )
-                metrics.update(train_loss=train_loss, train_acc=train_acc)
+            metrics, seconds = timed(_evaluate_both, model, data, loss, evaluate_train, clock=clock)
+            eval_s += seconds
         record = EpochRecord(epoch, epoch_s, elapsed, float(epoch_loss), **metrics)
         records.append(record)
         if on_epoch is not None:
@@ -195,6 +192,7 @@ def train_and_measure(
         samples_per_s=rate,
         gflops=6.0 * n_weights * rate / 1e9,
         predict_s=predict_s,
+        eval_s=eval_s,
         train_loss=last_eval.get("train_loss", math.nan),
         test_loss=last_eval.get("test_loss", math.nan),
         train_acc=last_eval.get("train_acc", math.nan),
@@ -202,6 +200,15 @@ def train_and_measure(
         best_test_acc=max(accs) if accs else math.nan,
         time_to_target_s=reached[0] if reached else math.nan,
     )
+
+
+def _evaluate_both(model, data, loss: str, evaluate_train: bool) -> dict:
+    test_loss, test_acc = evaluate(model.predict_proba(data.X_test), data.Y_test, loss)
+    metrics = {"test_loss": test_loss, "test_acc": test_acc}
+    if evaluate_train:
+        train_loss, train_acc = evaluate(model.predict_proba(data.X_train), data.Y_train, loss)
+        metrics.update(train_loss=train_loss, train_acc=train_acc)
+    return metrics
 
 
 def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock = perf_clock):

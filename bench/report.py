@@ -746,6 +746,33 @@ def _how_to_read(rows: pd.DataFrame, env: dict | None = None) -> str:
         "same cell (>1 is faster). In each batch-size column the fastest backend's time and the "
         f"most accurate backend's accuracy are **bold** (accuracies within {ACCURACY_TIE} of the "
         "best all count as best; no accuracy is marked when all tie); — means no result."
+        + _chaos_note(rows)
+    )
+
+
+ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this get an explanation
+
+
+def _chaos_note(rows: pd.DataFrame) -> str:
+    """A sentence for runs where backends of the same cell end at different accuracies."""
+    ok = rows[rows["status"] == "ok"].dropna(subset=["test_acc"])
+    keys = [k for k in GROUP_KEYS if k not in ("backend", "device")]
+    if ok.empty:
+        return ""
+    means = ok.groupby([*keys, "backend"], dropna=False)["test_acc"].mean()
+    spread = means.groupby(level=list(range(len(keys)))).agg(lambda a: a.max() - a.min())
+    split = spread[spread > ACCURACY_SPLIT]
+    if split.empty:
+        return ""
+    sizes = sorted({int(b) for b in split.index.get_level_values("batch_size")})
+    where = ", ".join("full batch" if b == 0 else f"batch {b}" for b in sizes)
+    return (
+        f" Where backends of one cell end at different accuracies (here at {where}), they "
+        "still applied the same updates from the same start — `python -m bench verify` checks "
+        "it — but many small steps at a large learning rate amplify rounding: differences of "
+        "1e-7 after the first epoch can grow into different, equally trained weights within a "
+        "few epochs. Compare the curves and best_test_acc in results.csv, or use repeats, "
+        "before reading a winner into it."
     )
 
 

@@ -193,6 +193,7 @@ class Runner:
         self.workers: dict[tuple, Worker] = {}
         self.unavailable: dict[str, str] = {}
         self.threads_effective: dict[str, dict] = {}
+        self.startup_s = 0.0  # starting workers: interpreter, imports, framework start-up
 
     def _worker(self, backend: str, threads: int) -> Worker:
         key = (backend, threads)
@@ -200,6 +201,7 @@ class Runner:
         if worker is not None and worker.process.is_alive():
             return worker
         log = self.store.logs_dir / f"worker-{backend}-t{threads}.log"
+        start = measure.perf_clock()
         worker = Worker(backend, threads, str(log))
         try:
             info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
@@ -208,6 +210,8 @@ class Runner:
             raise WorkerDied(
                 f"{backend} worker did not start: {exc or 'timed out'} (see {log})"
             ) from None
+        finally:
+            self.startup_s += measure.perf_clock() - start
         if info["unavailable"]:
             worker.stop()
             self.unavailable[backend] = info["unavailable"]
@@ -359,6 +363,8 @@ def execute(
         finished = set()
         run_id = store.path.name
         env = {"run_id": run_id, "name": sweep.title}
+    started = measure.perf_clock()
+    phases = {"data_s": 0.0, "matmul_probe_s": 0.0}
     tmp = Path(tempfile.mkdtemp(prefix="mlp-bench-data-"))
     status = "interrupted"
     rows = []
@@ -366,7 +372,7 @@ def execute(
     bar = None
     try:
         with _interrupts_raise():
-            refs = prepare_data(cells, sweep.data_dir, tmp, note)
+            refs, phases["data_s"] = measure.timed(prepare_data, cells, sweep.data_dir, tmp, note)
             cells = resolve_batches(cells, refs, note)
             todo = [c for c in cells if (c.cell_id, c.repeat) not in finished]
             if resume is not None:
@@ -387,7 +393,9 @@ def execute(
                 cells=len(cells),
             )
             store.write_env(env)
-            matmul = measure_matmul(threads_list, dtypes, note) if todo else {}
+            matmul, phases["matmul_probe_s"] = measure.timed(
+                measure_matmul, threads_list, dtypes, note
+            ) if todo else ({}, 0.0)
             if matmul:
                 first = matmul[threads_list[0]]
                 store.update_env(
@@ -424,8 +432,54 @@ def execute(
             store.close()
     if rows:
         note(f"cells: {_summary_line(rows)}")
-    _render(store.path, note)
+    _, phases["report_s"] = measure.timed(_render, store.path, note)
+    accounting = time_accounting(
+        rows, measure.perf_clock() - started, runner.startup_s if runner else 0.0, **phases
+    )
+    with contextlib.suppress(OSError, ValueError):
+        RunStore.write_env_field(store.path, time_accounting=accounting)
+    if rows:
+        note(describe_accounting(accounting))
     return store.path, status
+
+
+def _total(rows, column: str) -> float:
+    values = (row.get(column) for row in rows)
+    return sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+
+
+def time_accounting(rows, wall_s: float, startup_s: float, **phases) -> dict:
+    """Where a run's wall time went: the work being compared (training, the evaluations,
+    the frameworks' start-up: worker imports and model building) and the harness around it
+    (data preparation, the matmul probe, the report, messages and bookkeeping)."""
+    training = _total(rows, "train_s")
+    evaluation = _total(rows, "eval_s") + _total(rows, "predict_s")
+    startup = startup_s + _total(rows, "build_s")
+    in_cells = _total(rows, "cell_s") - training - evaluation - _total(rows, "build_s")
+    work = training + evaluation + startup
+    return {
+        "wall_s": wall_s,
+        "training_s": training,
+        "evaluation_s": evaluation,
+        "framework_startup_s": startup,
+        "harness_s": wall_s - work,
+        "harness_in_cells_s": in_cells,  # loading the cell's arrays, init_params, messages
+        **phases,
+        "work_share": work / wall_s if wall_s > 0 else math.nan,
+    }
+
+
+def describe_accounting(acc: dict) -> str:
+    def share(seconds):
+        return f"{100 * seconds / acc['wall_s']:.0f}%"
+
+    return (
+        f"time: {format_seconds(acc['wall_s'])} in all: training {share(acc['training_s'])}, "
+        f"evaluation {share(acc['evaluation_s'])}, framework start-up "
+        f"{share(acc['framework_startup_s'])}, harness {share(acc['harness_s'])} (data "
+        f"{share(acc['data_s'])}, matmul probe {share(acc['matmul_probe_s'])}, report "
+        f"{share(acc['report_s'])})"
+    )
 
 
 def _render(run_dir: Path, note) -> None:

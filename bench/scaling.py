@@ -1,7 +1,7 @@
 """How cost grows with work: log-log slopes of time per epoch against one axis per sweep part.
 
 A part is a scaling study when, for a backend, exactly one of batch size, hidden width or the
-number of training samples varies across its ok cells (at least 3 values). The slope of
+number of training samples varies across its ok cells (at least 4 values). The slope of
 log(epoch_s) against log(x), fitted by least squares, says how the epoch time grows:
 against samples and width, 1 is proportional growth; against batch size (a fixed number of
 samples per epoch), -1 means time per step is constant (per-call overhead dominates) and 0
@@ -20,7 +20,7 @@ AXES = {
     "width": "hidden width",
     "n_train": "training samples",
 }
-MIN_POINTS = 3
+MIN_POINTS = 4  # fewer points make a line through noise, not a slope
 
 
 def hidden_width(hidden: str) -> float:

@@ -71,6 +71,8 @@ RESULT_COLUMNS = (
     "gflops",  # 6 * weights * n_train / epoch_s / 1e9
     "roofline",  # gflops / the machine's measured matmul GFLOP/s for this dtype and threads
     "predict_s",  # predict_proba over the test set after training
+    "eval_s",  # the harness's evaluations after epochs, off the training clock
+    "cell_s",  # the whole cell in its worker: data, model, training, evaluation, predict
     "epochs_run",
     "train_loss",
     "test_loss",

@@ -151,15 +151,21 @@ class RunStore:
 
     def write_env(self, env: dict) -> None:
         """Replace env.json atomically."""
-        tmp = self.env_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(env, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, self.env_path)
+        _write_env(self.env_path, env)
 
     def update_env(self, **fields) -> dict:
         env = self.read_env() if self.env_path.exists() else {}
         env.update(fields)
         self.write_env(env)
         return env
+
+    @staticmethod
+    def write_env_field(path, **fields) -> None:
+        """Add fields to env.json of the run folder `path` after the run has closed."""
+        env_path = Path(path) / ENV
+        env = json.loads(env_path.read_text())
+        env.update(fields)
+        _write_env(env_path, env)
 
     def append_cell(self, result: dict, curves: list[dict]) -> None:
         """Write a finished cell: its curve rows, then its result row; both synced to disk."""
@@ -185,6 +191,12 @@ class RunStore:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+
+def _write_env(path: Path, env: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(env, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def _key(row: dict) -> tuple[str, int] | None:

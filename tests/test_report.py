@@ -472,3 +472,16 @@ def test_safe_names_and_colours():
     assert plots.safe_name("a b/c:d") == "a-b-c-d"
     assert plots.backend_color("torch") == plots.BACKEND_COLORS["torch"]
     assert plots.backend_color("jax") == plots.backend_color("jax")
+
+
+def test_accuracy_split_between_backends_is_explained():
+    def rows(accs):
+        frame = [_row("digits", b, bs, 0, (0.01, acc)) for (b, bs), acc in accs.items()]
+        return report._typed(pd.DataFrame(frame))
+
+    split = rows({("numpy-vec", 1): 0.936, ("torch", 1): 0.969,
+                  ("numpy-vec", 32): 0.958, ("torch", 32): 0.958})
+    note = report._chaos_note(split)
+    assert "here at batch 1)" in note and "bench verify" in note
+    same = rows({("numpy-vec", 1): 0.936, ("torch", 1): 0.94})
+    assert report._chaos_note(same) == ""

@@ -69,6 +69,20 @@ def test_two_backends_end_to_end(tmp_path, capsys):
     assert env["status"] == "complete" and env["threads"] == 1
     assert env["matmul_gflops"]["float32"] > 0 and env["versions"]["numpy"]
     assert "--backends numpy-vec,torch" in env["command"]
+    # where the wall time went: the buckets come from the rows and add up to the wall time
+    acc = env["time_accounting"]
+    assert acc["training_s"] == pytest.approx(sum(float(r["train_s"]) for r in rows))
+    assert acc["evaluation_s"] == pytest.approx(
+        sum(float(r["eval_s"]) + float(r["predict_s"]) for r in rows)
+    )
+    work = acc["training_s"] + acc["evaluation_s"] + acc["framework_startup_s"]
+    assert acc["framework_startup_s"] > 0 and 0 < work < acc["wall_s"]
+    assert acc["harness_s"] == pytest.approx(acc["wall_s"] - work)
+    assert acc["work_share"] == pytest.approx(work / acc["wall_s"])
+    for part in ("data_s", "matmul_probe_s", "report_s", "harness_in_cells_s"):
+        assert 0 <= acc[part] <= acc["harness_s"]
+    for r in rows:
+        assert float(r["cell_s"]) >= float(r["train_s"]) + float(r["eval_s"]) > 0
     summary = (run_dir / "summary.md").read_text()
     assert "numpy-vec" in summary and "torch" in summary
     assert list((run_dir / "plots").glob("*.png"))
