@@ -15,6 +15,8 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from .errors import UsageError
 from .schema import RESULT_COLUMNS
 
@@ -28,6 +30,8 @@ def _rows(data: dict, source: str) -> list[dict]:
         if "backend" not in info or "median" not in stats:
             continue
         key = (info["model"], info["backend"], int(info["batch_size"]))
+        if info.get("kind") == "overhead":
+            continue  # see overhead_table
         if info.get("kind") == "predict":
             predicts[key] = stats["median"]
             continue
@@ -94,6 +98,51 @@ def _env(data: dict, source: str, rows: list[dict]) -> dict:
     }
 
 
+def overhead_table(data: dict) -> pd.DataFrame:
+    """The framework-overhead benchmarks: per framework, model and batch size, the median
+    round of the backend as `bench run` drives it and of the plain framework code, and their
+    ratio (above 1: the backend is slower than plain code)."""
+    times = {}
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        if info.get("kind") == "overhead" and "median" in (bench.get("stats") or {}):
+            key = (info["backend"], info["model"], int(info["batch_size"]))
+            times.setdefault(key, {})[info["variant"]] = bench["stats"]["median"]
+    rows = [
+        {"framework": fw, "model": model, "batch_size": bs, "mlp_bench_s": t["mlp-bench"],
+         "plain_s": t["plain"]}
+        for (fw, model, bs), t in sorted(times.items())
+        if "mlp-bench" in t and "plain" in t
+    ]
+    table = pd.DataFrame(rows, columns=["framework", "model", "batch_size", "mlp_bench_s",
+                                        "plain_s"])
+    table["ratio"] = table["mlp_bench_s"] / table["plain_s"]
+    return table
+
+
+def _overhead_section(table: pd.DataFrame) -> str:
+    from .report import _md_table, format_seconds
+
+    lines = [
+        "## Against plain framework code",
+        "",
+        "Each framework backend, driven as `bench run` drives it, against the code a user of "
+        "the framework writes for the same training: `model.fit(X, Y, epochs=E, "
+        "batch_size=b, shuffle=False)` for Keras, the textbook loop over tensor slices for "
+        "PyTorch; E epochs per round on both sides (`tests/benchmarks/"
+        "test_framework_overhead.py`). Ratio above 1: the backend is slower than plain code.",
+        "",
+    ]
+    body = [
+        [r.framework, r.model, str(r.batch_size), format_seconds(r.mlp_bench_s),
+         format_seconds(r.plain_s), f"{r.ratio:.2f}×"]
+        for r in table.itertuples()
+    ]
+    header = ["framework", "model", "batch", "mlp-bench", "plain", "ratio"]
+    lines.append(_md_table(header, body, n_left=2))
+    return "\n".join(lines)
+
+
 def _format(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -103,7 +152,9 @@ def _format(value):
 def convert(json_path, out_dir=None) -> list[Path]:
     """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file.
 
-    `out_dir` defaults to `<json file without .json>-report/` beside it. Returns the files.
+    With framework-overhead benchmarks in the file, also overhead.csv and a section of
+    summary.md. `out_dir` defaults to `<json file without .json>-report/` beside it. Returns
+    the files written, summary.md last.
     """
     from .report import load_run, render_summary
 
@@ -132,5 +183,12 @@ def convert(json_path, out_dir=None) -> list[Path]:
     env = _env(data, json_path.stem, rows)
     (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
     results, curves = load_run(out)
-    (out / "summary.md").write_text(render_summary(results, curves, env), encoding="utf-8")
-    return [out / "results.csv", out / "env.json", out / "summary.md"]
+    summary = render_summary(results, curves, env)
+    overhead = overhead_table(data)
+    written = [out / "results.csv", out / "env.json"]
+    if len(overhead):
+        summary = summary.rstrip() + "\n\n" + _overhead_section(overhead) + "\n"
+        overhead.to_csv(out / "overhead.csv", index=False)
+        written.append(out / "overhead.csv")
+    (out / "summary.md").write_text(summary, encoding="utf-8")
+    return [*written, out / "summary.md"]

@@ -3,6 +3,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,12 @@ def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
     }
 
 
+def _overhead(framework, variant, median):
+    bench = _benchmark("overhead", framework, 32, median)
+    bench["extra_info"]["variant"] = variant
+    return bench
+
+
 @pytest.fixture
 def pbench_json(tmp_path):
     data = {
@@ -41,6 +48,8 @@ def pbench_json(tmp_path):
             _benchmark("train", "torch", 32, 0.020),
             _benchmark("predict", "numpy-vec", 32, 0.0001),
             _benchmark("train", "numpy-vec", 256, 0.004),
+            _overhead("torch", "mlp-bench", 0.30), _overhead("torch", "plain", 0.25),
+            _overhead("keras", "plain", 0.5),  # no mlp-bench partner: no ratio
             # a benchmark without the project's extra_info (e.g. someone's own) is ignored
             {"group": None, "name": "test_other", "stats": {"median": 1.0}, "extra_info": {}},
         ],
@@ -53,7 +62,7 @@ def pbench_json(tmp_path):
 def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
     out = tmp_path / "report"
     paths = pbench.convert(pbench_json, out)
-    assert [p.name for p in paths] == ["results.csv", "env.json", "summary.md"]
+    assert [p.name for p in paths] == ["results.csv", "env.json", "overhead.csv", "summary.md"]
     results, _ = report.load_run(out)
     assert len(results) == 3
     row = results[(results["backend"] == "numpy-vec") & (results["batch_size"] == 32)].iloc[0]
@@ -68,6 +77,12 @@ def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
     assert env["matmul_gflops"] == {"float32": 50.0} and env["threads"] == 2
     summary = (out / "summary.md").read_text()
     assert "numpy-vec" in summary and "torch" in summary and "Test CPU" in summary
+    # the framework-overhead pairs: not result rows, but a table of ratios
+    assert "## Against plain framework code" in summary
+    assert re.search(r"\| torch\s+\| digits-64-100-10 \|\s+32 \|.*\| 1\.20× \|", summary)
+    overhead = pd.read_csv(out / "overhead.csv")
+    assert list(overhead["framework"]) == ["torch"]
+    assert overhead["ratio"].iloc[0] == pytest.approx(1.2)
 
 
 def test_pytest_benchmark_conversion_via_cli(pbench_json, tmp_path):

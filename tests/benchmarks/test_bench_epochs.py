@@ -64,6 +64,7 @@ def test_jacobian_yardstick(benchmark, models, matmul_peak):
     reference.train_epoch(X, Y, 1, check)
     model.train_epoch(X, Y, 1, check)
     for (W, b), (W2, b2) in zip(model.get_params(), reference.get_params()):
+        assert W.dtype == b.dtype == np.float32  # formulations compared, not dtypes
         np.testing.assert_allclose(W, W2, atol=1e-5)
         np.testing.assert_allclose(b, b2, atol=1e-5)
     benchmark.group = "train epoch | digits-64-100-10 | batch 1"

@@ -1,0 +1,116 @@
+"""Does the harness handicap a framework? Each framework backend against the plain code its
+users write for the same training: Keras's `model.fit(X, Y, epochs=E, batch_size=b,
+shuffle=False)` on a compiled Sequential, and PyTorch's textbook loop over tensor slices.
+
+One round is EPOCHS epochs on both sides, from the same initial weights, so the per-call set-up
+that `fit` pays once per call is amortised alike. The two variants of one framework, model and
+batch size share a group, so pytest-benchmark's table puts them side by side; `bench report
+--pytest-benchmark` gives their ratio.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import require_backend
+
+from impls import MLPSpec, init_params, make_model
+
+from .conftest import run_benchmark
+
+EPOCHS = 3
+CASES = [("digits-64-100-10", b) for b in (1, 32, 256, 1024)] + [
+    ("mnist-784-256-128-10", b) for b in (32, 256, 1024)
+]
+LR = 0.01
+
+
+def _spec(sizes):
+    return MLPSpec(sizes, loss="cce", optimizer="sgd", lr=LR, dtype="float32")
+
+
+def _mlp_bench(backend, spec, params, X, Y, batch_size):
+    """EPOCHS calls of the backend's train_epoch, as `bench run` makes them."""
+    model = make_model(backend, spec, params)
+    orders = [np.arange(len(X))] * EPOCHS
+
+    def run():
+        for order in orders:
+            model.train_epoch(X, Y, batch_size, order)
+
+    return run
+
+
+def _plain_keras(spec, params, X, Y, batch_size):
+    import keras
+
+    sizes = spec.layer_sizes
+    layers = [keras.Input(shape=(sizes[0],))]
+    layers += [keras.layers.Dense(w, activation="relu") for w in sizes[1:-1]]
+    layers.append(keras.layers.Dense(sizes[-1]))
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.SGD(LR),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.set_weights([a for pair in params for a in pair])
+
+    def run():
+        model.fit(X, Y, epochs=EPOCHS, batch_size=batch_size, shuffle=False, verbose=0)
+
+    return run
+
+
+def _plain_torch(spec, params, X, Y, batch_size):
+    import torch
+    from torch import nn
+
+    sizes = spec.layer_sizes
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    net = nn.Sequential(*layers)
+    with torch.no_grad():
+        for linear, (W, b) in zip([m for m in net if isinstance(m, nn.Linear)], params):
+            linear.weight.copy_(torch.from_numpy(W.T.copy()))
+            linear.bias.copy_(torch.from_numpy(b))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(Y.argmax(axis=1))
+
+    def run():
+        for _ in range(EPOCHS):
+            for start in range(0, len(Xt), batch_size):
+                opt.zero_grad()
+                loss = loss_fn(net(Xt[start:start + batch_size]), yt[start:start + batch_size])
+                loss.backward()
+                opt.step()
+
+    return run
+
+
+PLAIN = {"keras": _plain_keras, "torch": _plain_torch}
+
+
+@pytest.mark.parametrize("variant", ["mlp-bench", "plain"])
+@pytest.mark.parametrize("framework", list(PLAIN))
+@pytest.mark.parametrize("model_name, batch_size", CASES)
+def test_against_plain_framework_code(benchmark, models, matmul_peak, model_name, batch_size,
+                                      framework, variant):
+    require_backend(framework)
+    if framework == "keras" and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("the plain-fit reference is written for Keras on TensorFlow")
+    sizes, X, Y = models[model_name]
+    spec = _spec(sizes)
+    params = init_params(spec, seed=0)
+    if variant == "plain":
+        fn = PLAIN[framework](spec, params, X, Y, batch_size)
+    else:
+        fn = _mlp_bench(framework, spec, params, X, Y, batch_size)
+    benchmark.group = f"overhead | {framework} | {model_name} | batch {batch_size}"
+    run_benchmark(
+        benchmark, fn, EPOCHS * len(X), spec.n_weights, matmul_peak,
+        {"backend": framework, "variant": variant, "model": model_name,
+         "batch_size": batch_size, "kind": "overhead", "epochs": EPOCHS,
+         "n_samples": EPOCHS * len(X)},
+    )
