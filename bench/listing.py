@@ -11,6 +11,26 @@ from impls import (
     available_backends,
 )
 
+PREPROCESSING_TEXT = {
+    "scale": "divided by the largest absolute training value: pixels to [0, 1] (default)",
+    "minmax": "each sample scaled to [0, 1] by its own minimum and maximum",
+    "standardize": "each feature to mean 0, std 1, fitted on the training set",
+    "none": "raw values",
+}
+OPTIMIZER_TEXT = {
+    "sgd": "stochastic gradient descent, optional classical momentum (--momentum)",
+    "adam": "Adam with bias correction (betas 0.9, 0.999)",
+}
+ACTIVATION_TEXT = {
+    "relu": "max(z, 0)",
+    "sigmoid": "1 / (1 + exp(-z))",
+    "tanh": "hyperbolic tangent",
+}
+
+
+def _described(names, texts: dict) -> list[tuple[str, str]]:
+    return [(name, texts.get(name, "")) for name in names]
+
 
 def _table(title, rows) -> list[str]:
     width = max((len(name) for name, _ in rows), default=0)
@@ -41,12 +61,12 @@ def render_listing(data_dir=None) -> str:
         text = DATASETS[base].description
         rows.append((name, text + ("" if status is None else f"  [{status}]")))
     lines += _table("datasets", rows)
-    lines += _table("preprocessing", [(name, "") for name in PREPROCESSING])
+    lines += _table("preprocessing", _described(PREPROCESSING, PREPROCESSING_TEXT))
     lines += _table(
         "losses", [(name, "output " + " | ".join(LOSS_OUTPUTS[name])) for name in LOSS_NAMES]
     )
-    lines += _table("optimizers", [(name, "") for name in OPTIMIZER_NAMES])
-    lines += _table("activations", [(name, "") for name in ACTIVATION_NAMES])
+    lines += _table("optimizers", _described(OPTIMIZER_NAMES, OPTIMIZER_TEXT))
+    lines += _table("activations", _described(ACTIVATION_NAMES, ACTIVATION_TEXT))
     lines += _table(
         "presets",
         [
