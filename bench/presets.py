@@ -236,6 +236,24 @@ PRESETS["scaling"] = Preset(
 )
 
 
+PRESETS["throughput"] = Preset(
+    description="Training throughput of an MNIST-sized 784-256-128-10 float32 network at "
+    "batch sizes 1 to 1024 (powers of 2), 3 repeats, with its share of the matmul peak",
+    sweep={
+        "title": "throughput",
+        "datasets": ["synthetic:n=2560,d=784,k=10"],  # 2048 training samples
+        "preprocess": "standardize",
+        "hidden": ["256x128"],
+        "losses": ["cce"],
+        "optimizers": ["sgd"],
+        "lrs": [0.01],
+        "batch_sizes": [2**k for k in range(11)],
+        "epochs": [3],
+        "repeats": 3,
+    },
+)
+
+
 def preset_mapping(name: str) -> dict:
     """The sweep mapping of preset `name` (a copy); UsageError naming the valid ones."""
     if name not in PRESETS:
