@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from .errors import BenchError, UsageError
 
@@ -71,10 +72,15 @@ def _all_flags(parser) -> list[str]:
     return flags
 
 
-def _split_list(text: str) -> list[str]:
+def _split_list(text: str, flag: str = "") -> list[str]:
+    where = f"{flag}: " if flag else ""
+    if not text.strip():
+        raise UsageError(f"{where}the list is empty: give at least one value")
     items = [item.strip() for item in text.split(",")]
     if any(item == "" for item in items):
-        raise UsageError(f"empty item in the list {text!r}: write values separated by commas")
+        raise UsageError(
+            f"{where}empty item in the list {text!r}: write values separated by commas"
+        )
     return items
 
 
@@ -119,7 +125,7 @@ def _overrides(args) -> dict:
     for key in LIST_FLAGS:
         value = getattr(args, key)
         if value is not None:
-            overrides[key] = _split_list(value)
+            overrides[key] = _split_list(value, LIST_FLAGS[key][0])
     for key in SCALAR_FLAGS:
         value = getattr(args, key)
         if value is not None:
@@ -260,7 +266,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except BenchError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -268,7 +274,8 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:  # anything else: one line, the traceback with --debug
         if debug:
-            raise
+            traceback.print_exc()
+            return 1
         print(
             f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
             file=sys.stderr,

@@ -163,18 +163,21 @@ def prepare_data(cells, data_dir, folder: Path, note) -> dict[tuple, DataRef]:
 
 def resolve_batches(cells, refs, note) -> list[Cell]:
     """Full-batch cells get the training set's size; oversize batches are said once."""
-    resolved, said = [], set()
+    resolved, oversize = [], {}
     for cell in cells:
         n = refs[_data_key(cell)].n_train
         if cell.batch_size == FULL_BATCH:
             cell = dataclasses.replace(cell, batch_size=n)
-        elif cell.batch_size > n and (cell.dataset, cell.batch_size) not in said:
-            said.add((cell.dataset, cell.batch_size))
-            note(
-                f"note: batch size {cell.batch_size} is larger than {cell.dataset}'s "
-                f"{n} training samples; those cells run one batch per epoch"
-            )
+        elif cell.batch_size > n:
+            oversize.setdefault((cell.dataset, n), set()).add(cell.batch_size)
         resolved.append(cell)
+    for (dataset, n), sizes in oversize.items():
+        many = len(sizes) > 1
+        note(
+            f"note: batch size{'s' if many else ''} {', '.join(map(str, sorted(sizes)))} "
+            f"{'are' if many else 'is'} larger than {dataset}'s {n} training samples; "
+            "those cells run one batch per epoch"
+        )
     return resolved
 
 
@@ -370,6 +373,7 @@ def execute(
     rows = []
     runner = None
     bar = None
+    begun = resume is not None  # env.json holds the sweep: the folder can be resumed
     try:
         with _interrupts_raise():
             refs, phases["data_s"] = measure.timed(prepare_data, cells, sweep.data_dir, tmp, note)
@@ -393,6 +397,7 @@ def execute(
                 cells=len(cells),
             )
             store.write_env(env)
+            begun = True
             matmul, phases["matmul_probe_s"] = measure.timed(
                 measure_matmul, threads_list, dtypes, note
             ) if todo else ({}, 0.0)
@@ -414,6 +419,8 @@ def execute(
                     bar.note(f"{cell.label()}: {row['status']}: {row.get('error', '')}")
             status = "complete"
     except Interrupted as exc:
+        if not begun:
+            raise KeyboardInterrupt from None  # before the sweep started: nothing to resume
         # said even with --quiet: the user needs the folder to resume
         print(
             f"\ninterrupted ({exc}): {len(rows)} cells of this session are saved; "
@@ -427,9 +434,12 @@ def execute(
             runner.close()
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            store.update_env(status=status, finished_at=measure.now_iso())
+            if begun:
+                store.update_env(status=status, finished_at=measure.now_iso())
         finally:
             store.close()
+            if not begun:  # stopped before the sweep started (e.g. bad data): leave no folder
+                shutil.rmtree(store.path, ignore_errors=True)
     if rows:
         note(f"cells: {_summary_line(rows)}")
     _, phases["report_s"] = measure.timed(_render, store.path, note)

@@ -82,6 +82,8 @@ class RunStore:
     def create(cls, root: str | os.PathLike, name: str) -> RunStore:
         """A new folder `<root>/<timestamp>-<name>[-N]`, created atomically (never shared)."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"cannot use {root} as the results folder (--out): it is a file")
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -124,21 +124,57 @@ def _run_verify(model_class, payload, send):
     )
 
 
+def _start_backend(backend: str | None, threads: int, log_path: str | None):
+    """Pin threads and import `backend`'s framework: (threads in effect, model class).
+
+    Raises BackendUnavailable when the framework is not installed, or is installed but fails
+    to import (a broken install raises anything from ImportError to RuntimeError); its
+    traceback then goes to the worker's log.
+    """
+    from impls.registry import (
+        BACKENDS,
+        BackendUnavailable,
+        available_backends,
+        backend_class,
+        install_hint,
+    )
+
+    from .threads import pin_threads
+
+    if backend is not None:
+        reason = available_backends().get(backend)
+        if reason is not None:  # checked before pinning: pinning imports the framework
+            raise BackendUnavailable(f"backend {backend!r} is unavailable: {reason}")
+    try:
+        effective = pin_threads(threads, backend)
+        return effective, (backend_class(backend) if backend is not None else None)
+    except BackendUnavailable:
+        raise
+    except Exception as exc:
+        extra = BACKENDS[backend].extra if backend in BACKENDS else None
+        if extra is None:  # NumPy backends need nothing extra: a real fault, not a skip
+            raise
+        traceback.print_exc()  # into the worker's log
+        where = f" (traceback: {os.path.basename(log_path)})" if log_path else ""
+        raise BackendUnavailable(
+            f"backend {backend!r} failed to import its framework ({type(exc).__name__}: "
+            f"{exc}); reinstall with {install_hint(extra)}{where}"
+        ) from exc
+
+
 def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -> None:
     """Entry point of a worker process (runs in a fresh interpreter)."""
     _redirect_output(log_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    from impls.registry import BackendUnavailable, backend_class
+    from impls.registry import BackendUnavailable
 
     from . import measure
-    from .threads import pin_threads
 
     send = conn.send
     info = {"pid": os.getpid(), "backend": backend, "unavailable": None}
     try:
         start = measure.perf_clock()
-        info["threads_effective"] = pin_threads(threads, backend)
-        model_class = backend_class(backend) if backend is not None else None
+        info["threads_effective"], model_class = _start_backend(backend, threads, log_path)
         info["startup_s"] = measure.perf_clock() - start
     except BackendUnavailable as exc:
         info["unavailable"] = str(exc)
