@@ -84,21 +84,43 @@ DERIVATIVES = {"relu": relu_backward, "sigmoid": sigmoid_backward, "tanh": tanh_
 # --------------------------------------------------------------------------- losses
 # Each loss function takes the logits z, the output activation yhat = output(z) and the targets
 # y, and returns the per-sample loss (shape z.shape[:-1]). Each delta function returns
-# dLoss_sample / dz, written into `out`.
+# dLoss_sample / dz, written into `out`. Training calls them through LOSS_AND_DELTA (below),
+# which gives both in one call per (loss, output) pair; cce with softmax is written fused there
+# and cce_loss is defined from it, so each formula still exists once.
+
+# y . t per sample along the last axis, one call for a sample (scalar) or a batch (m,).
+_rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("...i,...i->...", a, b))
+
+
+
+def softmax_cce(z, y, delta, yhat=None, y_sum=None):
+    """cce's per-sample loss and dLoss/dz for a softmax output, from one exp of the logits.
+
+    With t = z - max(z) (the shift keeps exp from overflowing), s = sum(exp(t)), n = sum(y):
+        loss  = log(s) * n - y . t        (= -sum(y * log softmax(z)); soft targets included)
+        dL/dz = exp(t) / s * n - y        (= softmax(z) * sum(y) - y)
+    so the exp that the softmax needs serves the loss too, and the softmax is never stored.
+    Writes dL/dz into `delta` (its scratch on the way) and returns the loss: a scalar for one
+    sample (1-D z), shape (m,) for a batch. `y_sum` is y.sum(axis=-1) if the caller has it
+    (precomputed for the epoch in one call); `yhat` is unused (see LOSS_AND_DELTA).
+    """
+    if y_sum is None:
+        y_sum = y.sum(axis=-1)
+    t = np.subtract(z, z.max(axis=-1, keepdims=True), out=delta)
+    y_dot_t = _rowdot(y, t)
+    e = np.exp(t, out=delta)
+    s = e.sum(axis=-1)
+    loss = np.log(s) * y_sum - y_dot_t
+    coef = y_sum / s
+    if e.ndim > 1:
+        coef = coef[:, None]  # one factor per sample, broadcast over its outputs
+    e *= coef
+    e -= y
+    return loss
 
 
 def cce_loss(z, yhat, y):
-    shift = z.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(z - shift).sum(axis=-1))  # log-sum-exp of the shifted logits
-    y_sum = y.sum(axis=-1)
-    return lse * y_sum - (y * (z - shift)).sum(axis=-1)
-
-
-def cce_delta(z, yhat, y, out=None):
-    # d/dz [lse(z) * sum(y) - y.z] = softmax(z) * sum(y) - y
-    out = np.multiply(yhat, y.sum(axis=-1, keepdims=True), out=out)
-    out -= y
-    return out
+    return softmax_cce(z, y, np.empty_like(z))
 
 
 def bce_loss(z, yhat, y):
@@ -143,13 +165,38 @@ def mse_delta_softmax(z, yhat, y, out=None):
 
 LOSSES = {"cce": cce_loss, "bce": bce_loss, "mse": mse_loss}
 
-# (loss, output activation) -> dLoss/dz. MLPSpec guarantees only these pairs occur.
+# (loss, output activation) -> dLoss/dz from yhat, for the pairs not written fused.
 DELTAS = {
-    ("cce", "softmax"): cce_delta,
     ("bce", "sigmoid"): bce_delta,
     ("mse", "linear"): mse_delta_linear,
     ("mse", "sigmoid"): mse_delta_sigmoid,
     ("mse", "softmax"): mse_delta_softmax,
+}
+
+
+def _output_then_loss_and_delta(output, loss, delta_fn):
+    """LOSS_AND_DELTA's entry for a pair whose loss and delta are written apart: form the
+    output activation in `yhat`, then the two from it."""
+    output_fn, loss_fn = OUTPUTS[output], LOSSES[loss]
+
+    def loss_and_delta(z, y, delta, yhat, y_sum=None):
+        yhat = output_fn(z, out=yhat)
+        delta_fn(z, yhat, y, out=delta)
+        return loss_fn(z, yhat, y)
+
+    return loss_and_delta
+
+
+# (loss, output activation) -> fn(z, y, delta, yhat, y_sum=None): per-sample losses (scalar for
+# one sample, (m,) for a batch) with dLoss/dz written into `delta`, for the logits z. `yhat` is
+# scratch of z's shape for the output activation (left unspecified after the call); `y_sum` is
+# y.sum(axis=-1) if the caller has it, else None. MLPSpec guarantees only these pairs occur.
+LOSS_AND_DELTA = {
+    ("cce", "softmax"): softmax_cce,
+    **{
+        (loss, out): _output_then_loss_and_delta(out, loss, fn)
+        for (loss, out), fn in DELTAS.items()
+    },
 }
 
 
@@ -186,6 +233,8 @@ def objective(params, X, Y, spec):
 # --------------------------------------------------------------------------- optimisers
 # An optimiser updates a flat list of parameter arrays in place from a matching list of
 # gradient arrays. It may overwrite the gradients (they are used as scratch space).
+# `direct_scale` is a float s when step(params, grads) is exactly p += s * g for every pair
+# (no state, nothing else), else None; see SGD.
 
 
 class SGD:
@@ -195,6 +244,10 @@ class SGD:
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.velocity = [np.zeros_like(p) for p in params] if self.momentum else None
+        # Without momentum the step is p += -lr * g and keeps no state, so a caller may scale
+        # its deltas by direct_scale and add the gradient products straight into the
+        # parameters: the same update without filling, scaling and rereading gradient buffers.
+        self.direct_scale = None if self.momentum else -self.lr
 
     def step(self, params, grads):
         if self.velocity is None:
@@ -213,7 +266,7 @@ ADAM_EPSILON_PLACEMENTS = ("v_hat", "v")
 
 
 class Adam:
-    """Adam with bias correction.
+    """Adam with bias correction. Stateful, so no `direct_scale` (see SGD): always `step`.
 
     epsilon_on="v_hat" (default; the Adam paper and torch.optim.Adam):
         p -= lr * m_hat / (sqrt(v_hat) + eps)
@@ -231,6 +284,7 @@ class Adam:
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
         self.epsilon_on = epsilon_on
+        self.direct_scale = None
         self.t = 0
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]

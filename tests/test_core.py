@@ -172,3 +172,91 @@ def test_float32_work_stays_float32(backend, activation, loss):
     assert model.predict_proba(X).dtype == np.float32
     _, grads = model.loss_and_gradients(X, Y)
     assert all(g.dtype == np.float32 for pair in grads for g in pair)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cce_matches_definition_per_sample_and_per_batch(dtype):
+    """The fused loss and delta equal -sum(y log softmax(z)) and softmax(z) sum(y) - y, for a
+    batch and for each of its rows alone, with or without y_sum given, in z's dtype."""
+    rng = np.random.default_rng(1)
+    z = (rng.normal(size=(5, 4)) * 3).astype(dtype)
+    y = (rng.dirichlet(np.ones(4), size=5) * rng.uniform(0.5, 2, (5, 1))).astype(dtype)
+    p = core.softmax(z.astype(np.float64))
+    expected_loss = -(y * np.log(p)).sum(axis=1)
+    expected_delta = p * y.sum(axis=1, keepdims=True) - y
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    delta = np.empty_like(z)
+    for y_sum in (None, y.sum(axis=1)):
+        loss = core.softmax_cce(z, y, delta, y_sum=y_sum)
+        assert loss.dtype == dtype and delta.dtype == dtype
+        np.testing.assert_allclose(loss, expected_loss, rtol=tol, atol=tol)
+        np.testing.assert_allclose(delta, expected_delta, rtol=tol, atol=tol)
+    row = np.empty(4, dtype)
+    for j in range(5):
+        loss = core.softmax_cce(z[j], y[j], row, y_sum=float(y[j].sum()))
+        assert np.asarray(loss).dtype == dtype
+        assert float(loss) == pytest.approx(expected_loss[j], rel=tol, abs=tol)
+        np.testing.assert_allclose(row, expected_delta[j], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("loss,output", LOSS_OUTPUT_PAIRS)
+def test_loss_and_delta_table_matches_the_separate_functions(loss, output):
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(6, 3))
+    y = _targets(loss, rng, 6, 3)
+    yhat = core.OUTPUTS[output](z, out=np.empty_like(z))
+    delta, scratch = np.empty_like(z), np.empty_like(z)
+    losses = core.LOSS_AND_DELTA[(loss, output)](z, y, delta, scratch)
+    np.testing.assert_allclose(losses, core.LOSSES[loss](z, yhat, y), rtol=1e-12)
+    if (loss, output) in core.DELTAS:
+        np.testing.assert_allclose(delta, core.DELTAS[(loss, output)](z, yhat, y), rtol=1e-12)
+    for j in range(6):  # one sample at a time, as numpy-loop calls it
+        row = np.empty(3)
+        one = core.LOSS_AND_DELTA[(loss, output)](z[j], y[j], row, np.empty(3))
+        assert float(one) == pytest.approx(losses[j], rel=1e-12)
+        np.testing.assert_allclose(row, delta[j], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", NUMPY_BACKENDS)
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+def test_plain_sgd_direct_update_equals_gradient_then_step(backend, batch_size, activation):
+    """Plain SGD without decay adds each rank-1 term straight into the weights (direct_scale);
+    that must be the same update as forming the batch gradient and then taking the step."""
+    spec = MLPSpec((5, 4, 3, 3), activation=activation, lr=0.3, dtype="float64")
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(10, 5))
+    Y = rng.dirichlet(np.ones(3), size=10)
+    params = init_params(spec, seed=5)
+    model = make_model(backend, spec, params)
+    assert model._optimizer.direct_scale == -spec.lr
+    reference = make_model(backend, spec, params)
+    losses = []
+    for start in range(0, 10, batch_size):
+        loss, grads = reference.loss_and_gradients(X[start : start + batch_size],
+                                                   Y[start : start + batch_size])
+        stepped = [(W - spec.lr * gW, b - spec.lr * gb)
+                   for (W, b), (gW, gb) in zip(reference.get_params(), grads)]
+        reference.set_params(stepped)
+        losses.append(loss * len(X[start : start + batch_size]))
+    assert model.train_epoch(X, Y, batch_size) == pytest.approx(sum(losses) / 10, rel=1e-12)
+    for (W, b), (W_ref, b_ref) in zip(model.get_params(), reference.get_params()):
+        np.testing.assert_allclose(W, W_ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b, b_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", NUMPY_BACKENDS)
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_float32_plain_sgd_stays_float32(backend, batch_size):
+    """The direct-update path (plain SGD, no decay) keeps float32 work in float32."""
+    spec = MLPSpec((3, 4, 2), loss="cce", optimizer="sgd", lr=0.1, dtype="float32")
+    model = make_model(backend, spec, init_params(spec))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(7, 3)).astype(np.float32)
+    Y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 7)]
+    assert np.isfinite(model.train_epoch(X, Y, batch_size=batch_size))
+    assert all(W.dtype == np.float32 and b.dtype == np.float32 for W, b in model.get_params())
+    buffers = [v for v in vars(model).values() if isinstance(v, np.ndarray)]
+    buffers += [a for v in vars(model).values() if isinstance(v, list) for a in v
+                if isinstance(a, np.ndarray)]
+    assert buffers and all(a.dtype == np.float32 for a in buffers)
