@@ -90,8 +90,8 @@ class TorchMLP(MLPModel):
             Yt = Yt.argmax(dim=1)  # class indices: CrossEntropyLoss's fast path, same values
         net, opt, loss_fn = self.net, self.optimizer, self.loss_fn
         net.train()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
         n = Xt.shape[0]
+        losses = []  # kept on the device and summed once: no extra work or sync per batch
         for start in range(0, n, batch_size):
             xb = Xt[start : start + batch_size]
             yb = Yt[start : start + batch_size]
@@ -99,7 +99,10 @@ class TorchMLP(MLPModel):
             loss = loss_fn(net(xb), yb)
             loss.backward()
             opt.step()
-            total += loss.detach() * xb.shape[0]
+            losses.append(loss.detach())
+        sizes = torch.full((len(losses),), float(batch_size), dtype=torch.float64)
+        sizes[-1] = n - batch_size * (len(losses) - 1)  # the last batch may be smaller
+        total = torch.stack(losses).to(torch.float64) @ sizes.to(self.device)
         return total.item() / n
 
     def _predict(self, X):

@@ -4,8 +4,10 @@ shuffle=False)` on a compiled Sequential, and PyTorch's textbook loop over tenso
 
 One round is EPOCHS epochs on both sides, from the same initial weights, so the per-call set-up
 that `fit` pays once per call is amortised alike. The two variants of one framework, model and
-batch size share a group, so pytest-benchmark's table puts them side by side; `bench report
---pytest-benchmark` gives their ratio.
+batch size share a group, so pytest-benchmark's table puts them side by side. Timed apart,
+their ratio carries the machine's drift between the two; so the mlp-bench variant also times
+both in alternating rounds and records that ratio (median and 10th-90th percentiles) in
+`extra_info`, which `bench report --pytest-benchmark` reports.
 """
 
 import os
@@ -14,9 +16,10 @@ import numpy as np
 import pytest
 from conftest import require_backend
 
+from bench import measure
 from impls import MLPSpec, init_params, make_model
 
-from .conftest import run_benchmark
+from .conftest import BUDGET_S, run_benchmark
 
 EPOCHS = 3
 CASES = [("digits-64-100-10", b) for b in (1, 32, 256, 1024)] + [
@@ -103,10 +106,8 @@ def test_against_plain_framework_code(benchmark, models, matmul_peak, model_name
     sizes, X, Y = models[model_name]
     spec = _spec(sizes)
     params = init_params(spec, seed=0)
-    if variant == "plain":
-        fn = PLAIN[framework](spec, params, X, Y, batch_size)
-    else:
-        fn = _mlp_bench(framework, spec, params, X, Y, batch_size)
+    plain = PLAIN[framework](spec, params, X, Y, batch_size)
+    fn = plain if variant == "plain" else _mlp_bench(framework, spec, params, X, Y, batch_size)
     benchmark.group = f"overhead | {framework} | {model_name} | batch {batch_size}"
     run_benchmark(
         benchmark, fn, EPOCHS * len(X), spec.n_weights, matmul_peak,
@@ -114,3 +115,23 @@ def test_against_plain_framework_code(benchmark, models, matmul_peak, model_name
          "batch_size": batch_size, "kind": "overhead", "epochs": EPOCHS,
          "n_samples": EPOCHS * len(X)},
     )
+    if variant == "mlp-bench" and not benchmark.disabled:
+        benchmark.extra_info.update(interleaved_ratio(fn, plain))
+
+
+def interleaved_ratio(ours, plain, budget_s=None):
+    """ours/plain time measured in alternating rounds, so both see the same machine state:
+    the median of the per-pair ratios and its 10th-90th percentile range."""
+    budget_s = BUDGET_S if budget_s is None else budget_s
+    ours(), plain()  # warm both
+    _, t_ours = measure.timed(ours)
+    _, t_plain = measure.timed(plain)
+    pairs = int(min(30, max(5, budget_s / (t_ours + t_plain))))
+    ratios = []
+    for i in range(pairs):
+        first, second = (ours, plain) if i % 2 == 0 else (plain, ours)
+        _, a = measure.timed(first)
+        _, b = measure.timed(second)
+        ratios.append(a / b if first is ours else b / a)
+    lo, mid, hi = np.percentile(ratios, [10, 50, 90])
+    return {"ratio_to_plain": mid, "ratio_p10": lo, "ratio_p90": hi, "ratio_pairs": pairs}
