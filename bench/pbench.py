@@ -179,7 +179,8 @@ def convert(json_path, out_dir=None) -> list[Path]:
     if not isinstance(data, dict) or "benchmarks" not in data:
         raise UsageError(f"{json_path} is not pytest-benchmark JSON (no 'benchmarks' list)")
     rows = _rows(data, json_path.stem)
-    if not rows:
+    overhead = overhead_table(data)
+    if not rows and overhead.empty:
         raise UsageError(
             f"{json_path} holds no mlp-bench training benchmarks (run "
             "`pytest tests/benchmarks --benchmark-only --benchmark-json FILE`)"
@@ -193,9 +194,11 @@ def convert(json_path, out_dir=None) -> list[Path]:
             writer.writerow([_format(row.get(c)) for c in RESULT_COLUMNS])
     env = _env(data, json_path.stem, rows)
     (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
-    results, curves = load_run(out)
-    summary = render_summary(results, curves, env)
-    overhead = overhead_table(data)
+    if rows:
+        results, curves = load_run(out)
+        summary = render_summary(results, curves, env)
+    else:  # only the framework-overhead pairs were run
+        summary = f"# mlp-bench: pytest-benchmark {json_path.stem}\n"
     written = [out / "results.csv", out / "env.json"]
     if len(overhead):
         summary = summary.rstrip() + "\n\n" + _overhead_section(overhead) + "\n"

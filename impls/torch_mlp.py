@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -85,9 +87,10 @@ class TorchMLP(MLPModel):
         return torch.from_numpy(a).to(self.device, non_blocking=True)
 
     def _train_ordered(self, X, Y, batch_size):
-        Xt, Yt = self._tensor(X), self._tensor(Y)
-        if self.spec.loss == "cce" and _is_one_hot(Y):
-            Yt = Yt.argmax(dim=1)  # class indices: CrossEntropyLoss's fast path, same values
+        Xt = self._tensor(X)
+        labels = _one_hot_labels(Y) if self.spec.loss == "cce" else None
+        # class indices where Y is one-hot: CrossEntropyLoss's fast path, the same values
+        Yt = self._tensor(Y) if labels is None else self._tensor(labels)
         net, opt, loss_fn = self.net, self.optimizer, self.loss_fn
         net.train()
         n = Xt.shape[0]
@@ -100,10 +103,9 @@ class TorchMLP(MLPModel):
             loss.backward()
             opt.step()
             losses.append(loss.detach())
-        sizes = torch.full((len(losses),), float(batch_size), dtype=torch.float64)
-        sizes[-1] = n - batch_size * (len(losses) - 1)  # the last batch may be smaller
-        total = torch.stack(losses).to(torch.float64) @ sizes.to(self.device)
-        return total.item() / n
+        per_batch = torch.stack(losses).tolist()  # one transfer from the device
+        last = n - batch_size * (len(per_batch) - 1)  # the last batch may be smaller
+        return (math.fsum(per_batch[:-1]) * batch_size + per_batch[-1] * last) / n
 
     def _predict(self, X):
         self.net.eval()
@@ -129,6 +131,12 @@ class TorchMLP(MLPModel):
                 m.bias.copy_(torch.from_numpy(b))
 
 
-def _is_one_hot(Y: np.ndarray) -> bool:
-    """True if every row of Y is a one-hot vector (exactly one 1, the rest 0)."""
-    return bool(((Y == 0) | (Y == 1)).all() and (Y.sum(axis=1) == 1).all())
+def _one_hot_labels(Y: np.ndarray) -> np.ndarray | None:
+    """The class index of each row if every row of Y is one-hot (one 1, the rest 0), else None.
+
+    Exactly n nonzero entries, and each row's largest entry equal to 1, make every row one-hot.
+    """
+    labels = Y.argmax(axis=1)
+    if np.count_nonzero(Y) != Y.shape[0] or not (Y[np.arange(Y.shape[0]), labels] == 1).all():
+        return None
+    return labels

@@ -277,3 +277,29 @@ def test_keras_steps_per_execution_must_be_a_positive_integer(steps):
     spec = MLPSpec((6, 9, 4))
     with pytest.raises(ValueError, match="steps_per_execution"):
         make_model("keras", spec, init_params(spec), steps_per_execution=steps)
+
+
+def test_epoch_gather_reuses_buffers_and_skips_the_identity_order():
+    spec = MLPSpec((4, 3, 2), dtype="float32")
+    model = make_model("numpy-vec", spec, init_params(spec, seed=0))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    Y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 6)]
+    Xi, Yi = model._gather(X, Y, np.arange(6))
+    assert Xi is X and Yi is Y  # the fixed order: no copy
+    perm = rng.permutation(6)
+    Xo, Yo = model._gather(X, Y, perm)
+    np.testing.assert_array_equal(Xo, X[perm])
+    np.testing.assert_array_equal(Yo, Y[perm])
+    Xo2, _ = model._gather(X, Y, perm[::-1])
+    assert Xo2 is Xo  # the same buffer every epoch
+    np.testing.assert_array_equal(Xo2, X[perm[::-1]])
+    X64 = X.astype(np.float64)
+    Xc, _ = model._gather(X64, Y, np.arange(6))  # another dtype: converted into the buffer
+    assert Xc.dtype == np.float32 and Xc is not X64
+    np.testing.assert_array_equal(Xc, X)
+    sub, _ = model._gather(X, Y, np.arange(3))  # a subset in order is still gathered
+    np.testing.assert_array_equal(sub, X[:3])
+    X_before = X.copy()
+    model.train_epoch(X, Y, 2, perm)
+    np.testing.assert_array_equal(X, X_before)  # the caller's data is never written

@@ -100,6 +100,15 @@ def test_pytest_benchmark_conversion_via_cli(pbench_json, tmp_path):
     assert (out / "results.csv").exists()
 
 
+def test_overhead_only_json_converts(tmp_path):
+    path = tmp_path / "overhead.json"
+    path.write_text(json.dumps({"benchmarks": [_overhead("torch", "mlp-bench", 0.3),
+                                               _overhead("torch", "plain", 0.25)]}))
+    paths = pbench.convert(path, tmp_path / "out")
+    assert [p.name for p in paths] == ["results.csv", "env.json", "overhead.csv", "summary.md"]
+    assert "## Against plain framework code" in paths[-1].read_text()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [(None, "no such file"), ("{not json", "is not pytest-benchmark JSON"),
