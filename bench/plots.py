@@ -105,9 +105,13 @@ def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path
         used.add(name)
         return out_dir / f"{name}.png"
 
+    from .scaling import fit_slopes
+
+    # The cells of a scaling study are drawn together in scaling.png, not one figure per cell.
+    per_config = ok[~ok["part"].isin(set(fit_slopes(ok)["part"]))]
     with rc_context(_STYLE):
-        for dataset in distinct(ok["dataset"]):
-            in_dataset = ok[equals(ok["dataset"], dataset)]
+        for dataset in distinct(per_config["dataset"]):
+            in_dataset = per_config[equals(per_config["dataset"], dataset)]
             ds = format_value("dataset", dataset)
             for config, cells in by_config(in_dataset, config_keys):
                 tag = _config_tag(config, config_keys)

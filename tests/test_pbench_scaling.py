@@ -173,3 +173,13 @@ def test_summary_has_scaling_section():
     assert "batch size 1–256 (batch)" in text and "hidden width 32–256 (width)" in text
     assert "-0.50 (r² 1.00, 5 pts)" in text and "+1.00 (r² 1.00, 4 pts)" in text
     assert len(fits) == 6
+
+
+def test_scaling_study_is_drawn_in_one_figure(tmp_path):
+    from bench import plots
+
+    results = report._typed(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    results["dataset"] = "synthetic:n=5000,d=784,k=10"
+    written = plots.write_plots(results, pd.DataFrame(), tmp_path)
+    assert [p.name for p in written] == ["scaling.png"]  # no figure per cell of a study
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
