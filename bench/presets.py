@@ -147,8 +147,9 @@ PRESETS = {
             "raw pixels, weights and biases normal with std 0.1, batch 1000, reshuffled "
             "every epoch, 20 epochs",
             "the notebook's mse is sum/2 over outputs, so its gradient is 5x the contract's "
-            "mean: lr 0.03 becomes 0.15; its decay term 2*0.05*W is λ = 0.1 (here on "
-            "weights only; the notebook also decays biases)",
+            "mean: lr 0.03 becomes 0.15; its decay term 2*0.05*W = 0.1 W is added to that "
+            "5x gradient, so the same step is λ = 0.1 / 5 = 0.02 here (on weights only; the "
+            "notebook also decays biases)",
         ),
         sweep={
             "title": "seed003",
@@ -164,7 +165,7 @@ PRESETS = {
             "init_bias": "like_weights",
             "parts": [
                 {"name": "cce", "losses": ["cce"], "lrs": [0.01]},
-                {"name": "mse-decay", "losses": ["mse"], "lrs": [0.15], "weight_decay": 0.1},
+                {"name": "mse-decay", "losses": ["mse"], "lrs": [0.15], "weight_decay": 0.02},
             ],
         },
     ),
