@@ -107,8 +107,9 @@ def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path
 
     from .scaling import fit_slopes
 
+    slopes = fit_slopes(ok)
     # The cells of a scaling study are drawn together in scaling.png, not one figure per cell.
-    per_config = ok[~ok["part"].isin(set(fit_slopes(ok)["part"]))]
+    per_config = ok[~ok["part"].isin(set(slopes["part"]))]
     with rc_context(_STYLE):
         for dataset in distinct(per_config["dataset"]):
             in_dataset = per_config[equals(per_config["dataset"], dataset)]
@@ -130,7 +131,7 @@ def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path
                 fig = _accuracy_time_figure(runs, losses, ds, subtitle)
                 if fig is not None:
                     written.append(_save(fig, target("accuracy-vs-time", ds, tag)))
-        fig = _scaling_figure(ok)
+        fig = _scaling_figure(ok, slopes)
         if fig is not None:
             written.append(_save(fig, target("scaling")))
     return written
@@ -401,12 +402,11 @@ def _accuracy_time_figure(runs: pd.DataFrame, losses: Sequence, dataset: str, su
     return fig
 
 
-def _scaling_figure(ok: pd.DataFrame):
-    """Per scaling study (a part where one axis varies): s/epoch against that axis, log-log,
-    with each backend's fitted line and slope in the legend."""
-    from .scaling import AXES, fit_slopes, hidden_width
+def _scaling_figure(ok: pd.DataFrame, slopes: pd.DataFrame):
+    """Per scaling study (a part where one axis varies; `slopes` from scaling.fit_slopes):
+    s/epoch against that axis, log-log, with each backend's fitted line and slope."""
+    from .scaling import AXES, hidden_width
 
-    slopes = fit_slopes(ok)
     if slopes.empty:
         return None
     studies = list(dict.fromkeys(zip(slopes["part"], slopes["axis"])))

@@ -765,7 +765,7 @@ def _chaos_note(rows: pd.DataFrame) -> str:
     if split.empty:
         return ""
     sizes = sorted({int(b) for b in split.index.get_level_values("batch_size")})
-    where = ", ".join("full batch" if b == 0 else f"batch {b}" for b in sizes)
+    where = ", ".join(f"batch {b}" for b in sizes)  # full batches are resolved to n by now
     return (
         f" Where backends of one cell end at different accuracies (here at {where}), they "
         "still applied the same updates from the same start — `python -m bench verify` checks "
