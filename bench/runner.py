@@ -446,7 +446,7 @@ def execute(
     accounting = time_accounting(
         rows, measure.perf_clock() - started, runner.startup_s if runner else 0.0, **phases
     )
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, BenchError):
         RunStore.write_env_field(store.path, time_accounting=accounting)
     if rows:
         note(describe_accounting(accounting))

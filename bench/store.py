@@ -144,10 +144,7 @@ class RunStore:
         return finished
 
     def read_env(self) -> dict:
-        try:
-            return json.loads(self.env_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise NotARunError(f"{self.env_path} cannot be read: {exc}") from None
+        return _read_env(self.env_path)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -156,18 +153,12 @@ class RunStore:
         _write_env(self.env_path, env)
 
     def update_env(self, **fields) -> dict:
-        env = self.read_env() if self.env_path.exists() else {}
-        env.update(fields)
-        self.write_env(env)
-        return env
+        return _update_env(self.env_path, fields)
 
     @staticmethod
     def write_env_field(path, **fields) -> None:
         """Add fields to env.json of the run folder `path` after the run has closed."""
-        env_path = Path(path) / ENV
-        env = json.loads(env_path.read_text())
-        env.update(fields)
-        _write_env(env_path, env)
+        _update_env(Path(path) / ENV, fields)
 
     def append_cell(self, result: dict, curves: list[dict]) -> None:
         """Write a finished cell: its curve rows, then its result row; both synced to disk."""
@@ -193,6 +184,20 @@ class RunStore:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+
+def _read_env(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NotARunError(f"{path} cannot be read: {exc}") from None
+
+
+def _update_env(path: Path, fields: dict) -> dict:
+    env = _read_env(path) if path.exists() else {}
+    env.update(fields)
+    _write_env(path, env)
+    return env
 
 
 def _write_env(path: Path, env: dict) -> None:
