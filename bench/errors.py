@@ -19,3 +19,7 @@ class NotARunError(BenchError):
     """A folder given as a run folder holds no run (no results.csv / env.json)."""
 
     exit_code = 2
+
+
+class DiskFullError(BenchError):
+    """No space left (or a file size limit) while writing a run folder; it can be resumed."""

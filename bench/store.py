@@ -1,23 +1,30 @@
 """The run folder on disk: created once, appended to as cells finish, resumable.
 
 A cell's curve rows are written before its result row, and each write is flushed and synced,
-so a results row on disk means its cell is complete. On resume, a results file cut off
-mid-line (power loss) keeps its complete rows; the cut row and any curve rows of cells without
-a result row are dropped, and those cells run again.
+so a results row on disk means its cell is complete. On resume, every complete, valid row is
+kept wherever it sits in the file; what cannot be read (a row cut off by power loss, a line
+damaged by hand, a repeated key) is moved to `results.csv.damaged` / `curves.csv.damaged`, never
+deleted. Curve rows of cells without a result row are dropped, and those cells run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import errno
 import fcntl
+import io
 import json
 import math
 import os
 import re
+import socket
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BenchError, NotARunError, UsageError
+from .errors import BenchError, DiskFullError, NotARunError, UsageError
 from .schema import CURVE_COLUMNS, KEY_COLUMNS, RESULT_COLUMNS
 
 RESULTS, CURVES, ENV, LOCK, LOGS = "results.csv", "curves.csv", "env.json", ".lock", "logs"
@@ -27,43 +34,181 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
 
+# Every row this module writes is one physical line ending in "\r\n" (the csv module's
+# terminator, written and read with newline=""): values never hold "\r" or "\n", so a line
+# that does not parse is junk on its own and never swallows the rows around it.
+_LINE = re.compile(r"\r\n|\r|\n")  # the only breaks csv's reader knows (not \u2028, \x0c, ...)
+
+
 def _format(value):
     if value is None:
         return ""
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, sort_keys=True)
+        value = json.dumps(value, sort_keys=True)
     if isinstance(value, str):
-        return " ".join(value.split("\n"))  # one line per row: resume recovers by lines
+        return " ".join(_LINE.split(value))  # one line per row (see _LINE)
     return value
 
 
-def _recover_csv(path: Path, columns) -> list[dict]:
-    """Complete rows of a CSV written by this module; rewrites the file if a row was cut."""
-    if not path.exists():
-        return []
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    lines = text.splitlines(keepends=True)
-    keep = []
+def _lines(text: str) -> tuple[list[str], str]:
+    """The complete lines of `text` (without their terminators) and the unterminated rest."""
+    pieces = _LINE.split(text)
+    return pieces[:-1], pieces[-1]
+
+
+def _parse_line(line: str) -> list[str] | None:
+    try:
+        line.encode("utf-8")  # undecodable bytes (kept as surrogates) are damage
+        rows = list(csv.reader([line], strict=True))
+    except (UnicodeEncodeError, csv.Error):
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def _valid_key(fields: dict) -> tuple[str, int] | None:
+    cell_id, repeat = fields.get("cell_id", ""), fields.get("repeat", "")
+    if not re.fullmatch(r"[0-9a-zA-Z_-]+", cell_id) or not re.fullmatch(r"[0-9]+", repeat):
+        return None
+    return cell_id, int(repeat)
+
+
+@dataclass
+class _Recovered:
+    rows: list[dict]
+    damaged: list[str]  # raw text quarantined, in file order
+    rewrite: bool  # the file on disk differs from header + rows
+
+
+def _recover_text(text: str, columns, unique) -> _Recovered:
+    """Split a CSV written by this module into its complete, valid rows and the rest.
+
+    A row is kept wherever it sits when it has one field per column of the file's header, a
+    valid key, and `unique(row)` (the row's identity) not seen before. Everything else (cut
+    rows, junk lines, repeated keys, an unterminated tail) is returned as damaged text.
+    """
+    lines, tail = _lines(text)
+    header, rows, damaged, seen = None, [], [], set()
     for line in lines:
-        if not line.endswith("\n"):
-            break  # cut off mid-line
-        keep.append(line)
-    header = next(csv.reader(keep[:1]), None)
-    if header is not None and list(header) != list(columns):
-        raise BenchError(f"{path} has columns {header}, expected {list(columns)}")
-    rows = []
-    good = keep[:1]
-    for line in keep[1:]:
-        fields = next(csv.reader([line]), [])
-        if len(fields) != len(columns):
-            break
-        rows.append(dict(zip(columns, fields)))
-        good.append(line)
-    if len(good) != len(lines):
-        path.write_text("".join(good) if good else "")
+        if not line:
+            continue  # an empty line holds nothing to keep
+        fields = _parse_line(line)
+        if fields is not None and _is_header(fields, columns):
+            if header is None:
+                header = fields
+            continue  # a repeated header line is dropped
+        if header is None:
+            header = list(columns)  # the header line itself was damaged: ours is assumed
+        if fields is None or len(fields) != len(header):
+            damaged.append(line)
+            continue
+        row = dict(zip(header, fields))
+        ident = unique(row)
+        if ident is None or ident in seen:
+            damaged.append(line)
+            continue
+        seen.add(ident)
+        rows.append({c: row.get(c, "") for c in columns})
+    if tail:
+        damaged.append(tail)
+    return _Recovered(rows, damaged, _csv_text(columns, rows) != text)
+
+
+def _csv_text(columns, rows: list[dict]) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([row.get(c, "") for c in columns])
+    return out.getvalue()
+
+
+def _is_header(fields: list[str], columns) -> bool:
+    """The file's header: our column names (an older release's subset is read and upgraded)."""
+    return (
+        "cell_id" in fields
+        and "repeat" in fields
+        and len(set(fields)) == len(fields)
+        and set(fields) <= set(columns)
+    )
+
+
+def _read_text(path: Path) -> str:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        return f.read()
+
+
+def _quarantine(path: Path, damaged: list[str]) -> Path:
+    """Append damaged text to `<file>.damaged`, synced, before the file is rewritten."""
+    target = path.with_name(path.name + ".damaged")
+    with (
+        _disk_full_is_clear(target),
+        target.open("a", encoding="utf-8", errors="surrogateescape", newline="") as f,
+    ):
+        for text in damaged:
+            f.write(text + "\r\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return target
+
+
+def _rewrite(path: Path, columns, rows: list[dict]) -> None:
+    """Replace `path` atomically with the header and `rows` (never leaves it without a header)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with _disk_full_is_clear(path), tmp.open("w", encoding="utf-8", newline="") as f:
+            f.write(_csv_text(columns, rows))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _recover_file(path: Path, columns, unique, note, keep=None) -> list[dict]:
+    """Complete, valid rows of `path`; damaged text moved to `path.damaged`, file rewritten."""
+    if not path.exists():
+        _rewrite(path, columns, [])
+        return []
+    found = _recover_text(_read_text(path), columns, unique)
+    rows = found.rows
+    dropped = 0
+    if keep is not None:
+        rows = [r for r in found.rows if keep(r)]
+        dropped = len(found.rows) - len(rows)
+    if found.damaged:
+        target = _quarantine(path, found.damaged)
+        n = len(found.damaged)
+        note(
+            f"note: {path.name}: {n} damaged line{'s' if n > 1 else ''} (cut off, unreadable "
+            f"or repeated) moved to {target}; {len(rows)} complete rows kept"
+        )
+    if found.rewrite or dropped:  # also normalises other line endings to the writer's
+        _rewrite(path, columns, rows)
     return rows
+
+
+@contextlib.contextmanager
+def _disk_full_is_clear(path: Path):
+    """Turn "no space left" into a message naming the file and how to finish the run."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        if exc.errno == errno.EFBIG:
+            what, fix = "the file size limit was reached", "raise the limit"
+        else:
+            what, fix = "the disk is full", "free space"
+        raise DiskFullError(
+            f"{what} while writing {path}; {fix} and finish with: "
+            f"python -m bench run --resume {path.parent}"
+        ) from None
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 class RunStore:
@@ -115,36 +260,63 @@ class RunStore:
             )
         check_writable(path)
         store = cls(path, _lock(path))
-        store._write_headers()
+        try:
+            stale = store.stale_status()
+            if stale:
+                _stderr(f"note: {stale}")
+                store.update_env(status="interrupted")
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def _write_headers(self):
-        tables = ((self.results_path, RESULT_COLUMNS), (self.curves_path, CURVE_COLUMNS))
-        for path, columns in tables:
-            if not path.exists() or path.stat().st_size == 0:
-                with path.open("w", newline="") as f:
-                    csv.writer(f).writerow(columns)
+        for path, columns in (
+            (self.results_path, RESULT_COLUMNS),
+            (self.curves_path, CURVE_COLUMNS),
+        ):
+            _rewrite(path, columns, [])
 
     # -- reading ---------------------------------------------------------------------------
 
-    def recover(self) -> set[tuple[str, int]]:
-        """Repair cut-off files and return the (cell_id, repeat) keys already finished.
+    def recover(self, note=None) -> set[tuple[str, int]]:
+        """Repair the tables and return the (cell_id, repeat) keys already finished.
 
-        Curve rows of cells that have no result row (interrupted mid-cell) are dropped.
+        Every complete, valid row is kept; damaged text is quarantined (see the module's
+        docstring) and said through `note`. Curve rows of cells that have no result row
+        (interrupted between the two writes) are dropped: those cells run again.
         """
-        results = _recover_csv(self.results_path, RESULT_COLUMNS)
-        finished = {_key(r) for r in results} - {None}
-        curves = _recover_csv(self.curves_path, CURVE_COLUMNS)
-        kept = [r for r in curves if _key(r) in finished]
-        if len(kept) != len(curves):
-            with self.curves_path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS)
-                writer.writeheader()
-                writer.writerows(kept)
+        note = note or _stderr
+        results = _recover_file(self.results_path, RESULT_COLUMNS, _valid_key, note)
+        finished = {_valid_key(r) for r in results}
+
+        def curve_id(row):
+            key = _valid_key(row)
+            epoch = row.get("epoch", "")
+            return None if key is None or not epoch.isdigit() else (*key, int(epoch))
+
+        _recover_file(
+            self.curves_path,
+            CURVE_COLUMNS,
+            curve_id,
+            note,
+            keep=lambda row: _valid_key(row) in finished,
+        )
         return finished
 
     def read_env(self) -> dict:
         return _read_env(self.env_path)
+
+    def stale_status(self) -> str | None:
+        """A sentence when env.json says "running" although no process holds this folder.
+
+        Only meaningful while this store holds the folder's lock (an open store): then the
+        process that wrote "running" is gone (killed, or stopped before it could say so).
+        """
+        env = self.read_env()
+        if env.get("status") != "running":
+            return None
+        return _stale_sentence(self.path, env)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -188,9 +360,12 @@ class RunStore:
 
 def _read_env(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        env = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise NotARunError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(env, dict):
+        raise NotARunError(f"{path} cannot be read: it holds no JSON object")
+    return env
 
 
 def _update_env(path: Path, fields: dict) -> dict:
@@ -201,20 +376,79 @@ def _update_env(path: Path, fields: dict) -> dict:
 
 
 def _write_env(path: Path, env: dict) -> None:
+    """Replace env.json atomically; a failed write leaves the old file and no .tmp."""
+    if env.get("status") == "running":  # who is running it: a later look can tell it is gone
+        env["owner"] = {"pid": os.getpid(), "host": socket.gethostname()}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(env, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def _key(row: dict) -> tuple[str, int] | None:
+    text = json.dumps(env, indent=2, sort_keys=True, default=str) + "\n"
     try:
-        return row["cell_id"], int(row["repeat"])
-    except (KeyError, ValueError):
+        with _disk_full_is_clear(path), tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _stale_sentence(run_dir: Path, env: dict) -> str:
+    owner = env.get("owner") if isinstance(env.get("owner"), dict) else {}
+    who = f"process {owner['pid']} on {owner.get('host', '?')}" if "pid" in owner else "process"
+    return (
+        f"{run_dir}/env.json said the run is still running, but its {who} is gone "
+        "(killed, or stopped before it could record it); treated as interrupted"
+    )
+
+
+def stale_running(run_dir) -> str | None:
+    """A sentence when a run folder's env.json says "running" but no process is running it.
+
+    Whoever runs a folder holds its lock (see _lock) and writes its pid and host; the lock
+    decides where it can be taken, the pid where the lock file is missing. None when the
+    status is not "running" or the run is alive.
+    """
+    run_dir = Path(run_dir)
+    try:
+        env = _read_env(run_dir / ENV)
+    except NotARunError:
         return None
+    if env.get("status") != "running":
+        return None
+    try:
+        with (run_dir / LOCK).open("r") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None  # held: the run is alive
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return _stale_sentence(run_dir, env)
+    except OSError:
+        pass
+    owner = env.get("owner") if isinstance(env.get("owner"), dict) else {}
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return None  # cannot tell from here
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return _stale_sentence(run_dir, env)
+    except OSError:
+        return None
+    return None
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _append(path: Path, columns, rows) -> None:
-    with path.open("a", newline="") as f:
+    with _disk_full_is_clear(path), path.open("a", encoding="utf-8", newline="") as f:
+        if not _ends_a_line(path):
+            f.write("\r\n")  # never glue a row to a cut-off one: that would lose both
         writer = csv.writer(f)
         for row in rows:
             writer.writerow([_format(row.get(c)) for c in columns])
@@ -242,4 +476,4 @@ def check_writable(folder: Path) -> None:
         raise UsageError(f"cannot write to {folder}: {exc.strerror}") from None
 
 
-__all__ = ["RunStore", "KEY_COLUMNS", "check_writable"]
+__all__ = ["RunStore", "KEY_COLUMNS", "check_writable", "stale_running"]
