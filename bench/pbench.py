@@ -18,7 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UsageError
+from .markdown import format_seconds, md_table
 from .schema import RESULT_COLUMNS
+from .summary import render_summary
+from .tables import load_run
 
 
 def _rows(data: dict, source: str) -> list[dict]:
@@ -110,24 +113,44 @@ def overhead_table(data: dict) -> pd.DataFrame:
             entry = times.setdefault(key, {})
             entry[info["variant"]] = bench["stats"]["median"]
             if "ratio_to_plain" in info:
-                entry["interleaved"] = (info["ratio_to_plain"], info.get("ratio_p10"),
-                                        info.get("ratio_p90"))
+                entry["interleaved"] = (
+                    info["ratio_to_plain"],
+                    info.get("ratio_p10"),
+                    info.get("ratio_p90"),
+                )
     rows = [
-        {"framework": fw, "model": model, "batch_size": bs, "mlp_bench_s": t["mlp-bench"],
-         "plain_s": t["plain"], "ratio": t["mlp-bench"] / t["plain"],
-         **dict(zip(["ratio_interleaved", "ratio_p10", "ratio_p90"],
-                    t.get("interleaved", (math.nan,) * 3)))}
+        {
+            "framework": fw,
+            "model": model,
+            "batch_size": bs,
+            "mlp_bench_s": t["mlp-bench"],
+            "plain_s": t["plain"],
+            "ratio": t["mlp-bench"] / t["plain"],
+            **dict(
+                zip(
+                    ["ratio_interleaved", "ratio_p10", "ratio_p90"],
+                    t.get("interleaved", (math.nan,) * 3),
+                )
+            ),
+        }
         for (fw, model, bs), t in sorted(times.items())
         if "mlp-bench" in t and "plain" in t
     ]
-    columns = ["framework", "model", "batch_size", "mlp_bench_s", "plain_s", "ratio",
-               "ratio_interleaved", "ratio_p10", "ratio_p90"]
+    columns = [
+        "framework",
+        "model",
+        "batch_size",
+        "mlp_bench_s",
+        "plain_s",
+        "ratio",
+        "ratio_interleaved",
+        "ratio_p10",
+        "ratio_p90",
+    ]
     return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[3:]})
 
 
 def _overhead_section(table: pd.DataFrame) -> str:
-    from .report import _md_table, format_seconds
-
     lines = [
         "## Against plain framework code",
         "",
@@ -142,15 +165,29 @@ def _overhead_section(table: pd.DataFrame) -> str:
         "",
     ]
     body = [
-        [r.framework, r.model, str(r.batch_size), format_seconds(r.mlp_bench_s),
-         format_seconds(r.plain_s), f"{r.ratio:.2f}×",
-         "—" if math.isnan(r.ratio_interleaved)
-         else f"{r.ratio_interleaved:.2f}× ({r.ratio_p10:.2f}–{r.ratio_p90:.2f})"]
+        [
+            r.framework,
+            r.model,
+            str(r.batch_size),
+            format_seconds(r.mlp_bench_s),
+            format_seconds(r.plain_s),
+            f"{r.ratio:.2f}×",
+            "—"
+            if math.isnan(r.ratio_interleaved)
+            else f"{r.ratio_interleaved:.2f}× ({r.ratio_p10:.2f}–{r.ratio_p90:.2f})",
+        ]
         for r in table.itertuples()
     ]
-    header = ["framework", "model", "batch", "mlp-bench", "plain", "ratio",
-              "interleaved ratio (p10–p90)"]
-    lines.append(_md_table(header, body, n_left=2))
+    header = [
+        "framework",
+        "model",
+        "batch",
+        "mlp-bench",
+        "plain",
+        "ratio",
+        "interleaved ratio (p10–p90)",
+    ]
+    lines.append(md_table(header, body, n_left=2))
     return "\n".join(lines)
 
 
@@ -167,8 +204,6 @@ def convert(json_path, out_dir=None) -> list[Path]:
     summary.md. `out_dir` defaults to `<json file without .json>-report/` beside it. Returns
     the files written, summary.md last.
     """
-    from .report import load_run, render_summary
-
     json_path = Path(json_path)
     try:
         data = json.loads(json_path.read_text())

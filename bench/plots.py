@@ -23,19 +23,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report import (
+from bench import scaling
+from bench.markdown import format_value, plural
+from bench.schema import CURVE_COLUMNS
+from bench.tables import (
     CONFIG_KEYS,
     GROUP_KEYS,
     by_config,
     conform,
     distinct,
     equals,
-    format_value,
     latest,
     ordered_backends,
     varying_within,
 )
-from bench.schema import CURVE_COLUMNS
 
 DPI = 110
 # One colour per backend in every figure: the NumPy pair in blues/purples, frameworks warm.
@@ -79,62 +80,118 @@ def safe_name(text: str) -> str:
     return stem or "unnamed"
 
 
+MAX_GROUPS = 24  # figure groups (dataset x configuration) drawn one by one; past it, pooled
+COINCIDE = 1e-3  # curves closer than this (relative, at every epoch) are named as coinciding
+
+
 def write_plots(results: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Draw every figure of the run into `out_dir`; return the PNG files written.
 
     Only cells that finished ok are drawn. Nothing is written when there are none.
     """
-    rows = latest(results)
-    ok = rows[rows["status"] == "ok"]
-    if ok.empty:
-        return []
-    from matplotlib import rc_context
+    return PlotSet(results, curves, out_dir).write()
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    curves = _curves_of(ok, conform(curves, CURVE_COLUMNS))
-    config_keys = varying_within(rows, CONFIG_KEYS)
-    written: list[Path] = []
-    used: set[str] = set()
 
-    def target(*words) -> Path:
+def _pooling(cells: pd.DataFrame, keys: list[str], limit: int) -> tuple[list, list]:
+    """(keys to split figures by, keys pooled): the keys with the most values are pooled
+    until at most `limit` groups of dataset x kept keys remain."""
+    keys = list(keys)
+    pooled: list[str] = []
+    while keys and len(cells[["dataset", *keys]].drop_duplicates()) > limit:
+        widest = max(keys, key=lambda k: cells[k].nunique(dropna=False))
+        keys.remove(widest)
+        pooled.append(widest)
+    return keys, pooled
+
+
+class PlotSet:
+    """The figures of one run: what will be drawn (`planned`, `note`), then `write()`.
+
+    A run splits into figure groups, one per dataset x combination of the axes that vary
+    (different configurations are never averaged together) — up to MAX_GROUPS. Past it the
+    axes with the most values are pooled instead: their cells are drawn together as the
+    median (or mean) and min–max over them, and `note` says so. `written` grows as figures
+    are saved, so an interrupted `write()` leaves it listing what exists.
+    """
+
+    def __init__(self, results, curves, out_dir, *, max_groups: int = MAX_GROUPS):
+        rows = latest(results)
+        self.ok = rows[rows["status"] == "ok"]
+        self.out_dir = Path(out_dir)
+        self.written: list[Path] = []
+        self._used: set[str] = set()
+        self.slopes = scaling.fit_slopes(self.ok)
+        # The cells of a scaling study are drawn together in scaling.png, not per cell.
+        self.per_config = self.ok[~self.ok["part"].isin(set(self.slopes["part"]))]
+        keys = varying_within(rows, CONFIG_KEYS)
+        self.keys, self.pooled = _pooling(self.per_config, keys, max_groups)
+        self.curves = _curves_of(self.ok, conform(curves, CURVE_COLUMNS))
+        n_groups = len(self.per_config[["dataset", *self.keys]].drop_duplicates())
+        n_losses = self.per_config["loss"].nunique()
+        self.planned = n_groups * (n_losses + 2) + (0 if self.slopes.empty else 1)
+        self.note = ""
+        if self.pooled:
+            counts = ", ".join(
+                f"{k} ({plural(self.per_config[k].nunique(dropna=False), 'value')})"
+                for k in self.pooled
+            )
+            self.note = (
+                f"The run has more than {max_groups} configurations to draw, so the figures "
+                f"pool {counts}: each line or point is the mean or median over those settings "
+                "and the band or bar their min–max. The tables above keep every configuration."
+            )
+
+    def _target(self, *words) -> Path:
         stem = safe_name("-".join(str(w) for w in words if w != ""))
         name, i = stem, 2
-        while name in used:
+        while name in self._used:
             name, i = f"{stem}-{i}", i + 1
-        used.add(name)
-        return out_dir / f"{name}.png"
+        self._used.add(name)
+        return self.out_dir / f"{name}.png"
 
-    from .scaling import fit_slopes
-
-    slopes = fit_slopes(ok)
-    # The cells of a scaling study are drawn together in scaling.png, not one figure per cell.
-    per_config = ok[~ok["part"].isin(set(slopes["part"]))]
-    with rc_context(_STYLE):
-        for dataset in distinct(per_config["dataset"]):
-            in_dataset = per_config[equals(per_config["dataset"], dataset)]
-            ds = format_value("dataset", dataset)
-            for config, cells in by_config(in_dataset, config_keys):
-                tag = _config_tag(config, config_keys)
-                subtitle = _config_title(config, config_keys)
-                runs = _matching(curves, config, config_keys, dataset)
-                losses = distinct(cells["loss"])
-                for loss in losses:
-                    fig = _curves_figure(
-                        runs[equals(runs["loss"], loss)], f"{ds} · loss {loss}", subtitle
-                    )
-                    if fig is not None:
-                        written.append(_save(fig, target("curves", ds, loss, tag)))
-                fig = _throughput_figure(cells, losses, ds, subtitle)
-                if fig is not None:
-                    written.append(_save(fig, target("throughput", ds, tag)))
-                fig = _accuracy_time_figure(runs, losses, ds, subtitle)
-                if fig is not None:
-                    written.append(_save(fig, target("accuracy-vs-time", ds, tag)))
-        fig = _scaling_figure(ok, slopes)
+    def _save(self, fig, *words) -> None:
         if fig is not None:
-            written.append(_save(fig, target("scaling")))
-    return written
+            self.written.append(_save(fig, self._target(*words)))
+
+    def write(self) -> list[Path]:
+        if self.ok.empty:
+            return []
+        from matplotlib import rc_context
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        pooled = ", ".join(self.pooled)
+        with rc_context(_STYLE):
+            for dataset in distinct(self.per_config["dataset"]):
+                in_dataset = self.per_config[equals(self.per_config["dataset"], dataset)]
+                ds = format_value("dataset", dataset)
+                for config, cells in by_config(in_dataset, self.keys):
+                    tag = _config_tag(config, self.keys)
+                    subtitle = _config_title(config, self.keys)
+                    if pooled:
+                        subtitle = (subtitle + " · " if subtitle else "") + f"pooled over {pooled}"
+                    runs = _matching(self.curves, config, self.keys, dataset)
+                    losses = distinct(cells["loss"])
+                    for loss in losses:
+                        self._save(
+                            _curves_figure(
+                                runs[equals(runs["loss"], loss)], f"{ds} · loss {loss}", subtitle
+                            ),
+                            "curves",
+                            ds,
+                            loss,
+                            tag,
+                        )
+                    self._save(
+                        _throughput_figure(cells, losses, ds, subtitle), "throughput", ds, tag
+                    )
+                    self._save(
+                        _accuracy_time_figure(runs, losses, ds, subtitle),
+                        "accuracy-vs-time",
+                        ds,
+                        tag,
+                    )
+            self._save(_scaling_figure(self.ok, self.slopes), "scaling")
+        return list(self.written)
 
 
 # --------------------------------------------------------------------------- data
@@ -218,6 +275,24 @@ def _title(fig, main: str, subtitle: str, note: str) -> None:
 # --------------------------------------------------------------------------- figures
 
 
+def _coinciding(lines: dict) -> list[list[str]]:
+    """Groups of backends whose curves (epoch -> value) agree within COINCIDE everywhere."""
+    groups: list[list[str]] = []
+    for backend, line in lines.items():
+        for group in groups:
+            ref = lines[group[0]]
+            both = line.index.intersection(ref.index)
+            if len(both) and len(both) == len(line) == len(ref):
+                a, b = line.loc[both].to_numpy(), ref.loc[both].to_numpy()
+                scale = np.maximum(np.abs(a), np.abs(b))
+                if np.all(np.abs(a - b) <= COINCIDE * np.where(scale > 0, scale, 1)):
+                    group.append(backend)
+                    break
+        else:
+            groups.append([backend])
+    return [g for g in groups if len(g) > 1]
+
+
 def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
     runs = runs.dropna(subset=["epoch"])
     runs = runs[runs["test_loss"].notna() | runs["train_loss"].notna()]
@@ -230,57 +305,78 @@ def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
     fig, axes = _new_figure(len(sizes), sharey=True)
     plotted = []
     backends = ordered_backends(runs["backend"])
-    # Backends that compute the same maths give the same curve: draw the earlier ones wider
-    # so that lines lying on top of each other all stay visible.
+    # Backends that compute the same maths give the same curve: each backend has its own
+    # marker (placed at shifted epochs) and the earlier ones are drawn wider, so lines lying
+    # on top of each other all stay visible; the figure also names them.
     widths = {b: 1.3 + 0.9 * (len(backends) - 1 - i) for i, b in enumerate(backends)}
+    markers = {b: _MARKERS[i % len(_MARKERS)] for i, b in enumerate(backends)}
+    banded, together = False, []
     for ax, bs in zip(axes, sizes):
         here = runs[equals(runs["batch_size"], bs)]
-        for backend in backends:
+        test_lines = {}
+        for i, backend in enumerate(backends):
             mine = here[equals(here["backend"], backend)]
             if mine.empty:
                 continue
             color = backend_color(backend)
             stats = _over_repeats(mine, "epoch", ["test_loss", "train_loss"])
+            per_epoch = mine.groupby("epoch").size()
             for metric, style in (("test_loss", "-"), ("train_loss", "--")):
                 line = stats[[f"{metric}_mean", f"{metric}_min", f"{metric}_max"]].dropna()
                 if line.empty:
                     continue
-                marker = "o" if len(line) <= 12 else None
+                every = max(1, len(line) // 8)
                 ax.plot(
                     line.index,
                     line[f"{metric}_mean"],
                     style,
                     color=color,
-                    marker=marker,
-                    markersize=3,
+                    marker=markers[backend],
+                    markevery=(i % every, every),
+                    markersize=4 if metric == "test_loss" else 3,
                     linewidth=widths[backend] if metric == "test_loss" else 1.2,
                 )
                 if metric == "test_loss":
-                    ax.fill_between(
-                        line.index,
-                        line[f"{metric}_min"],
-                        line[f"{metric}_max"],
-                        color=color,
-                        alpha=0.12,
-                        linewidth=0,
-                    )
+                    test_lines[backend] = line[f"{metric}_mean"]
+                    if per_epoch.reindex(line.index).fillna(0).max() > 1:
+                        banded = True
+                        ax.fill_between(
+                            line.index,
+                            line[f"{metric}_min"],
+                            line[f"{metric}_max"],
+                            color=color,
+                            alpha=0.12,
+                            linewidth=0,
+                        )
                 plotted.append(line.to_numpy())
+        for group in _coinciding(test_lines):
+            if group not in together:
+                together.append(group)
         ax.set_title(f"batch size {format_value('batch_size', bs)}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("loss (mean per sample)")
     if plotted and _spans_decades(np.concatenate([p.ravel() for p in plotted])):
         axes[0].set_yscale("log")
-    handles = [Line2D([], [], color=backend_color(b), linewidth=2, label=b) for b in backends]
+    handles = [
+        Line2D(
+            [], [], color=backend_color(b), linewidth=2, marker=markers[b], markersize=5, label=b
+        )
+        for b in backends
+    ]
     handles += [
         Line2D([], [], color="0.3", linestyle="-", label="test loss"),
         Line2D([], [], color="0.3", linestyle="--", label="train loss"),
     ]
     fig.legend(handles=handles, loc="outside right center")
     n = runs.groupby(["backend", "batch_size"])["repeat"].nunique()
-    _title(
-        fig, main, subtitle, f"line: mean over repeats ({_range(n)}); band: min–max of test loss"
-    )
+    note = f"line: mean over repeats ({_range(n)})"
+    if banded:
+        note += "; band: min–max of test loss"
+    if together:
+        names = "; ".join(" and ".join(g) for g in together)
+        note += f"\ncurves that coincide (within {COINCIDE:.0%} at every epoch): {names}"
+    _title(fig, main, subtitle, note)
     return fig
 
 
@@ -296,19 +392,27 @@ def _throughput_figure(cells: pd.DataFrame, losses: Sequence, dataset: str, subt
     losses = [loss for loss in losses if equals(cells["loss"], loss).any()]
     fig, axes = _new_figure(len(losses), width=4.6, height=3.6, sharey=True)
     backends = ordered_backends(cells["backend"])
+    barred = False
     for ax, loss in zip(axes, losses):
         here = cells[equals(cells["loss"], loss)]
         for backend in backends:
             mine = here[equals(here["backend"], backend)]
             if mine.empty:
                 continue
-            s = mine.groupby("batch_size")["samples_per_s"].agg(["median", "min", "max"])
+            s = mine.groupby("batch_size")["samples_per_s"].agg(["median", "min", "max", "size"])
             s = s.sort_index()
-            yerr = np.vstack([s["median"] - s["min"], s["max"] - s["median"]])
+            several = s["size"] > 1  # a bar only where there is more than one value
+            barred |= bool(several.any())
+            yerr = np.vstack(
+                [
+                    (s["median"] - s["min"]).where(several, 0),
+                    (s["max"] - s["median"]).where(several, 0),
+                ]
+            )
             ax.errorbar(
                 s.index,
                 s["median"],
-                yerr=yerr,
+                yerr=yerr if several.any() else None,
                 color=backend_color(backend),
                 marker="o",
                 markersize=4,
@@ -331,7 +435,9 @@ def _throughput_figure(cells: pd.DataFrame, losses: Sequence, dataset: str, subt
         fig,
         f"{dataset} · training throughput",
         subtitle,
-        f"point: median over repeats ({_range(n)}); bar: min–max; steady-state epochs",
+        f"point: median over repeats ({_range(n)})"
+        + ("; bar: min–max" if barred else "")
+        + "; steady-state epochs",
     )
     return fig
 
@@ -405,8 +511,6 @@ def _accuracy_time_figure(runs: pd.DataFrame, losses: Sequence, dataset: str, su
 def _scaling_figure(ok: pd.DataFrame, slopes: pd.DataFrame):
     """Per scaling study (a part where one axis varies; `slopes` from scaling.fit_slopes):
     s/epoch against that axis, log-log, with each backend's fitted line and slope."""
-    from .scaling import AXES, hidden_width
-
     if slopes.empty:
         return None
     studies = list(dict.fromkeys(zip(slopes["part"], slopes["axis"])))
@@ -415,20 +519,29 @@ def _scaling_figure(ok: pd.DataFrame, slopes: pd.DataFrame):
         cells = ok[equals(ok["part"], part)]
         for r in slopes[(slopes["part"] == part)].itertuples():
             mine = cells[equals(cells["backend"], r.backend)]
-            x = mine["hidden"].map(hidden_width) if axis == "width" else mine[axis].astype(float)
+            x = (
+                mine["hidden"].map(scaling.hidden_width)
+                if axis == "width"
+                else mine[axis].astype(float)
+            )
             color = backend_color(r.backend)
             ax.scatter(x, mine["epoch_s"].astype(float), color=color, s=18)
             grid = np.geomspace(r.x_min, r.x_max, 20)
-            ax.plot(grid, np.exp(r.intercept) * grid**r.slope, color=color,
-                    label=f"{r.backend} (slope {r.slope:+.2f})")
+            ax.plot(
+                grid,
+                np.exp(r.intercept) * grid**r.slope,
+                color=color,
+                label=f"{r.backend} (slope {r.slope:+.2f})",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(AXES[axis])
+        ax.set_xlabel(scaling.AXES[axis])
         ax.set_ylabel("s / epoch (steady state)")
         ax.set_title(f"part {part}")
         ax.legend(fontsize=8)
-    _title(fig, "How time per epoch grows", "", "points: cells; lines: least-squares fit in "
-           "log-log")
+    _title(
+        fig, "How time per epoch grows", "", "points: cells; lines: least-squares fit in log-log"
+    )
     return fig
 
 

@@ -103,3 +103,65 @@ CURVE_COLUMNS = (
 
 # Columns that identify a cell x repeat: a finished row with these values is not run again.
 KEY_COLUMNS = ("cell_id", "repeat")
+
+# The type of every column of both tables that is not text. The files hold text; readers
+# (bench.tables) turn "int" columns into nullable Int64, "float" into float64 and "bool" into
+# nullable boolean, with empty fields missing. Columns a table may not have yet (written by
+# newer versions) are typed here too, so a folder that has them reads them right.
+COLUMN_TYPES = {
+    **dict.fromkeys(
+        (
+            "batch_size",
+            "epochs",
+            "threads",
+            "eval_every",
+            "repeat",
+            "seed",
+            "diverged_epoch",
+            "n_train",
+            "n_test",
+            "n_features",
+            "n_classes",
+            "n_params",
+            "epochs_run",
+            "epoch",
+            "session",  # which start (0) or resume (1, 2, ...) of the run wrote the row
+        ),
+        "int",
+    ),
+    **dict.fromkeys(
+        (
+            "lr",
+            "momentum",
+            "weight_decay",
+            "build_s",
+            "first_epoch_s",
+            "epoch_s",
+            "epoch_s_min",
+            "epoch_s_max",
+            "epoch_s_spread",  # (p75 - p25) / median of the steady-state epoch times
+            "train_s",
+            "samples_per_s",
+            "gflops",
+            "roofline",
+            "predict_s",
+            "eval_s",
+            "cell_s",
+            "train_loss",
+            "test_loss",
+            "train_acc",
+            "test_acc",
+            "best_test_acc",
+            "target_acc",
+            "time_to_target_s",
+            "elapsed_s",
+            "epoch_loss",
+            "peak_host_mb",
+        ),
+        "float",
+    ),
+    "noisy": "bool",  # epoch_s_spread above bench.noise's threshold
+}
+INT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "int")
+FLOAT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "float")
+BOOL_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "bool")

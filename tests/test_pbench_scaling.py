@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import pbench, report, scaling
+from bench import pbench, report, scaling, summary, tables
 from bench.errors import UsageError
 
 
@@ -19,13 +19,27 @@ def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
     return {
         "group": f"{kind} | {model} | batch {batch}",
         "name": f"test_{kind}[{model}-{batch}-{backend}]",
-        "stats": {"min": median * 0.9, "max": median * 1.2, "median": median,
-                  "mean": median, "rounds": 7, "total": 7 * median},
-        "extra_info": {"backend": backend, "model": model, "batch_size": batch, "kind": kind,
-                       "n_samples": 1437 if kind == "train" else batch, "threads": 2,
-                       "first_call_s": median * 3, "samples_per_s": 1437 / median,
-                       "gflops": 6 * 7510 * 1437 / median / 1e9,
-                       "matmul_peak_gflops": 50.0, "roofline": 0.01},
+        "stats": {
+            "min": median * 0.9,
+            "max": median * 1.2,
+            "median": median,
+            "mean": median,
+            "rounds": 7,
+            "total": 7 * median,
+        },
+        "extra_info": {
+            "backend": backend,
+            "model": model,
+            "batch_size": batch,
+            "kind": kind,
+            "n_samples": 1437 if kind == "train" else batch,
+            "threads": 2,
+            "first_call_s": median * 3,
+            "samples_per_s": 1437 / median,
+            "gflops": 6 * 7510 * 1437 / median / 1e9,
+            "matmul_peak_gflops": 50.0,
+            "roofline": 0.01,
+        },
     }
 
 
@@ -40,8 +54,11 @@ def _overhead(framework, variant, median):
 @pytest.fixture
 def pbench_json(tmp_path):
     data = {
-        "machine_info": {"python_version": "3.11.9", "system": "Linux",
-                         "cpu": {"brand_raw": "Test CPU", "count": 2}},
+        "machine_info": {
+            "python_version": "3.11.9",
+            "system": "Linux",
+            "cpu": {"brand_raw": "Test CPU", "count": 2},
+        },
         "commit_info": {"id": "abc123"},
         "datetime": "2026-11-25T10:00:00",
         "version": "5.1.0",
@@ -50,7 +67,8 @@ def pbench_json(tmp_path):
             _benchmark("train", "torch", 32, 0.020),
             _benchmark("predict", "numpy-vec", 32, 0.0001),
             _benchmark("train", "numpy-vec", 256, 0.004),
-            _overhead("torch", "mlp-bench", 0.30), _overhead("torch", "plain", 0.25),
+            _overhead("torch", "mlp-bench", 0.30),
+            _overhead("torch", "plain", 0.25),
             _overhead("keras", "plain", 0.5),  # no mlp-bench partner: no ratio
             # a benchmark without the project's extra_info (e.g. someone's own) is ignored
             {"group": None, "name": "test_other", "stats": {"median": 1.0}, "extra_info": {}},
@@ -81,8 +99,11 @@ def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
     assert "numpy-vec" in summary and "torch" in summary and "Test CPU" in summary
     # the framework-overhead pairs: not result rows, but a table of ratios
     assert "## Against plain framework code" in summary
-    assert re.search(r"\| torch\s+\| digits-64-100-10 \|\s+32 \|.*\| 1\.20× \|\s+"
-                     r"1\.10× \(1\.05–1\.18\) \|", summary)
+    assert re.search(
+        r"\| torch\s+\| digits-64-100-10 \|\s+32 \|.*\| 1\.20× \|\s+"
+        r"1\.10× \(1\.05–1\.18\) \|",
+        summary,
+    )
     overhead = pd.read_csv(out / "overhead.csv")
     assert list(overhead["framework"]) == ["torch"]
     assert overhead["ratio"].iloc[0] == pytest.approx(1.2)
@@ -92,8 +113,19 @@ def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
 def test_pytest_benchmark_conversion_via_cli(pbench_json, tmp_path):
     out = tmp_path / "cli-report"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "report", "--pytest-benchmark", str(pbench_json),
-         "--out", str(out)], capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "report",
+            "--pytest-benchmark",
+            str(pbench_json),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].endswith("summary.md")
@@ -102,8 +134,16 @@ def test_pytest_benchmark_conversion_via_cli(pbench_json, tmp_path):
 
 def test_overhead_only_json_converts(tmp_path):
     path = tmp_path / "overhead.json"
-    path.write_text(json.dumps({"benchmarks": [_overhead("torch", "mlp-bench", 0.3),
-                                               _overhead("torch", "plain", 0.25)]}))
+    path.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    _overhead("torch", "mlp-bench", 0.3),
+                    _overhead("torch", "plain", 0.25),
+                ]
+            }
+        )
+    )
     paths = pbench.convert(path, tmp_path / "out")
     assert [p.name for p in paths] == ["results.csv", "env.json", "overhead.csv", "summary.md"]
     assert "## Against plain framework code" in paths[-1].read_text()
@@ -111,8 +151,11 @@ def test_overhead_only_json_converts(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "no such file"), ("{not json", "is not pytest-benchmark JSON"),
-     ('{"benchmarks": []}', "holds no mlp-bench training benchmarks")],
+    [
+        (None, "no such file"),
+        ("{not json", "is not pytest-benchmark JSON"),
+        ('{"benchmarks": []}', "holds no mlp-bench training benchmarks"),
+    ],
 )
 def test_pytest_benchmark_bad_input(tmp_path, content, message):
     path = tmp_path / "b.json"
@@ -127,18 +170,38 @@ def _scaling_results(slopes, noise=0.0):
     rng = np.random.default_rng(0)
     rows = []
     for backend, slope in slopes.items():
-        for part, axis, values in [("batch", "batch_size", [1, 4, 16, 64, 256]),
-                                   ("width", "hidden", [32, 64, 128, 256]),
-                                   ("samples", "n_train", [1000, 2000, 4000, 8000])]:
+        for part, axis, values in [
+            ("batch", "batch_size", [1, 4, 16, 64, 256]),
+            ("width", "hidden", [32, 64, 128, 256]),
+            ("samples", "n_train", [1000, 2000, 4000, 8000]),
+        ]:
             for x in values:
-                row = {"part": part, "backend": backend, "status": "ok", "batch_size": 128,
-                       "hidden": "256", "n_train": 5000, "loss": "cce", "lr": 0.01}
+                row = {
+                    "part": part,
+                    "backend": backend,
+                    "status": "ok",
+                    "batch_size": 128,
+                    "hidden": "256",
+                    "n_train": 5000,
+                    "loss": "cce",
+                    "lr": 0.01,
+                }
                 row[axis] = str(x) if axis == "hidden" else x
                 row["epoch_s"] = 0.5 * x**slope * math.exp(noise * rng.standard_normal())
                 rows.append(row)
-    rows.append({"part": "batch", "backend": "torch", "status": "error", "batch_size": 2,
-                 "hidden": "256", "n_train": 5000, "loss": "cce", "lr": 0.01,
-                 "epoch_s": float("nan")})
+    rows.append(
+        {
+            "part": "batch",
+            "backend": "torch",
+            "status": "error",
+            "batch_size": 2,
+            "hidden": "256",
+            "n_train": 5000,
+            "loss": "cce",
+            "lr": 0.01,
+            "epoch_s": float("nan"),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -168,7 +231,7 @@ def test_scaling_needs_one_varying_axis_and_three_points():
 
 def test_summary_has_scaling_section():
     fits = scaling.fit_slopes(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
-    text = report._scaling_section(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    text = summary.scaling_section(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
     assert text.startswith("## Scaling")
     assert "batch size 1–256 (batch)" in text and "hidden width 32–256 (width)" in text
     assert "-0.50 (r² 1.00, 5 pts)" in text and "+1.00 (r² 1.00, 4 pts)" in text
@@ -178,7 +241,7 @@ def test_summary_has_scaling_section():
 def test_scaling_study_is_drawn_in_one_figure(tmp_path):
     from bench import plots
 
-    results = report._typed(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    results = tables.typed(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
     results["dataset"] = "synthetic:n=5000,d=784,k=10"
     written = plots.write_plots(results, pd.DataFrame(), tmp_path)
     assert [p.name for p in written] == ["scaling.png"]  # no figure per cell of a study

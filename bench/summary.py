@@ -1,0 +1,472 @@
+"""summary.md: a run's tables as Markdown for a person comparing backends.
+
+`render_summary` is a pure function of the tables and env.json, built section by section:
+
+    header        name, machine, threads, versions, status, command(s)
+    verdict       generated from the tables (bench.verdict): who is fastest where, by how much,
+                  where accuracies part, warm-up; a warning when the figures are unreliable
+    how to read   what a cell of the tables holds
+    results       one table per dataset x loss (and per combination of other varying axes)
+    warm-up, compute, time to target, scaling   where the run has the data
+    failed cells  and the cells that did not run
+    plots         links to the figures, when there are any
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench import scaling
+from bench.header import header_section, not_run_sentence
+from bench.markdown import (
+    config_label,
+    format_seconds,
+    format_speedup,
+    format_value,
+    label,
+    md_table,
+    one_line,
+    plural,
+)
+from bench.schema import SETTINGS
+from bench.tables import (
+    CONFIG_KEYS,
+    GROUP_KEYS,
+    REFERENCE_BACKEND,
+    beyond_noise,
+    by_config,
+    conform,
+    distinct,
+    equals,
+    first,
+    is_missing,
+    latest,
+    ordered_backends,
+    repeats_per_cell,
+    sort_by_keys,
+    summarize,
+    varying,
+    varying_within,
+)
+from bench.verdict import ACCURACY_SPLIT, accuracy_splits, verdict_section
+
+ACCURACY_TIE = 0.001  # accuracies this close to the best are all marked best
+NOISY_MARK = "†"  # after the time of a cell with a noisy repeat
+
+
+@dataclass
+class RunView:
+    """What every section reads: the latest rows, the ok ones, their summary, env.json."""
+
+    rows: pd.DataFrame
+    ok: pd.DataFrame
+    summary: pd.DataFrame
+    env: dict
+    config_keys: list  # axes that split a dataset x loss section into sub-tables
+    label_keys: list  # axes that name a row of the cross-section tables (warm-up etc.)
+    pytest_benchmark: bool
+
+    @classmethod
+    def of(cls, results: pd.DataFrame, env: dict) -> RunView:
+        rows = conform(latest(results), ("noisy", "session", "epoch_s_spread"))
+        config_keys = varying_within(rows, CONFIG_KEYS)
+        return cls(
+            rows=rows,
+            ok=rows[rows["status"] == "ok"],
+            summary=summarize(rows),
+            env=env,
+            config_keys=config_keys,
+            label_keys=varying(rows, ("dataset", "loss")) + config_keys,
+            pytest_benchmark=env.get("source") == "pytest-benchmark",
+        )
+
+
+def render_summary(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    env: dict,
+    *,
+    plots: Sequence[str | Path] = (),
+    plots_note: str = "",
+) -> str:
+    """The run as Markdown: the sections listed in this module's docstring, in that order.
+
+    `plots` are image paths relative to the summary's folder, listed at the end, after
+    `plots_note` (e.g. that figures were aggregated, or not drawn yet).
+    """
+    view = RunView.of(results, env)
+    sections = [
+        header_section(view.rows, env, view.config_keys),
+        verdict_section(view.rows, view.summary, env),
+        how_to_read(view),
+        *results_sections(view),
+        *(
+            [
+                warmup_section(view),
+                compute_section(view),
+                target_section(view),
+                scaling_section(view.ok),
+            ]
+            if not view.ok.empty
+            else []
+        ),
+        failed_section(view),
+        plots_section(plots, plots_note),
+    ]
+    return "\n\n".join(s for s in sections if s).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- how to read
+
+
+def how_to_read(view: RunView) -> str:
+    if view.pytest_benchmark:
+        return (
+            "**How to read this.** Measured by pytest-benchmark. Each cell is "
+            "`— · time per epoch · ×`: no accuracy is measured (—); the median round of one "
+            "training epoch over the model's samples, after an untimed first call reported "
+            f"in the Warm-up table; × is speed relative to {REFERENCE_BACKEND} (>1 is faster). "
+            "The fastest backend per batch-size column is **bold** when it is ahead beyond "
+            "the spread of the rounds."
+        )
+    n = repeats_per_cell(view.rows)
+    repeats = (
+        "0"
+        if not len(n)
+        else (f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())}–{int(n.max())}")
+    )
+    text = (
+        "**How to read this.** A cell is `test accuracy · time per epoch (±spread) · ×`: "
+        "accuracy after the last epoch (mean over repeats); steady-state training time per "
+        "epoch (median of epochs 2..E; the first epoch is in Warm-up); ± half the min–max over "
+        f"repeats ({repeats} per cell); × speed relative to {REFERENCE_BACKEND} (>1 is faster, "
+        "≈ when within the noise). **Bold**: the fastest time, when ahead of the next beyond "
+        f"both cells' noise, and the best accuracy (ties within {ACCURACY_TIE} all bold)."
+    )
+    if view.ok["noisy"].astype("boolean").fillna(False).any():
+        text += f" {NOISY_MARK}: a noisy cell (its epoch times varied widely)."
+    if not accuracy_splits(view.rows).empty:
+        text += (
+            f" Accuracies further apart than {ACCURACY_SPLIT} in one cell are explained in the "
+            "Verdict."
+        )
+    return text + " — means no result."
+
+
+# --------------------------------------------------------------------------- results
+
+
+def results_sections(view: RunView) -> list[str]:
+    """One `## dataset · loss` section per dataset x loss, sub-tables per configuration."""
+    rows = view.rows
+    if rows.empty:
+        return ["No cell has finished yet: the results table is empty."]
+    # settings that differ between sections only (e.g. a learning rate per loss)
+    by_section = [
+        c
+        for c in varying(rows, (*CONFIG_KEYS, *SETTINGS[1:]))
+        if c not in view.config_keys and c != "part"
+    ]
+    out = []
+    for dataset in distinct(rows["dataset"]):
+        in_dataset = rows[equals(rows["dataset"], dataset)]
+        for loss in distinct(in_dataset["loss"]):
+            section = in_dataset[equals(in_dataset["loss"], loss)]
+            heading = f"{format_value('dataset', dataset)} · loss {format_value('loss', loss)}"
+            extras = [
+                f"{label(c)} {format_value(c, first(section[c]))}"
+                for c in by_section
+                if section[c].nunique(dropna=False) == 1
+            ]
+            if extras:
+                heading += f" ({', '.join(extras)})"
+            lines = [f"## {heading}"]
+            for config, part in by_config(section, view.config_keys):
+                if view.config_keys:
+                    lines += ["", f"### {config_label(config, view.config_keys)}"]
+                lines += ["", _results_table(part, view.summary)]
+            out.append("\n".join(lines))
+    return out
+
+
+def _lookup(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary rows belonging to the cells in `rows`."""
+    keys = list(GROUP_KEYS)
+    return summary.merge(rows[keys].drop_duplicates(), on=keys, how="inner")
+
+
+def _marks(sums: pd.DataFrame, bs) -> tuple[set, set]:
+    """(fastest, most accurate) backends of one batch-size column; fastest only when ahead
+    of the next backend beyond both cells' noise."""
+    col = sums[equals(sums["batch_size"], bs)]
+    fastest, best = set(), set()
+    times = col.dropna(subset=["epoch_s_median"]).sort_values("epoch_s_median")
+    if len(times) > 1 and beyond_noise(times.iloc[0], times.iloc[1]):
+        fastest = {times.iloc[0]["backend"]}
+    accs = col.dropna(subset=["test_acc_mean"])
+    if len(accs) > 1:
+        tied = accs["test_acc_mean"] >= accs["test_acc_mean"].max() - ACCURACY_TIE - 1e-12
+        if not tied.all():  # all tied: a mark on every row would say nothing
+            best = set(accs.loc[tied, "backend"])
+    return fastest, best
+
+
+def _results_table(part: pd.DataFrame, summary: pd.DataFrame) -> str:
+    sums = _lookup(summary, part)
+    sizes = distinct(part["batch_size"])
+    marks = {bs: _marks(sums, bs) for bs in sizes}
+    table = []
+    for backend in ordered_backends(part["backend"]):
+        cells = [backend]
+        for bs in sizes:
+            here = part[equals(part["backend"], backend) & equals(part["batch_size"], bs)]
+            s = sums[equals(sums["backend"], backend) & equals(sums["batch_size"], bs)]
+            fastest, best = marks[bs]
+            cells.append(
+                _result_cell(
+                    here, s.iloc[0] if len(s) else None, backend in fastest, backend in best
+                )
+            )
+        table.append(cells)
+    header = ["backend"] + [f"batch {format_value('batch_size', bs)}" for bs in sizes]
+    return md_table(header, table)
+
+
+def _result_cell(rows: pd.DataFrame, s, fastest: bool, best: bool) -> str:
+    if s is None:
+        if rows.empty:
+            return "—"
+        return "*" + "/".join(str(x) for x in distinct(rows["status"])) + "*"
+    n = int(s["n"])
+    acc = "—"
+    if not is_missing(s["test_acc_mean"]):
+        acc = f"{s['test_acc_mean']:.3f}"
+        acc = f"**{acc}**" if best else acc
+        if n > 1 and not is_missing(s["test_acc_max"]):
+            acc += f" ±{(s['test_acc_max'] - s['test_acc_min']) / 2:.3f}"
+    parts = [acc]
+    if not is_missing(s["epoch_s_median"]):
+        t = format_seconds(s["epoch_s_median"])
+        t = f"**{t}**" if fastest else t
+        if n > 1 and s["epoch_s_median"] > 0:
+            spread = (s["epoch_s_max"] - s["epoch_s_min"]) / 2 / s["epoch_s_median"]
+            t += f" (±{spread * 100:.0f}%)"
+        if bool(s["noisy"]):
+            t += NOISY_MARK
+        parts.append(t)
+    if not is_missing(s["speedup_vs_numpy_vec"]):
+        parts.append(speedup_text(s))
+    text = " · ".join(parts)
+    if len(rows) > n:
+        text += f" ({n}/{len(rows)} ok)"
+    return text
+
+
+def speedup_text(s) -> str:
+    """× against the reference; `≈` in front when the two cells' noise bands overlap."""
+    text = format_speedup(s["speedup_vs_numpy_vec"])
+    if s["backend"] == REFERENCE_BACKEND:
+        return text
+    lo, hi = s["speedup_lo"], s["speedup_hi"]
+    if not is_missing(lo) and not is_missing(hi) and lo <= 1 <= hi:
+        return "≈" + text
+    return text
+
+
+# --------------------------------------------------------------------------- other tables
+
+
+def _keyed_table(view: RunView, cell) -> str:
+    """Rows: each configuration (the varying keys) x backend; columns: batch sizes."""
+    ok, keys = view.ok, view.label_keys
+    sums = _lookup(view.summary, ok)
+    sizes = distinct(ok["batch_size"])
+    table = []
+    for config, part in by_config(ok, keys):
+        for backend in ordered_backends(part["backend"]):
+            mine = sums[equals(sums["backend"], backend)]
+            if config is not None:
+                for k in keys:
+                    mine = mine[equals(mine[k], config[k])]
+            row = [format_value(k, config[k]) for k in keys] if config is not None else []
+            row.append(backend)
+            for bs in sizes:
+                s = mine[equals(mine["batch_size"], bs)]
+                here = part[equals(part["backend"], backend) & equals(part["batch_size"], bs)]
+                row.append(cell(s.iloc[0], here) if len(s) else "—")
+            table.append(row)
+    header = [label(k) for k in keys] + ["backend"]
+    header += [f"batch {format_value('batch_size', bs)}" for bs in sizes]
+    return md_table(header, table, n_left=len(keys) + 1)
+
+
+def warmup_section(view: RunView) -> str:
+    def cell(s, _rows):
+        first_s, steady = s["first_epoch_s_median"], s["epoch_s_median"]
+        if is_missing(first_s):
+            return "—"
+        if is_missing(steady) or steady <= 0:
+            return format_seconds(first_s)
+        return f"{format_seconds(first_s)} · {format_speedup(first_s / steady)}"
+
+    return "\n".join(
+        [
+            "## Warm-up",
+            "",
+            "First epoch (median over repeats) and how many steady-state epochs it is worth: "
+            "frameworks pay for tracing, compilation and lazy set-up in epoch 1, so the ratio "
+            "shows what a short run costs beyond the time per epoch above.",
+            "",
+            _keyed_table(view, cell),
+        ]
+    )
+
+
+def compute_section(view: RunView) -> str:
+    ok = view.ok
+    has_roofline = ok["roofline"].notna().any()
+    if not (has_roofline or ok["gflops"].notna().any()):
+        return ""
+
+    def cell(s, _rows):
+        if is_missing(s["gflops_median"]):
+            return "—"
+        text = f"{s['gflops_median']:.3g} GFLOP/s"
+        if not is_missing(s["roofline_median"]):
+            text += f" · {s['roofline_median'] * 100:.2g}%"
+        return text
+
+    peak = view.env.get("matmul_gflops") or {}
+    peaks = ", ".join(
+        f"{v:.0f} GFLOP/s {k}" for k, v in peak.items() if isinstance(v, (int, float))
+    )
+    text = (
+        "Training work per second, counting 6 × weights × samples per epoch (the forward and "
+        "backward matrix products)"
+    )
+    if has_roofline:
+        text += ", and its share of the machine's measured matmul peak for the same dtype and "
+        text += f"threads ({peaks})" if peaks else "threads"
+    return "\n".join(["## Compute", "", text + ".", "", _keyed_table(view, cell)])
+
+
+def target_section(view: RunView) -> str:
+    ok = view.ok
+    if not ok["time_to_target_s"].notna().any():
+        return ""
+
+    def cell(s, rows):
+        reached = int(rows["time_to_target_s"].notna().sum())
+        if reached == 0:
+            return "not reached"
+        text = format_seconds(s["time_to_target_s_median"])
+        return text if reached == len(rows) else f"{text} ({reached}/{len(rows)} reached)"
+
+    targets = ok["target_acc"].dropna().unique()
+    which = f"test accuracy {targets[0]:g}" if len(targets) == 1 else "each cell's target accuracy"
+    return "\n".join(
+        [
+            "## Time to target",
+            "",
+            f"Training time until the first epoch at {which} (median over the repeats that got "
+            "there; evaluation excluded).",
+            "",
+            _keyed_table(view, cell),
+        ]
+    )
+
+
+def scaling_section(ok: pd.DataFrame) -> str:
+    slopes = scaling.fit_slopes(ok)
+    if slopes.empty:
+        return ""
+    studies = slopes[["part", "axis", "x_min", "x_max"]].drop_duplicates(["part", "axis"])
+    header = ["backend"] + [
+        f"{scaling.AXES[r.axis]} {r.x_min:g}–{r.x_max:g} ({r.part})" for r in studies.itertuples()
+    ]
+    table = []
+    for backend in ordered_backends(slopes["backend"]):
+        cells = [backend]
+        for study in studies.itertuples():
+            hit = slopes[(slopes["backend"] == backend) & (slopes["part"] == study.part)]
+            if hit.empty:
+                cells.append("—")
+            else:
+                r = hit.iloc[0]
+                cells.append(f"{r.slope:+.2f} (r² {r.r2:.2f}, {r.points} pts)")
+        table.append(cells)
+    return "\n".join(
+        [
+            "## Scaling",
+            "",
+            "Slope of log(s/epoch) against log(the axis), fitted by least squares over the "
+            "cells of each part. Against training samples or hidden width, +1 is proportional "
+            "growth. Against batch size (the same samples per epoch cut into fewer, larger "
+            "steps), −1 means each step costs the same whatever its size (per-call overhead "
+            "dominates) and 0 means the epoch costs the same however it is cut (the arithmetic "
+            "dominates).",
+            "",
+            md_table(header, table),
+        ]
+    )
+
+
+def failed_section(view: RunView) -> str:
+    rows = view.rows
+    failed = rows[rows["status"] != "ok"]
+    not_run = not_run_sentence(view.rows, view.env)
+    if failed.empty:
+        if rows.empty:
+            return "## Failed cells\n\nNone (no cell has finished yet)." + not_run
+        if not_run:
+            return (
+                f"## Failed cells\n\nNone: the {plural(len(rows), 'cell')} that ran "
+                f"finished ok.{not_run}"
+            )
+        return f"## Failed cells\n\nAll {len(rows)} cells finished ok (cells × repeats)."
+    keys = [k for k in view.label_keys if k != "batch_size"]
+    failed = sort_by_keys(failed, [*keys, "backend", "batch_size", "repeat"], rows)
+    table = []
+    for _, r in failed.iterrows():
+        message = r.get("error")
+        if is_missing(message) or not str(message).strip():
+            if r["status"] == "diverged" and not is_missing(r.get("diverged_epoch")):
+                message = f"diverged at epoch {int(r['diverged_epoch'])}"
+            else:
+                message = ""
+        table.append(
+            [format_value(k, r[k]) for k in keys]
+            + [
+                str(r["backend"]),
+                format_value("batch_size", r["batch_size"]),
+                format_value("repeat", r["repeat"]),
+                str(r["status"]),
+                one_line(message),
+            ]
+        )
+    header = [label(k) for k in keys] + ["backend", "batch", "repeat", "status", "error"]
+    return "\n".join(
+        [
+            "## Failed cells",
+            "",
+            f"{len(failed)} of {len(rows)} cells (cells × repeats) did not finish ok; tracebacks "
+            f"are in logs/.{not_run}",
+            "",
+            md_table(header, table, n_left=len(header)),
+        ]
+    )
+
+
+def plots_section(plots: Sequence[str | Path], note: str = "") -> str:
+    if not plots and not note:
+        return ""
+    lines = ["## Plots"]
+    if note:
+        lines += ["", note]
+    if plots:
+        lines += [""] + [f"- [{Path(p).name}]({Path(p).as_posix()})" for p in plots]
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""The verdict at the top of summary.md, generated from the tables: per dataset, which backend
+is fastest at which batch sizes and by how much, where accuracies agree and where they part
+(and why, when the run knows), what the first epoch costs, and whether the figures can be
+trusted at all.
+
+A backend is called fastest only when it is ahead of the next one beyond both cells' noise
+(bench.tables.beyond_noise: their bands of epoch times, from repeats and each repeat's spread
+of epochs, do not overlap); otherwise the verdict says the difference is within the noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.markdown import format_band, format_seconds, format_speedup, format_value, plural
+from bench.tables import (
+    GROUP_KEYS,
+    beyond_noise,
+    distinct,
+    equals,
+    is_missing,
+    ordered_backends,
+    ratio_band,
+)
+
+try:  # the machine-load and noise assessment of a run
+    from bench.noise import assess
+except ImportError:  # older checkouts without it: no noise warning can be given
+    assess = None
+
+ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
+_COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
+
+
+def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str:
+    """`## Verdict` and a few short lines, or "" when no cell finished ok."""
+    if summary.empty:
+        return ""
+    lines = []
+    warning = noise_warning(env, rows)
+    if warning:
+        lines.append(warning)
+    for dataset in distinct(summary["dataset"]):
+        sums = summary[equals(summary["dataset"], dataset)]
+        here = rows[equals(rows["dataset"], dataset)]
+        name = f"**{format_value('dataset', dataset)}**"
+        speed = _speed_line(sums)
+        if speed:
+            lines.append(f"{name}, speed: {speed}")
+        accuracy = _accuracy_line(sums, here, env)
+        if accuracy:
+            lines.append(f"{name}, accuracy: {accuracy}")
+    warmup = _warmup_line(summary)
+    if warmup:
+        lines.append(warmup)
+    if not lines:
+        return ""
+    return "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def noise_warning(env: dict, rows: pd.DataFrame) -> str:
+    """A plain warning when bench.noise judges the run's figures unreliable; "" otherwise."""
+    if assess is None or rows.empty:
+        return ""
+    result = assess(env, rows)
+    if result.reliable:
+        return ""
+    reasons = "; ".join(r.rstrip(".") for r in result.reasons)
+    text = "**These figures are unreliable**" + (f": {reasons}." if reasons else ".")
+    advice = (result.advice or "").strip()
+    return text + (f" {advice}" if advice else "")
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def _comparisons(sums: pd.DataFrame) -> pd.DataFrame:
+    """Per cell column (every key but the backend): the fastest backend, the next one, the
+    ratio of their times with its band, and whether the lead is beyond the noise."""
+    timed = sums.dropna(subset=["epoch_s_median"])
+    out = []
+    for _, column in timed.groupby(_COLUMN_KEYS, dropna=False, sort=False):
+        if column["backend"].nunique() < 2:
+            continue
+        ranked = column.sort_values("epoch_s_median")
+        fast, next_ = ranked.iloc[0], ranked.iloc[1]
+        ratio, lo, hi = ratio_band(fast, next_)
+        out.append(
+            {
+                "batch_size": fast["batch_size"],
+                "fastest": fast["backend"],
+                "next": next_["backend"],
+                "ratio": ratio,
+                "lo": lo,
+                "hi": hi,
+                "beyond": beyond_noise(fast, next_),
+            }
+        )
+    return pd.DataFrame(
+        out, columns=["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond"]
+    )
+
+
+def _by_batch(comparisons: pd.DataFrame) -> list[tuple]:
+    """Per batch size: (batch size, winner or None or "mixed", its comparisons)."""
+    out = []
+    for bs in distinct(comparisons["batch_size"]):
+        here = comparisons[equals(comparisons["batch_size"], bs)]
+        winners = set(here.loc[here["beyond"], "fastest"])
+        if not winners:
+            out.append((bs, None, here))
+        elif len(winners) == 1 and here["beyond"].all():
+            out.append((bs, winners.pop(), here))
+        else:
+            out.append((bs, "mixed", here))
+    return out
+
+
+def _batches(sizes: list) -> str:
+    names = [format_value("batch_size", b) for b in sizes]
+    if len(names) == 1:
+        return f"batch {names[0]}"
+    if len(names) <= 3:
+        return "batches " + ", ".join(names[:-1]) + " and " + names[-1]
+    return f"batches {names[0]}–{names[-1]}"
+
+
+def _lead(here: pd.DataFrame) -> str:
+    """`1.8× numpy-vec (1.5–2.2×)` for one comparison, `1.8–3.1× numpy-vec` for several."""
+    nexts = ordered_backends(here["next"])
+    against = nexts[0] if len(nexts) == 1 else "the next fastest"
+    if len(here) == 1:
+        r = here.iloc[0]
+        band = format_band(r["lo"], r["hi"])
+        return f"{format_speedup(r['ratio'])} {against}, {band} with the noise"
+    return f"{format_band(here['ratio'].min(), here['ratio'].max())} {against}"
+
+
+def _speed_line(sums: pd.DataFrame) -> str:
+    comparisons = _comparisons(sums)
+    if comparisons.empty:
+        only = ordered_backends(sums["backend"])
+        return f"only {only[0]} has times here; nothing to compare." if len(only) == 1 else ""
+    groups: list[tuple] = []  # consecutive batch sizes with the same outcome
+    for bs, winner, here in _by_batch(comparisons):
+        if groups and groups[-1][0] == winner and winner not in (None, "mixed"):
+            groups[-1][1].append(bs)
+            groups[-1][2].append(here)
+        else:
+            groups.append((winner, [bs], [here]))
+    phrases = []
+    for winner, sizes, frames in groups:
+        here = pd.concat(frames)
+        if winner is None:
+            best = here.loc[here["ratio"].idxmax()]
+            phrases.append(
+                f"at {_batches(sizes)} no backend is ahead beyond the noise "
+                f"({best['fastest']} {format_speedup(best['ratio'])} {best['next']}, "
+                f"{format_band(best['lo'], best['hi'])})"
+            )
+        elif winner == "mixed":
+            counts = here.loc[here["beyond"], "fastest"].value_counts()
+            who = ", ".join(f"{b} in {n}" for b, n in counts.items())
+            phrases.append(
+                f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)}, "
+                "the rest within the noise)"
+                if not here["beyond"].all()
+                else f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)})"
+            )
+        else:
+            phrases.append(f"{winner} fastest at {_batches(sizes)} ({_lead(here)})")
+    return "; ".join(phrases) + "."
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def accuracy_splits(rows: pd.DataFrame) -> pd.DataFrame:
+    """Cell columns whose backends end more than ACCURACY_SPLIT apart in mean test accuracy:
+    the column's keys, `low`/`high` (backend, accuracy) and `gap`."""
+    ok = rows[rows["status"] == "ok"].dropna(subset=["test_acc"])
+    columns = [*_COLUMN_KEYS, "low", "high", "gap"]
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    means = ok.groupby([*_COLUMN_KEYS, "backend"], dropna=False)["test_acc"].mean()
+    out = []
+    for key, column in means.groupby(level=list(range(len(_COLUMN_KEYS))), dropna=False):
+        if len(column) < 2:
+            continue
+        gap = column.max() - column.min()
+        if gap > ACCURACY_SPLIT:
+            low, high = column.idxmin()[-1], column.idxmax()[-1]
+            out.append([*key, (low, column.min()), (high, column.max()), gap])
+    return pd.DataFrame(out, columns=columns)
+
+
+def parity_sentence(env: dict) -> str:
+    """What `bench verify` measured for this run (env.json `verify`), or where to check."""
+    verify = env.get("verify")
+    if not isinstance(verify, dict) or not isinstance(verify.get("worst"), dict):
+        return "`python -m bench verify` checks it"
+    worst = [
+        v
+        for by_dtype in verify["worst"].values()
+        if isinstance(by_dtype, dict)
+        for v in by_dtype.values()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
+    epochs = verify.get("epochs")
+    after = f" after {plural(int(epochs), 'epoch')}" if isinstance(epochs, int) else ""
+    if verify.get("passed") is False:
+        return (
+            f"but `bench verify` found them apart beyond its tolerance{after}, so part "
+            "of the gap may be a real difference"
+        )
+    if not worst:
+        return "`bench verify` passed on this machine"
+    return f"`bench verify`: within {max(worst):.1g}{after} on this machine"
+
+
+def _within_repeats(split, sums: pd.DataFrame) -> bool:
+    """Whether the two backends' accuracies overlap across their repeats (min–max)."""
+    keys = {k: split[k] for k in _COLUMN_KEYS}
+    ranges = []
+    for backend, _ in (split["low"], split["high"]):
+        mine = sums[equals(sums["backend"], backend)]
+        for k, v in keys.items():
+            mine = mine[equals(mine[k], v)]
+        if mine.empty or int(mine["n"].iloc[0]) < 2:
+            return False
+        ranges.append((mine["test_acc_min"].iloc[0], mine["test_acc_max"].iloc[0]))
+    (lo_min, lo_max), (hi_min, _) = ranges
+    return bool(hi_min <= lo_max)
+
+
+def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
+    have = sums.dropna(subset=["test_acc_mean"])
+    compared = have.groupby(_COLUMN_KEYS, dropna=False)["backend"].nunique()
+    failed = _failures(rows)
+    if not (compared > 1).any():
+        return failed + "." if failed else ""
+    splits = accuracy_splits(rows)
+    if splits.empty:
+        text = f"backends agree within {ACCURACY_SPLIT:g} in every cell"
+    else:
+        sizes = distinct(splits["batch_size"])
+        agree = [b for b in distinct(have["batch_size"]) if b not in sizes]
+        text = f"backends part at {_batches(sizes)}"
+        if len(splits) == 1:
+            r = splits.iloc[0]
+            text += f" ({r['low'][0]} {r['low'][1]:.3f}, {r['high'][0]} {r['high'][1]:.3f})"
+        else:
+            text += f" (up to {splits['gap'].max():.3f} apart)"
+        if agree:
+            text += f" and agree within {ACCURACY_SPLIT:g} at {_batches(agree)}"
+        if all(_within_repeats(r, sums) for _, r in splits.iterrows()):
+            text += ", within the spread between repeats"
+        else:
+            text += (
+                f" — same start, same updates ({parity_sentence(env)}), but rounding grows over "
+                "many small steps into different, equally trained weights; compare the curves "
+                "or repeat before reading a winner into it"
+            )
+    if failed:
+        text += f"; {failed}"
+    return text + "."
+
+
+def _failures(rows: pd.DataFrame) -> str:
+    """`keras: 1 error at batch 32`: cells that did not finish ok, in few words."""
+    bad = rows[rows["status"] != "ok"]
+    if bad.empty:
+        return ""
+    parts = []
+    for (backend, status), group in bad.groupby(["backend", "status"], sort=False):
+        sizes = distinct(group["batch_size"])
+        parts.append(f"{backend}: {len(group)} {status} at {_batches(sizes)}")
+    return ", ".join(parts) + " (see Failed cells)"
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+def _warmup_line(summary: pd.DataFrame) -> str:
+    ratios = summary.assign(
+        _ratio=summary["first_epoch_s_median"] / summary["epoch_s_median"]
+    ).dropna(subset=["_ratio"])
+    if ratios.empty:
+        return ""
+    per = ratios.groupby("backend").agg(
+        ratio=("_ratio", "median"), first=("first_epoch_s_median", "median")
+    )
+    order = per.sort_values("ratio", ascending=False)
+    items = [
+        f"{b} {format_speedup(r.ratio)} ({format_seconds(r.first)})"
+        for b, r in order.iterrows()
+        if not is_missing(r.ratio)
+    ]
+    return (
+        "Warm-up: the first epoch costs "
+        + ", ".join(items)
+        + " a steady epoch (median over cells)."
+    )
