@@ -93,3 +93,58 @@ def collect() -> dict:
         "blas": blas(),
         "git_commit": git_commit(),
     }
+
+
+def host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds every process on the machine has spent busy since boot (Linux's
+    /proc/stat: user, nice, system, irq, softirq and steal time); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        if fields[0] != "cpu":
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its children that have ended (workers, probes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def load_snapshot() -> dict:
+    """The machine's load now: {"loadavg": [1m, 5m, 15m] or None, "cpu_count": n}, plus the
+    private counters `other_cpu_s` needs (removed before env.json is written)."""
+    try:
+        loadavg = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        loadavg = None
+    return {
+        "loadavg": loadavg,
+        "cpu_count": cores(),
+        "_busy_s": _machine_busy_s(),
+        "_own_s": _own_cpu_s(),
+    }
+
+
+def public(snapshot: dict) -> dict:
+    return {k: v for k, v in snapshot.items() if not k.startswith("_")}
+
+
+def other_cpu_s(start: dict, end: dict) -> float | None:
+    """CPU seconds other processes took between two snapshots: the machine's busy time minus
+    this process tree's; None where the platform does not say."""
+    if start.get("_busy_s") is None or end.get("_busy_s") is None:
+        return None
+    machine = end["_busy_s"] - start["_busy_s"]
+    own = end["_own_s"] - start["_own_s"]
+    return round(max(0.0, machine - own), 2)

@@ -2,8 +2,10 @@
 
 Training is timed one `train_epoch` call at a time; evaluation, sample orders and everything
 else stay off the clock. The first epoch (warm-up, tracing, compilation) is reported apart
-from the steady state, the median of the later epochs. Every function takes its clock as an
-argument so the statistics can be tested exactly with a fake one.
+from the steady state, the median of the later epochs, with the steady epochs' relative
+spread so that a noisy figure is visible as such. Every function takes its clock as an
+argument so the statistics can be tested exactly with a fake one; the rest of the harness
+times things with a `Stopwatch` from here rather than reading a clock itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .metrics import evaluate
+from .noise import NOISY_SPREAD, PROBE_NOISY_SPREAD
 
 Clock = Callable[[], float]
 perf_clock: Clock = time.perf_counter
@@ -29,11 +32,37 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def timed(fn, *args, clock: Clock = perf_clock, **kwargs):
+def timed(fn, *args, clock: Clock | None = None, **kwargs):
     """(fn(*args, **kwargs), seconds it took)."""
-    start = clock()
+    watch = Stopwatch(clock)
     result = fn(*args, **kwargs)
-    return result, clock() - start
+    return result, watch.elapsed()
+
+
+class Stopwatch:
+    """Seconds since it was started (or restarted), read from `clock` (perf_counter).
+
+    Also a context manager: `with Stopwatch() as watch: ...` leaves the time in
+    `watch.seconds`.
+    """
+
+    def __init__(self, clock: Clock | None = None):
+        self._clock = clock if clock is not None else perf_clock
+        self._start = self._clock()
+        self.seconds: float | None = None
+
+    def restart(self) -> None:
+        self._start = self._clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def __enter__(self) -> Stopwatch:
+        self.restart()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = self.elapsed()
 
 
 class Deadline:
@@ -76,6 +105,8 @@ class Measurement:
     epoch_s: float
     epoch_s_min: float
     epoch_s_max: float
+    epoch_s_spread: float  # (p75 - p25) / median of the steady epochs; NaN under 3 of them
+    noisy: bool  # epoch_s_spread above NOISY_SPREAD
     train_s: float
     samples_per_s: float
     gflops: float
@@ -108,6 +139,29 @@ def epoch_statistics(epoch_times) -> tuple[float, float, float, float]:
         return (math.nan,) * 4
     steady = times[1:] or times[:1]
     return times[0], statistics.median(steady), min(steady), max(steady)
+
+
+def spread(values) -> float:
+    """Relative spread of `values`: (p75 - p25) / median, NaN with fewer than 3 values.
+
+    Quartiles by linear interpolation between order statistics (NumPy's default,
+    statistics.quantiles' "inclusive" method), so 1, 2, 3, 4, 5 gives (4 - 2) / 3.
+    """
+    values = [float(v) for v in values]
+    if len(values) < 3:
+        return math.nan
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return (q3 - q1) / median if median > 0 else math.nan
+
+
+def steady_spread(epoch_times) -> float:
+    """`spread` of the steady-state epochs (2..E)."""
+    return spread(list(epoch_times)[1:])
+
+
+def is_noisy(value: float, threshold: float = NOISY_SPREAD) -> bool:
+    """A spread above `threshold`; an unknown (NaN) spread is not called noisy."""
+    return bool(math.isfinite(value) and value > threshold)
 
 
 def sample_orders(seed: int, n: int, order: str):
@@ -178,6 +232,7 @@ def train_and_measure(
             last_eval = metrics
 
     first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
+    epoch_spread = steady_spread(r.epoch_s for r in records)
     predict_s = math.nan
     if diverged_epoch is None:
         _, predict_s = timed(model.predict_proba, data.X_test, clock=clock)
@@ -192,6 +247,8 @@ def train_and_measure(
         epoch_s=steady,
         epoch_s_min=lo,
         epoch_s_max=hi,
+        epoch_s_spread=epoch_spread,
+        noisy=is_noisy(epoch_spread),
         train_s=elapsed,
         samples_per_s=rate,
         gflops=6.0 * n_weights * rate / 1e9,
@@ -215,15 +272,36 @@ def _evaluate_both(model, data, loss: str, evaluate_train: bool) -> dict:
     return metrics
 
 
-def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock = perf_clock):
-    """The machine's matrix-multiply rate with NumPy's BLAS: best of `repeats` n x n products.
+def matmul_probe(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
+    """The machine's matrix-multiply rate with NumPy's BLAS, `repeats` n x n products.
 
     Taken in the calling process, so with whatever thread limits are in effect there.
+    Returns the rates in GFLOP/s and their summary (`probe_summary`).
     """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty((n, n), dtype=dtype)
     np.matmul(a, b, out=out)  # warm-up
-    best = min(timed(np.matmul, a, b, out=out, clock=clock)[1] for _ in range(repeats))
-    return 2.0 * n**3 / best / 1e9
+    seconds = [timed(np.matmul, a, b, out=out, clock=clock)[1] for _ in range(repeats)]
+    return probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
+
+
+def probe_summary(rates) -> dict:
+    """Median, min, max and relative spread of repeated rate readings; `noisy` when the
+    spread is above PROBE_NOISY_SPREAD."""
+    rates = [float(r) for r in rates]
+    s = spread(rates)
+    return {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "spread": s,
+        "reps": rates,
+        "noisy": is_noisy(s, PROBE_NOISY_SPREAD),
+    }
+
+
+def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
+    """The median of `matmul_probe`'s readings, GFLOP/s."""
+    return matmul_probe(dtype, n, repeats, clock)["median"]

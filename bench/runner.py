@@ -14,118 +14,88 @@ import math
 import shutil
 import signal
 import sys
-import tempfile
+import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-from . import envinfo, measure
+from . import envinfo, measure, noise, session
 from .errors import BenchError, UsageError
+from .progress import Progress, describe_accounting, time_accounting
+from .schema import AXES, SETTINGS
+from .session import Session
 from .store import RunStore
 from .sweep import FULL_BATCH, Cell, Sweep, build_sweep, expand, hidden_text
 from .worker import DataRef, Worker, WorkerDied, WorkerTimeout, save_arrays
 
 STARTUP_TIMEOUT_S = 600.0  # a worker's import of its framework
 INTERRUPTED_EXIT = 130
+TMP_DATA = ".data-tmp"  # prepared arrays for the workers, inside the run folder
 
 
 class Interrupted(BaseException):
     """Ctrl-C or SIGTERM during a run."""
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
+class _Interrupts:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, once: a second Ctrl-C while
+    the run is stopping is said and ignored, so that env.json is always closed."""
 
+    def __init__(self):
+        self.raised = False
 
-@contextlib.contextmanager
-def _interrupts_raise():
-    """SIGINT and SIGTERM raise Interrupted in the main thread while the sweep runs."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in previous:
-        signal.signal(s, _raise_interrupted)
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    def _handle(self, signum, frame):
+        if self.raised:
+            print("still stopping: saving the run folder", file=sys.stderr, flush=True)
+            return
+        self.raised = True
+        raise Interrupted(signal.Signals(signum).name)
 
-
-class Progress:
-    """Progress over cells: tqdm bars on a terminal (cells, and the current cell's epochs),
-    one line per finished cell otherwise (logs, CI), nothing when disabled."""
-
-    def __init__(self, total: int, enabled: bool, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and total > 0
-        self.bars = self.enabled and self.stream.isatty()
-        self.total = total
-        self.done = 0
-        self._cells = self._epochs = None
-        if self.bars:
-            from tqdm.auto import tqdm
-
-            self._tqdm = tqdm
-            self._cells = tqdm(
-                total=total, unit="cell", dynamic_ncols=True, position=0, file=self.stream
-            )
-
-    def start_cell(self, label: str, epochs: int) -> None:
-        self._label = label
-        if self.bars:
-            self._cells.set_description_str(label)
-            self._epochs = self._tqdm(
-                total=epochs,
-                unit="epoch",
-                leave=False,
-                position=1,
-                dynamic_ncols=True,
-                file=self.stream,
-            )
-
-    def epoch(self, record: dict) -> None:
-        if self._epochs is not None:
-            acc = record.get("test_acc")
-            if acc is not None and not math.isnan(acc):
-                self._epochs.set_postfix_str(f"test acc {acc:.3f}")
-            self._epochs.update(1)
-
-    def end_cell(self, row: dict) -> None:
-        self.done += 1
-        if self._epochs is not None:
-            self._epochs.close()
-            self._epochs = None
-        if self._cells is not None:
-            self._cells.update(1)
-        elif self.enabled:
-            if row["status"] == "ok":
-                what = f"test acc {row['test_acc']:.3f}, {format_seconds(row['epoch_s'])}/epoch"
-            else:
-                what = row["status"]
-            print(f"[{self.done}/{self.total}] {self._label}: {what}", file=self.stream, flush=True)
-
-    def note(self, text: str) -> None:
-        if self.bars:
-            self._tqdm.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self._epochs is not None:
-            self._epochs.close()
-        if self._cells is not None:
-            self._cells.close()
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale or unit == "µs":
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"
+    @contextlib.contextmanager
+    def active(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; there the caller handles Ctrl-C
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._handle)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def _data_key(cell: Cell) -> tuple:
     return (cell.dataset, cell.preprocess, cell.split_seed, cell.test_size, cell.dtype)
+
+
+_LABEL_ALWAYS = ("dataset", "backend", "batch_size")
+_LABEL_BARE = ("dataset", "backend", "loss", "optimizer", "activation", "dtype", "device")
+
+
+def cell_labels(cells) -> dict[Cell, str]:
+    """A progress label per cell naming every axis and setting that varies in the sweep
+    (dataset, backend and batch size always), so no two different cells read alike."""
+    rows = {cell: cell.row() for cell in cells}
+    names = [n for n in ("part", *AXES, *SETTINGS, "repeat") if n in next(iter(rows.values()), {})]
+    shown = [n for n in names if n in _LABEL_ALWAYS or len({str(r[n]) for r in rows.values()}) > 1]
+
+    def label(row):
+        bits = []
+        for name in shown:
+            value = row[name]
+            if name == "batch_size":
+                bits.append(f"b{value}")
+            elif name == "repeat":
+                bits.append(f"r{value}")
+            elif name in _LABEL_BARE:
+                bits.append(str(value))
+            else:
+                bits.append(f"{name} {value}")
+        return " · ".join(bits)
+
+    return {cell: label(row) for cell, row in rows.items()}
 
 
 def prepare_data(cells, data_dir, folder: Path, note) -> dict[tuple, DataRef]:
@@ -184,15 +154,14 @@ def resolve_batches(cells, refs, note) -> list[Cell]:
 class Runner:
     """Runs cells in worker processes and records them in a RunStore."""
 
-    def __init__(
-        self, store: RunStore, sweep: Sweep, refs, progress: Progress, run_id: str, matmul: dict
-    ):
+    def __init__(self, store: RunStore, sweep: Sweep, refs, progress: Progress, session):
         self.store = store
         self.sweep = sweep
         self.refs = refs
         self.progress = progress
-        self.run_id = run_id
-        self.matmul = matmul  # threads -> {dtype: GFLOP/s}
+        self.session = session  # its index goes into every row; its probe into the roofline
+        self.run_id = store.read_env().get("run_id", store.path.name)
+        self.host = envinfo.host()
         self.workers: dict[tuple, Worker] = {}
         self.unavailable: dict[str, str] = {}
         self.threads_effective: dict[str, dict] = {}
@@ -201,20 +170,21 @@ class Runner:
     def _worker(self, backend: str, threads: int) -> Worker:
         key = (backend, threads)
         worker = self.workers.get(key)
-        if worker is not None and worker.process.is_alive():
+        if worker is not None and worker.alive():
             return worker
         log = self.store.logs_dir / f"worker-{backend}-t{threads}.log"
-        start = measure.perf_clock()
-        worker = Worker(backend, threads, str(log))
-        try:
-            info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
-        except (WorkerDied, WorkerTimeout) as exc:
-            worker.kill()
-            raise WorkerDied(
-                f"{backend} worker did not start: {exc or 'timed out'} (see {log})"
-            ) from None
-        finally:
-            self.startup_s += measure.perf_clock() - start
+        with measure.Stopwatch() as watch:
+            worker = Worker(backend, threads, str(log))
+            try:
+                info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
+            except (WorkerDied, WorkerTimeout) as exc:
+                worker.kill()
+                where = f" (see {log})" if log.is_file() and log.stat().st_size else ""
+                raise WorkerDied(
+                    f"{backend} worker did not start: {exc or 'timed out'}{where}"
+                ) from None
+            finally:
+                self.startup_s += watch.elapsed()
         if info["unavailable"]:
             worker.stop()
             self.unavailable[backend] = info["unavailable"]
@@ -234,6 +204,9 @@ class Runner:
         row = {
             **cell.row(),
             "run_id": self.run_id,
+            "session": self.session.index,
+            "host": self.host,
+            "device": cell.spec(ref.n_features, ref.n_classes).device,  # where it runs
             "n_train": ref.n_train,
             "n_test": ref.n_test,
             "n_features": ref.n_features,
@@ -252,24 +225,8 @@ class Runner:
             row.update(status=status, error=str(exc))
             return self._finish(row, curves)
         row["threads_effective"] = worker.info["threads_effective"]
-        payload = {"cell": cell, "data": ref, "target_acc": self.sweep.target_acc}
-        deadline = measure.Deadline(self.sweep.timeout)
         try:
-            worker.send("cell", payload)
-            while True:
-                message = worker.receive(deadline)
-                if message[0] == "epoch":
-                    curves.append(message[1])
-                    self.progress.epoch(message[1])
-                elif message[0] == "done":
-                    row.update(message[1]["row"])
-                    curves = message[1]["curves"]
-                    break
-                elif message[0] == "failed":
-                    _, text, trace = message
-                    log = self.store.write_log(f"{cell.cell_id}-r{cell.repeat}", trace)
-                    row.update(status="error", error=f"{text} (traceback: {log.name})")
-                    break
+            curves = self._train(worker, cell, ref, row)
         except WorkerTimeout:
             self._drop_worker(cell.backend, cell.threads)
             row.update(
@@ -280,29 +237,36 @@ class Runner:
             row.update(status="error", error=str(exc))
         if row.get("status") == "diverged":
             row["error"] = f"loss became NaN or inf in epoch {row['diverged_epoch']}"
-        peak = self.matmul.get(cell.threads, {}).get(cell.dtype)
+        peak = self.session.peak(cell.threads, cell.dtype)
         if peak and isinstance(row.get("gflops"), float) and math.isfinite(row["gflops"]):
             row["roofline"] = row["gflops"] / peak
         return self._finish(row, curves)
 
+    def _train(self, worker: Worker, cell: Cell, ref: DataRef, row: dict) -> list[dict]:
+        """Send the cell to its worker and follow it to the end; fills `row`, returns the
+        curve rows."""
+        curves = []
+        payload = {"cell": cell, "data": ref, "target_acc": self.sweep.target_acc}
+        deadline = measure.Deadline(self.sweep.timeout)
+        worker.send("cell", payload)
+        while True:
+            message = worker.receive(deadline)
+            if message[0] == "epoch":
+                curves.append(message[1])
+                self.progress.epoch(message[1])
+            elif message[0] == "done":
+                row.update(message[1]["row"])
+                return message[1]["curves"]
+            elif message[0] == "failed":
+                _, text, trace = message
+                log = self.store.write_log(f"{cell.cell_id}-r{cell.repeat}", trace)
+                row.update(status="error", error=f"{text} (traceback: {log.name})")
+                return curves
+
     def _finish(self, row: dict, curves: list[dict]) -> dict:
         row.setdefault("status", "ok")
         row["finished_at"] = measure.now_iso()
-        keys = {k: row[k] for k in ("run_id", "cell_id", "part", "repeat")}
-        for name in (
-            "dataset",
-            "backend",
-            "loss",
-            "optimizer",
-            "lr",
-            "batch_size",
-            "hidden",
-            "activation",
-            "epochs",
-            "dtype",
-            "threads",
-        ):
-            keys[name] = row[name]
+        keys = {k: row[k] for k in ("run_id", "cell_id", "part", *AXES, "repeat")}
         self.store.append_cell(row, [{**keys, **c} for c in curves])
         return row
 
@@ -312,39 +276,41 @@ class Runner:
         self.workers.clear()
 
 
-def measure_matmul(threads_list, dtypes, note) -> dict:
-    """The machine's matmul GFLOP/s per thread count and dtype, in pinned probe processes."""
-    result = {}
-    for threads in threads_list:
-        worker = Worker(None, threads, None)
-        try:
-            worker.wait_ready(measure.Deadline(120))
-            rates = {}
-            for dtype in dtypes:
-                worker.send("matmul", dtype)
-                message = worker.receive(measure.Deadline(120))
-                if message[0] == "value":
-                    rates[dtype] = message[1]
-            result[threads] = rates
-            note(
-                "matmul peak with {} thread{}: {}".format(
-                    threads,
-                    "" if threads == 1 else "s",
-                    ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in rates.items()),
-                )
-            )
-        except (WorkerDied, WorkerTimeout) as exc:
-            note(f"warning: could not measure the matmul peak with {threads} threads: {exc}")
-        finally:
-            worker.stop()
-    return result
-
-
 def _summary_line(rows) -> str:
     counts = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one execute() call works with, step by step."""
+
+    sweep: Sweep
+    cells: list
+    store: RunStore
+    env: dict
+    session: Session
+    finished: set
+    note: Callable
+    fresh: bool  # a new folder (removed again if the run stops before any cell ran)
+    todo: list = dataclasses.field(default_factory=list)
+    rows: list = dataclasses.field(default_factory=list)
+    runner: Runner | None = None
+    phases: dict = dataclasses.field(
+        default_factory=lambda: {"data_s": 0.0, "matmul_probe_s": 0.0, "report_s": 0.0}
+    )
+    status: str = "interrupted"
+
+    @property
+    def data_folder(self) -> Path:
+        return self.store.path / TMP_DATA
+
+    @property
+    def not_run(self) -> int:
+        done = self.finished | {(r["cell_id"], r["repeat"]) for r in self.rows}
+        return sum((c.cell_id, c.repeat) not in done for c in self.cells)
 
 
 def execute(
@@ -355,144 +321,186 @@ def execute(
     Raises UsageError / BenchError for problems found before training starts.
     """
     note = note or (lambda text: print(text, file=sys.stderr))
+    watch = measure.Stopwatch()
     cells = expand(sweep)
+    session.check_devices(cells)
+    warnings_ = session.thread_warnings(cells)
+    for text in warnings_:
+        note(f"warning: {text}")
+    run = _open_run(sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note)
+    interrupts = _Interrupts()
+    with interrupts.active(), session.tool_homes(run.store.path):
+        try:
+            _prepare(run)
+            _probe(run)
+            _run_cells(run, progress)
+            run.status = "complete"
+        except Interrupted as exc:
+            _say_interrupted(run, exc)
+        finally:
+            _close(run)
+        _report(run, interrupts)
+    _account(run, watch.elapsed())
+    _say_noise(run)
+    return run.store.path, run.status
+
+
+def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:
+    """Open the run folder and write env.json (status "running", the sweep, this session)
+    before anything else, so that a run killed at any point can be resumed."""
     if resume is not None:
         store = RunStore.open(resume)
         finished = store.recover()
         env = store.read_env()
-        run_id = env.get("run_id", store.path.name)
     else:
         store = RunStore.create(out, sweep.title)
         finished = set()
-        run_id = store.path.name
-        env = {"run_id": run_id, "name": sweep.title}
-    started = measure.perf_clock()
-    phases = {"data_s": 0.0, "matmul_probe_s": 0.0}
-    tmp = Path(tempfile.mkdtemp(prefix="mlp-bench-data-"))
-    status = "interrupted"
-    rows = []
-    runner = None
-    bar = None
-    begun = resume is not None  # env.json holds the sweep: the folder can be resumed
+        env = {"run_id": store.path.name, "name": sweep.title, "command": command}
+    env.update(envinfo.collect())
+    this = Session(env, command, warnings_)
+    threads = sorted({c.threads for c in cells})
+    env.update(
+        status="running",
+        started_at=env.get("started_at") or this.entry["started_at"],
+        resumed_at=this.entry["started_at"] if resume is not None else None,
+        threads=threads[0] if len(threads) == 1 else threads,
+        sweep=sweep.to_dict(),
+        cells=len(cells),
+    )
+    store.write_env(env)
+    return _Run(sweep, cells, store, env, this, finished, note, fresh=resume is None)
+
+
+def _prepare(run: _Run) -> None:
+    """Load the datasets into the run folder's temporary data folder (swept first: a run
+    killed before may have left one) and decide which cells are still to run."""
+    shutil.rmtree(run.data_folder, ignore_errors=True)
+    refs, run.phases["data_s"] = measure.timed(
+        prepare_data, run.cells, run.sweep.data_dir, run.data_folder, run.note
+    )
+    run.cells = resolve_batches(run.cells, refs, run.note)
+    run.todo = [c for c in run.cells if (c.cell_id, c.repeat) not in run.finished]
+    if not run.fresh:
+        run.note(
+            f"resuming {run.store.path}: {len(run.cells) - len(run.todo)} of {len(run.cells)} "
+            f"cells already finished, {len(run.todo)} to run"
+        )
+    run.runner = Runner(run.store, run.sweep, refs, None, run.session)
+
+
+def _probe(run: _Run) -> None:
+    """This session's matmul probe, for the thread counts and dtypes still to run."""
+    if not run.todo:
+        return
+    threads = sorted({c.threads for c in run.todo})
+    dtypes = sorted({c.dtype for c in run.todo})
+    matmul, run.phases["matmul_probe_s"] = measure.timed(
+        session.measure_matmul, threads, dtypes, run.note, run.store.logs_dir
+    )
+    env = run.store.read_env()
+    env["sessions"][run.session.index] = run.session.entry
+    run.store.update_env(**run.session.record_matmul(env, matmul))
+
+
+def _run_cells(run: _Run, progress: bool) -> None:
+    labels = cell_labels(run.todo)
+    bar = Progress(len(run.todo), progress)
+    run.runner.progress = bar
     try:
-        with _interrupts_raise():
-            refs, phases["data_s"] = measure.timed(prepare_data, cells, sweep.data_dir, tmp, note)
-            cells = resolve_batches(cells, refs, note)
-            todo = [c for c in cells if (c.cell_id, c.repeat) not in finished]
-            if resume is not None:
-                note(
-                    f"resuming {store.path}: {len(cells) - len(todo)} of {len(cells)} cells "
-                    f"already finished, {len(todo)} to run"
-                )
-            threads_list = sorted({c.threads for c in todo})
-            dtypes = sorted({c.dtype for c in todo})
-            env.update(envinfo.collect())
-            env.update(
-                status="running",
-                command=command or " ".join(sys.argv),
-                started_at=env.get("started_at") or measure.now_iso(),
-                resumed_at=measure.now_iso() if resume is not None else None,
-                threads=threads_list[0] if len(threads_list) == 1 else threads_list,
-                sweep=sweep.to_dict(),
-                cells=len(cells),
-            )
-            store.write_env(env)
-            begun = True
-            matmul, phases["matmul_probe_s"] = measure.timed(
-                measure_matmul, threads_list, dtypes, note
-            ) if todo else ({}, 0.0)
-            if matmul:
-                first = matmul[threads_list[0]]
-                store.update_env(
-                    matmul_gflops=first,
-                    matmul_gflops_by_threads={str(k): v for k, v in matmul.items()},
-                )
-            runner = Runner(store, sweep, refs, None, run_id, matmul)
-            bar = Progress(len(todo), progress)
-            runner.progress = bar
-            for cell in todo:
-                bar.start_cell(cell.label(), cell.epochs)
-                row = runner.run_cell(cell)
-                rows.append(row)
-                bar.end_cell(row)
-                if row["status"] != "ok":
-                    bar.note(f"{cell.label()}: {row['status']}: {row.get('error', '')}")
-            status = "complete"
-    except Interrupted as exc:
-        if not begun:
-            raise KeyboardInterrupt from None  # before the sweep started: nothing to resume
-        # said even with --quiet: the user needs the folder to resume
-        print(
-            f"\ninterrupted ({exc}): {len(rows)} cells of this session are saved; "
-            f"finish with: python -m bench run --resume {store.path}",
-            file=sys.stderr,
+        for cell in run.todo:
+            bar.start_cell(labels[cell], cell.epochs)
+            row = run.runner.run_cell(cell)
+            run.rows.append(row)
+            bar.end_cell(row)
+            if row["status"] != "ok":
+                bar.note(f"{labels[cell]}: {row['status']}: {row.get('error', '')}")
+    finally:
+        bar.close()
+
+
+def _say_interrupted(run: _Run, exc: Interrupted) -> None:
+    if run.fresh and run.runner is None:
+        raise KeyboardInterrupt from None  # before the sweep started: nothing to resume
+    # said even with --quiet: the user needs the folder to resume
+    print(
+        f"\ninterrupted ({exc}): {len(run.rows)} cells of this session are saved, "
+        f"{run.not_run} of {len(run.cells)} cells did not run; "
+        f"finish with: python -m bench run --resume {run.store.path}",
+        file=sys.stderr,
+    )
+
+
+def _close(run: _Run) -> None:
+    """Stop the workers, remove the temporary data and close this session in env.json;
+    a fresh folder that never reached its cells (bad data, Ctrl-C while loading) goes."""
+    try:
+        if run.runner is not None:
+            run.runner.close()
+        shutil.rmtree(run.data_folder, ignore_errors=True)
+        if run.runner is None and run.fresh:
+            return
+        run.session.finish(run.status, len(run.rows), run.not_run)
+        env = run.store.read_env()
+        env["sessions"][run.session.index] = run.session.entry
+        run.store.update_env(
+            status=run.status,
+            finished_at=measure.now_iso(),
+            cells_not_run=run.not_run,
+            sessions=env["sessions"],
         )
     finally:
-        if bar is not None:
-            bar.close()
-        if runner is not None:
-            runner.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            if begun:
-                store.update_env(status=status, finished_at=measure.now_iso())
-        finally:
-            store.close()
-            if not begun:  # stopped before the sweep started (e.g. bad data): leave no folder
-                shutil.rmtree(store.path, ignore_errors=True)
-    if rows:
-        note(f"cells: {_summary_line(rows)}")
-    _, phases["report_s"] = measure.timed(_render, store.path, note)
-    accounting = time_accounting(
-        rows, measure.perf_clock() - started, runner.startup_s if runner else 0.0, **phases
-    )
+        run.store.close()
+        if run.runner is None and run.fresh:
+            shutil.rmtree(run.store.path, ignore_errors=True)
+    if run.rows:
+        run.note(f"cells: {_summary_line(run.rows)}")
+
+
+def _report(run: _Run, interrupts: _Interrupts) -> None:
+    """Write summary.md and plots. Ctrl-C or SIGTERM here keeps what is written (summary.md
+    comes first) and says how to finish; the run folder stays as it is, resumable."""
+    watch = measure.Stopwatch()
+    try:
+        if not interrupts.raised:
+            _render(run.store.path)
+    except Interrupted as exc:
+        done = (run.store.path / "summary.md").is_file()
+        print(
+            f"\ninterrupted ({exc}) while writing the report"
+            f"{' (summary.md is written)' if done else ''}; the results are saved. "
+            f"Finish the report with: python -m bench report {run.store.path}",
+            file=sys.stderr,
+        )
+        run.status = "interrupted"
+    finally:
+        run.phases["report_s"] = watch.elapsed()
+
+
+def _account(run: _Run, wall_s: float) -> None:
+    startup = run.runner.startup_s if run.runner else 0.0
+    accounting = time_accounting(run.rows, wall_s, startup, **run.phases)
     with contextlib.suppress(OSError, BenchError):
-        RunStore.write_env_field(store.path, time_accounting=accounting)
-    if rows:
-        note(describe_accounting(accounting))
-    return store.path, status
+        RunStore.write_env_field(run.store.path, time_accounting=accounting)
+    if run.rows:
+        run.note(describe_accounting(accounting))
 
 
-def _total(rows, column: str) -> float:
-    values = (row.get(column) for row in rows)
-    return sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+def _say_noise(run: _Run) -> None:
+    """The console's verdict on the run's timings: nothing when they can be trusted."""
+    if not run.rows:
+        return
+    try:
+        from .report import load_run
+
+        results, _ = load_run(run.store.path)
+        assessment = noise.assess(run.store.read_env(), results)
+    except Exception:  # the report already said what is wrong with the folder
+        return
+    for line in assessment.lines():
+        run.note(line)
 
 
-def time_accounting(rows, wall_s: float, startup_s: float, **phases) -> dict:
-    """Where a run's wall time went: the work being compared (training, the evaluations,
-    the frameworks' start-up: worker imports and model building) and the harness around it
-    (data preparation, the matmul probe, the report, messages and bookkeeping)."""
-    training = _total(rows, "train_s")
-    evaluation = _total(rows, "eval_s") + _total(rows, "predict_s")
-    startup = startup_s + _total(rows, "build_s")
-    in_cells = _total(rows, "cell_s") - training - evaluation - _total(rows, "build_s")
-    work = training + evaluation + startup
-    return {
-        "wall_s": wall_s,
-        "training_s": training,
-        "evaluation_s": evaluation,
-        "framework_startup_s": startup,
-        "harness_s": wall_s - work,
-        "harness_in_cells_s": in_cells,  # loading the cell's arrays, init_params, messages
-        **phases,
-        "work_share": work / wall_s if wall_s > 0 else math.nan,
-    }
-
-
-def describe_accounting(acc: dict) -> str:
-    def share(seconds):
-        return f"{100 * seconds / acc['wall_s']:.0f}%"
-
-    return (
-        f"time: {format_seconds(acc['wall_s'])} in all: training {share(acc['training_s'])}, "
-        f"evaluation {share(acc['evaluation_s'])}, framework start-up "
-        f"{share(acc['framework_startup_s'])}, harness {share(acc['harness_s'])} (data "
-        f"{share(acc['data_s'])}, matmul probe {share(acc['matmul_probe_s'])}, report "
-        f"{share(acc['report_s'])})"
-    )
-
-
-def _render(run_dir: Path, note) -> None:
+def _render(run_dir: Path) -> None:
     """Write summary.md and plots; a failure here is reported and never loses the run."""
     from .report import write_report
 

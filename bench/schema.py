@@ -4,7 +4,8 @@ results.csv holds one row per cell x repeat; curves.csv one row per cell x repea
 Both are long format: every row carries the keys of its cell, so wide tables are derived
 with pandas. Files of a run folder:
 
-    env.json      machine, versions, threads, command line, sweep, start/end, status
+    env.json      machine, versions, threads, command line, sweep, start/end, status,
+                  sessions (each start and resume: command, load, matmul probe)
     results.csv   RESULT_COLUMNS
     curves.csv    CURVE_COLUMNS
     summary.md    rendered from the CSVs by bench.report
@@ -52,6 +53,8 @@ RESULT_COLUMNS = (
     *SETTINGS[1:],
     "repeat",
     "seed",
+    "session",  # which start (0) or --resume (1..) of the run ran it: env.json's sessions[i]
+    "host",  # the machine it ran on (socket.gethostname())
     "status",
     "error",
     "diverged_epoch",
@@ -66,6 +69,8 @@ RESULT_COLUMNS = (
     "epoch_s",  # steady state: median of epochs 2..E (the first epoch when E == 1)
     "epoch_s_min",
     "epoch_s_max",
+    "epoch_s_spread",  # (p75 - p25) / median of epochs 2..E; NaN under 3 steady epochs
+    "noisy",  # epoch_s_spread above bench.noise.NOISY_SPREAD
     "train_s",  # all epochs' training time
     "samples_per_s",  # n_train / epoch_s
     "gflops",  # 6 * weights * n_train / epoch_s / 1e9
@@ -73,6 +78,8 @@ RESULT_COLUMNS = (
     "predict_s",  # predict_proba over the test set after training
     "eval_s",  # the harness's evaluations after epochs, off the training clock
     "cell_s",  # the whole cell in its worker: data, model, training, evaluation, predict
+    "peak_host_mb",  # the worker's peak resident set during the cell (Linux VmHWM, reset
+    # at the cell's start: framework and data included, earlier cells not); NaN elsewhere
     "epochs_run",
     "train_loss",
     "test_loss",

@@ -5,6 +5,12 @@ work, imports the framework once, then runs the cells it is sent one at a time a
 back each epoch's record and the cell's result. Its own stdout and stderr (framework logs)
 go to a log file in the run folder so they cannot garble the parent's progress display.
 
+A worker is its own program, `python -m bench.worker`, started with subprocess and talking
+over a socket pair: unlike multiprocessing's spawn it never re-imports the caller's main
+module, so `bench.run_sweep` works from a script without a `__main__` guard, from a pipe
+and from a notebook. It dies with its parent: Linux's parent-death signal where there is
+one, and everywhere a watchdog thread that notices the parent is gone within WATCHDOG_S.
+
 Messages, parent -> worker: ("cell", payload) | ("matmul", dtype) | ("verify", payload) |
 ("stop",). Worker -> parent: ("ready", info), ("epoch", record), ("done", result),
 ("failed", message, traceback), ("value", object).
@@ -12,18 +18,24 @@ Messages, parent -> worker: ("cell", payload) | ("matmul", dtype) | ("verify", p
 
 from __future__ import annotations
 
+import ctypes
 import gc
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
-_CONTEXT = multiprocessing.get_context("spawn")
+WATCHDOG_S = 0.25  # how often a worker checks that its parent is alive
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)  # holds bench/ and impls/
 _DATA_CACHE: dict[str, SimpleNamespace] = {}
 
 
@@ -60,15 +72,26 @@ def _load(folder: str) -> SimpleNamespace:
     return data
 
 
-def _redirect_output(log_path: str | None) -> None:
-    if log_path is None:
-        return
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+def _peak_rss_reset() -> bool:
+    """Reset this process's peak resident set (Linux: writing 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set since the last reset, MB (Linux's VmHWM)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
 
 
 def _run_cell(model_class, payload, send):
@@ -76,7 +99,11 @@ def _run_cell(model_class, payload, send):
 
     from . import measure
 
-    start = measure.perf_clock()
+    watch = measure.Stopwatch()
+    # The peak is reset here, so it covers this cell: its model, training and evaluation,
+    # on top of what stays resident (the framework, the loaded data). Unknown (NaN) where
+    # the platform cannot reset it: a peak since the worker started would be another figure.
+    peak_known = _peak_rss_reset()
     cell, data_ref = payload["cell"], payload["data"]
     data = _load(data_ref.folder)
     spec = cell.spec(data_ref.n_features, data_ref.n_classes)
@@ -98,7 +125,14 @@ def _run_cell(model_class, payload, send):
         on_epoch=lambda record: send(("epoch", record.as_row())),
     )
     row = result.as_row()
-    row.update(build_s=build_s, n_params=spec.n_params, cell_s=measure.perf_clock() - start)
+    row.update(
+        build_s=build_s,
+        n_params=spec.n_params,
+        cell_s=watch.elapsed(),
+        peak_host_mb=_peak_rss_mb() if peak_known else float("nan"),
+        host=socket.gethostname(),
+        device=spec.device,
+    )
     send(("done", {"row": row, "curves": [r.as_row() for r in result.epochs]}))
 
 
@@ -162,10 +196,32 @@ def _start_backend(backend: str | None, threads: int, log_path: str | None):
         ) from exc
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process within about WATCHDOG_S of its parent's end, whatever it is doing.
+
+    Linux: the kernel sends SIGKILL when the parent ends (prctl PR_SET_PDEATHSIG), even in
+    the middle of a long C call. Everywhere: a daemon thread compares the parent's pid with
+    the one it started with (a worker whose parent ended is adopted by another process).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent ended before the signal was set up
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            threading.Event().wait(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -> None:
-    """Entry point of a worker process (runs in a fresh interpreter)."""
-    _redirect_output(log_path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    """Serve the parent's requests over `conn` until it says stop or goes away."""
     from impls.registry import BackendUnavailable
 
     from . import measure
@@ -173,9 +229,9 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
     send = conn.send
     info = {"pid": os.getpid(), "backend": backend, "unavailable": None}
     try:
-        start = measure.perf_clock()
+        watch = measure.Stopwatch()
         info["threads_effective"], model_class = _start_backend(backend, threads, log_path)
-        info["startup_s"] = measure.perf_clock() - start
+        info["startup_s"] = watch.elapsed()
     except BackendUnavailable as exc:
         info["unavailable"] = str(exc)
         model_class = None
@@ -184,7 +240,7 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
     handlers = {
         "cell": lambda payload: _run_cell(model_class, payload, send),
         "verify": lambda payload: _run_verify(model_class, payload, send),
-        "matmul": lambda dtype: send(("value", measure.matmul_gflops(dtype))),
+        "matmul": lambda dtype: send(("value", measure.matmul_probe(dtype))),
     }
     while True:
         try:
@@ -221,39 +277,54 @@ class WorkerTimeout(Exception):
     """The worker did not answer within the deadline."""
 
 
+def _command(fd: int, threads: int, backend: str | None, log_path: str | None) -> list[str]:
+    """The worker program's command line (see `main`)."""
+    args = (str(fd), str(os.getpid()), str(threads), backend or "", log_path or "")
+    return [sys.executable, "-m", "bench.worker", *args]
+
+
 class Worker:
-    """The parent's handle on one worker process."""
+    """The parent's handle on one worker process (`python -m bench.worker`)."""
 
     def __init__(self, backend: str | None, threads: int, log_path: str | None = None):
         from .threads import thread_env
 
         self.backend = backend
         self.threads = threads
-        self._conn, child = _CONTEXT.Pipe()
-        saved = {k: os.environ.get(k) for k in thread_env(threads)}
-        os.environ.update(thread_env(threads))  # the child inherits the environment at start
-        try:
-            self.process = _CONTEXT.Process(
-                target=worker_main,
-                args=(child, backend, threads, log_path),
-                daemon=True,
-                name=f"bench-worker-{backend or 'probe'}-{threads}",
-            )
-            self.process.start()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        child.close()
+        self.log_path = log_path
         self.info = None
+        parent_end, child_end = socket.socketpair()
+        env = {**os.environ, **thread_env(threads)}
+        # the worker imports this very copy of bench and impls, whatever the caller's path
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PROJECT_ROOT, os.environ.get("PYTHONPATH")) if p
+        )
+        command = _command(child_end.fileno(), threads, backend, log_path)
+        log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed below)
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log if log else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if log else None,
+                pass_fds=(child_end.fileno(),),
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the parent only; it stops workers
+            )
+        finally:
+            child_end.close()
+            if log:
+                log.close()
+        self._conn = Connection(parent_end.detach())
 
     def send(self, *message) -> None:
         try:
             self._conn.send(message)
         except (BrokenPipeError, OSError):
             raise WorkerDied(self.exit_description()) from None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def receive(self, deadline) -> tuple:
         """The next message; WorkerTimeout past `deadline`, WorkerDied if the process ended."""
@@ -265,7 +336,7 @@ class Worker:
                     return self._conn.recv()
             except (EOFError, OSError):
                 raise WorkerDied(self.exit_description()) from None
-            if not self.process.is_alive() and not self._conn.poll(0):
+            if not self.alive() and not self._conn.poll(0):
                 raise WorkerDied(self.exit_description())
             if deadline.expired():
                 raise WorkerTimeout()
@@ -278,9 +349,9 @@ class Worker:
         return self.info
 
     def exit_description(self) -> str:
-        self.process.join(timeout=1.0)
-        code = self.process.exitcode
-        if code is None:
+        try:
+            code = self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
             return "worker process stopped answering"
         if code < 0:
             try:
@@ -289,22 +360,51 @@ class Worker:
                 name = f"signal {-code}"
             hint = " (killed from outside, e.g. out of memory)" if name == "SIGKILL" else ""
             return f"worker process died from {name}{hint}"
-        return f"worker process exited with status {code}"
+        return f"worker process exited with status {code}{self._log_tail()}"
+
+    def _log_tail(self) -> str:
+        """The last line the worker wrote to its log (e.g. an import error), if any."""
+        try:
+            lines = Path(self.log_path).read_text(errors="replace").strip().splitlines()
+        except (OSError, TypeError):
+            return ""
+        return f": {lines[-1].strip()}" if lines else ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.is_alive():
+        if self.alive():
             try:
                 self._conn.send(("stop",))
-            except (BrokenPipeError, OSError):
+                self.process.wait(timeout)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 pass
-            self.process.join(timeout)
         self.kill()
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(2.0)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(2.0)
+        for end in (self.process.terminate, self.process.kill):
+            if self.alive():
+                end()
+                try:
+                    self.process.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    pass
         self._conn.close()
+
+
+def main(argv=None) -> None:
+    """`python -m bench.worker FD PARENT_PID THREADS BACKEND LOG`: the worker program."""
+    fd, parent_pid, threads, backend, log_path = (argv or sys.argv[1:])[:5]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _die_with_parent(int(parent_pid))
+    conn = Connection(int(fd))
+    try:
+        worker_main(conn, backend or None, int(threads), log_path or None)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent went away
+
+
+if __name__ == "__main__":
+    # Run this module's imported copy, not this __main__ one, so that the classes the parent
+    # pickles (bench.worker.DataRef) and the caches are one and the same.
+    from bench import worker as _worker
+
+    _worker.main()

@@ -164,13 +164,8 @@ def test_interrupt_then_resume(tmp_path):
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
-    """A backend that raises (torch asked for CUDA where there is none), a cell that
-    diverges, one that runs past --timeout: each recorded; every other cell runs."""
-    require_backend("torch")
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is available: the error cannot be provoked this way")
+    """A cell that diverges and one that runs past --timeout: each recorded; every other
+    cell runs. (A backend that raises: tests/test_faults.py.)"""
     config = tmp_path / "faults.toml"
     config.write_text(
         """
@@ -179,11 +174,6 @@ title = "faults"
 datasets = ["digits"]
 threads = [1]
 epochs = [2]
-[[sweep.parts]]
-name = "cuda"
-backends = ["torch", "numpy-vec"]
-device = "cuda"
-batch_sizes = [64]
 [[sweep.parts]]
 name = "diverge"
 backends = ["numpy-vec"]
@@ -207,11 +197,6 @@ batch_sizes = [64]
     )
     assert code == 0
     rows = {(r["part"], r["backend"]): r for r in _rows(run_dir)}
-    error = rows[("cuda", "torch")]
-    assert error["status"] == "error" and "CUDA is not available" in error["error"]
-    log = run_dir / "logs" / error["error"].split("traceback: ")[1].rstrip(")")
-    assert "Traceback" in log.read_text() and "CUDA" in log.read_text()
-    assert rows[("cuda", "numpy-vec")]["status"] == "ok"  # numpy backends ignore device
     diverged = rows[("diverge", "numpy-vec")]
     assert diverged["status"] == "diverged" and diverged["diverged_epoch"] == "1"
     assert "NaN or inf in epoch 1" in diverged["error"]

@@ -1,0 +1,163 @@
+"""Is a run's timing trustworthy? The thresholds, and a plain-words assessment of a run.
+
+A benchmark that cannot tell signal from noise is not one. Three things are recorded while a
+run goes (see bench.runner and bench.measure) and judged here:
+
+- each cell's `epoch_s_spread`, the relative spread (p75 - p25) / median of its steady-state
+  epoch times; a cell above NOISY_SPREAD is `noisy`;
+- the matmul probe (the roofline's denominator), several repetitions per thread count and
+  dtype; a probe whose spread is above PROBE_NOISY_SPREAD is flagged;
+- the machine's load at the start and end of each session (start or resume), and the CPU
+  time other processes took while it ran.
+
+`assess(env, results)` turns those into `Assessment(reliable, reasons, advice, noisy_cells)`,
+shown by the console at the end of a run and by summary.md. A quiet run has no reasons and
+shows no warning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# A cell is noisy when the interquartile range of its steady-state epoch times is more than
+# 10% of their median. torch.utils.benchmark warns at the same 10% (and calls 25% gross).
+# Why 10% here: the differences this tool reports between backends start at about 1.1-1.2x,
+# and an epoch-time distribution wider than that cannot tell such a difference apart from
+# chance. Measured on a quiet 2-core machine, numpy-vec / numpy-loop / torch cells with 8
+# to 20 epochs kept their spread at 1-6%; beside one CPU-bound process of another program
+# the same cells reached 15-90% (numbers in the README's "Noise" section), so the threshold
+# separates the two with room on both sides.
+NOISY_SPREAD = 0.10
+
+# The matmul probe is one BLAS call repeated on the same arrays: on a quiet machine its
+# readings agree within a few percent, so a 10% spread already means other work interfered.
+PROBE_NOISY_SPREAD = 0.10
+
+# The machine is called busy when, during a session, other processes took on average at
+# least half a core (OTHER_CORES_BUSY), or when the 1-minute load average at its start was
+# at least half the cores and at least 1 (so one other busy program on a 2-core machine).
+OTHER_CORES_BUSY = 0.5
+START_LOAD_BUSY = 0.5
+
+ADVICE_QUIET = "rerun on a quiet machine (close other programs, wait for builds and tests)"
+ADVICE_THREADS = "use --threads 1, which other work disturbs least"
+ADVICE_REPEATS = "add --repeats 3 (or more epochs) to see how much the figures move"
+
+
+@dataclass
+class Assessment:
+    reliable: bool = True
+    reasons: list[str] = field(default_factory=list)
+    advice: str = ""
+    noisy_cells: set = field(default_factory=set)
+
+    def lines(self) -> list[str]:
+        """The console's words: nothing for a reliable run."""
+        if self.reliable:
+            return []
+        out = ["warning: these timings are unreliable:"]
+        out += [f"  - {reason}" for reason in self.reasons]
+        out.append(f"  what to do: {self.advice}")
+        return out
+
+
+def load_busy(load: dict | None, wall_s: float | None) -> bool | None:
+    """Whether a session's load record (as in env.json's sessions[].load) says the machine
+    was busy; None when nothing was recorded."""
+    if not load:
+        return None
+    start = load.get("start") or {}
+    loadavg, cores = start.get("loadavg"), start.get("cpu_count") or 1
+    verdicts = []
+    if loadavg:
+        verdicts.append(loadavg[0] >= max(1.0, START_LOAD_BUSY * cores))
+    other = load.get("other_cpu_s")
+    if other is not None and wall_s:
+        verdicts.append(other / wall_s >= OTHER_CORES_BUSY)
+    return any(verdicts) if verdicts else None
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    try:
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _busy_reasons(env: dict) -> list[str]:
+    reasons = []
+    sessions = env.get("sessions") or []
+    for session in sessions:
+        load = session.get("load") or {}
+        if not load.get("busy"):
+            continue
+        which = "" if len(sessions) == 1 else f" (session {session.get('index')})"
+        start = load.get("start") or {}
+        bits = []
+        if start.get("loadavg"):
+            bits.append(
+                f"load average {start['loadavg'][0]:.1f} on {start.get('cpu_count')} "
+                "cores at the start"
+            )
+        if load.get("other_cores") is not None:
+            bits.append(f"other processes used {load['other_cores']:.1f} cores on average")
+        reasons.append(f"the machine was busy{which}: " + ", ".join(bits))
+    return reasons
+
+
+def _probe_reasons(env: dict) -> list[str]:
+    reasons = []
+    for session in env.get("sessions") or []:
+        for threads, by_dtype in (session.get("matmul") or {}).items():
+            for dtype, probe in by_dtype.items():
+                if isinstance(probe, dict) and probe.get("noisy"):
+                    reasons.append(
+                        f"the matmul probe ({dtype}, {threads} thread"
+                        f"{'' if str(threads) == '1' else 's'}) varied "
+                        f"{100 * probe['spread']:.0f}% between repetitions "
+                        f"({probe['min']:.3g}-{probe['max']:.3g} GFLOP/s), so the roofline "
+                        "column is uncertain"
+                    )
+    return reasons
+
+
+def noisy_cells(results) -> set:
+    """(cell_id, repeat) of the rows flagged noisy."""
+    if results is None or len(results) == 0 or "noisy" not in results:
+        return set()
+    flagged = results[results["noisy"].map(_truthy)]
+    return {(str(c), int(r)) for c, r in zip(flagged["cell_id"], flagged["repeat"])}
+
+
+def assess(env: dict, results) -> Assessment:
+    """How far a run's timings can be trusted, in plain words (see the module's docstring).
+
+    `env` is the run's env.json, `results` its results table (a pandas DataFrame).
+    """
+    reasons = _busy_reasons(env or {})
+    busy = bool(reasons)
+    cells = noisy_cells(results)
+    if cells:
+        timed = results
+        if "status" in results:
+            timed = results[results["status"].astype(str) == "ok"]
+        reasons.append(
+            f"{len(cells)} of {len(timed)} cells are noisy (their epoch times spread more "
+            f"than {100 * NOISY_SPREAD:.0f}% around the median)"
+        )
+    probe = _probe_reasons(env or {})
+    reasons += probe
+    if not reasons:
+        return Assessment()
+    advice = []
+    if busy or probe or len(cells) > 1:
+        advice.append(ADVICE_QUIET)
+    threads = results["threads"] if results is not None and "threads" in results else []
+    if any(int(t) > 1 for t in threads if str(t).isdigit()):
+        advice.append(ADVICE_THREADS)
+    advice.append(ADVICE_REPEATS)
+    advice_text = "; ".join(advice) + "."
+    return Assessment(False, reasons, advice_text[0].upper() + advice_text[1:], cells)

@@ -1,0 +1,456 @@
+"""Processes and files of a run: how workers start and end, what a run leaves behind, what
+an interrupted or resumed run says, and the checks made before anything runs."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import measure, session
+from bench.runner import cell_labels
+from bench.sweep import build_sweep, expand
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--datasets", "digits", "--losses", "cce", "--threads", "1", "--quiet"]
+
+
+def _env(**extra):
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _bench(*args, **kw):
+    return [sys.executable, "-m", "bench", *args], {"cwd": ROOT, "env": _env(**kw)}
+
+
+def _rows(run_dir):
+    with open(Path(run_dir) / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _env_json(run_dir):
+    return json.loads((Path(run_dir) / "env.json").read_text())
+
+
+def _pids_writing_to(path: Path) -> list[int]:
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# -- the Python API from a script without a __main__ guard, a pipe, and a notebook cell ----
+
+SNIPPET = """\
+import bench
+df = bench.run_sweep(backends=["numpy-vec"], epochs=2, batch_sizes=[128], losses=["cce"],
+                     threads=[1], out={out!r})
+results, curves = bench.load_run(df.attrs["run_dir"])
+print("statuses", list(results["status"]))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "stdin", "notebook"])
+def test_python_api_snippet_runs_as_written(tmp_path, how):
+    """Before: workers started with multiprocessing's spawn re-imported a script without a
+    __main__ guard: hundreds of lines of tracebacks, junk run folders, every cell an error."""
+    out = tmp_path / "out"
+    code = SNIPPET.format(out=str(out))
+    script = tmp_path / "snippet.py"
+    script.write_text(code)
+    if how == "script":
+        cmd, stdin = [sys.executable, str(script)], None
+    elif how == "stdin":
+        cmd, stdin = [sys.executable, "-"], code
+    else:  # a notebook runs cells with exec in a __main__ that has no file
+        cmd = [
+            sys.executable,
+            "-c",
+            f"exec(compile(open({str(script)!r}).read(), '<cell>', 'exec'))",
+        ]
+        stdin = None
+    done = subprocess.run(
+        cmd, input=stdin, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "statuses ['ok']" in done.stdout
+    assert len(list(out.iterdir())) == 1  # one run folder, no junk ones
+
+
+# -- workers die with their parent; nothing is left in $TMPDIR ------------------------------
+
+LONG = """
+[sweep]
+title = "long"
+datasets = ["digits"]
+threads = [1]
+losses = ["cce"]
+backends = ["numpy-loop"]
+batch_sizes = [1]
+epochs = [3]
+hidden = [2000]
+"""
+
+
+def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path):
+    """Before: a SIGKILLed `bench run` left its worker training for as long as the epoch
+    took (40+ s), and $TMPDIR/mlp-bench-data-* behind."""
+    config = tmp_path / "long.toml"
+    config.write_text(LONG)  # one epoch of per-sample steps on 1437 x 2000 hidden: many s
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    out = tmp_path / "out"
+    cmd, kw = _bench(
+        "run", "--config", str(config), "--quiet", "--out", str(out), TMPDIR=str(tmpdir)
+    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    try:
+        worker = None
+        deadline = time.monotonic() + 90
+        while worker is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            for log in out.glob("*-long/logs/worker-numpy-loop-t1.log"):
+                pids = [p for p in _pids_writing_to(log) if p != proc.pid]
+                worker = pids[0] if pids else None
+        assert worker is not None, "the worker did not start"
+        deadline = time.monotonic() + 60
+        while not list(out.glob("*-long/curves.csv")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside the first long epoch
+        assert _alive(worker)
+        proc.kill()
+        proc.wait(10)
+        killed = time.monotonic()
+        while _alive(worker) and time.monotonic() - killed < 5:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker outlived its parent"
+        assert time.monotonic() - killed < 1.5
+    finally:
+        proc.kill()
+    assert list(tmpdir.iterdir()) == []  # the prepared data lived in the run folder
+    # the folder is resumable: env.json was written before anything else
+    run_dir = next(out.glob("*-long"))
+    env = _env_json(run_dir)
+    assert env["status"] == "running" and env["sessions"][0]["pid"] == proc.pid
+
+
+def test_a_kill_while_preparing_data_leaves_a_resumable_folder(tmp_path):
+    """Before: SIGKILL during data preparation left a folder without env.json that
+    --resume refused."""
+    out = tmp_path / "out"
+    code = f"""
+import os, signal, sys
+from bench import runner
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+runner.prepare_data = killed
+from bench.cli import main
+main(["run", "--backends", "numpy-vec", "--epochs", "1", "--batch-sizes", "256",
+      *{SMALL!r}, "--out", {str(out)!r}])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL
+    (run_dir,) = out.iterdir()
+    assert _env_json(run_dir)["sweep"]  # the sweep is there to resume
+    cmd, kw = _bench("run", "--resume", str(run_dir), "--quiet")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in _rows(run_dir)] == ["ok"]
+    assert not (run_dir / ".data-tmp").exists()
+
+
+# -- interrupted and resumed runs ----------------------------------------------------------
+
+
+def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
+    """Before: a second Ctrl-C left env.json "running"; the interrupted run's message said
+    nothing of the cells not run; --resume re-probed the matmul peak over the first one and
+    the summary showed the resume command instead of the original."""
+    out = tmp_path / "out"
+    args = [
+        "run",
+        *SMALL,
+        "--backends",
+        "numpy-vec",
+        "--batch-sizes",
+        "64,128,256",
+        "--epochs",
+        "3",
+        "--lrs",
+        "0.1,0.05,0.02,0.01",
+        "--out",
+        str(out),
+    ]
+    cmd, kw = _bench(*args)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    try:
+        deadline = time.monotonic() + 90
+        run_dir = None
+        while run_dir is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            for folder in out.glob("*-sweep"):
+                if (folder / "results.csv").exists() and len(_rows(folder)) >= 1:
+                    run_dir = folder
+        assert run_dir is not None
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    env = _env_json(run_dir)
+    assert env["status"] == "interrupted"
+    done_first = len(_rows(run_dir))
+    assert done_first < 12
+    assert f"{12 - done_first} of 12 cells did not run" in err
+    assert env["cells_not_run"] == 12 - done_first
+    assert env["sessions"][0]["cells_not_run"] == 12 - done_first
+    first_probe = env["sessions"][0]["matmul"]["1"]["float32"]
+    assert (
+        len(first_probe["reps"]) >= 5 and first_probe["median"] == env["matmul_gflops"]["float32"]
+    )
+
+    cmd, kw = _bench("run", "--resume", str(run_dir), "--quiet")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr
+    env = _env_json(run_dir)
+    assert env["status"] == "complete" and env["cells_not_run"] == 0
+    assert [s["index"] for s in env["sessions"]] == [0, 1]
+    assert "--resume" not in env["command"] and "--lrs" in env["command"]
+    assert "--resume" in env["sessions"][1]["command"]
+    assert env["sessions"][0]["matmul"]["1"]["float32"] == first_probe  # kept, not replaced
+    assert env["matmul_gflops"]["float32"] == first_probe["median"]
+    rows = _rows(run_dir)
+    assert len(rows) == 12
+    assert {r["session"] for r in rows} == {"0", "1"}
+    # each row's roofline uses its own session's probe
+    for r in rows:
+        probe = env["sessions"][int(r["session"])]["matmul"]["1"]["float32"]["median"]
+        assert float(r["roofline"]) == pytest.approx(float(r["gflops"]) / probe)
+    for s in env["sessions"]:
+        assert s["status"] in ("interrupted", "complete") and s["load"]["start"]["cpu_count"]
+        assert s["load"]["busy"] in (True, False)
+
+
+def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
+    tmp_path, monkeypatch, capsys
+):
+    """Before: a SIGTERM while plots were drawn was ignored (the plotting went on)."""
+    from bench import runner
+
+    real = runner._render
+
+    def render_then_term(run_dir):
+        (Path(run_dir) / "summary.md").write_text("# partial\n")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        real(run_dir)
+
+    monkeypatch.setattr(runner, "_render", render_then_term)
+    sweep = build_sweep(
+        {
+            "datasets": ["digits"],
+            "backends": ["numpy-vec"],
+            "losses": ["cce"],
+            "epochs": [1],
+            "batch_sizes": [256],
+            "threads": [1],
+        }
+    )
+    run_dir, status = runner.execute(sweep, out=tmp_path, progress=False, note=lambda t: None)
+    err = capsys.readouterr().err
+    assert status == "interrupted"
+    assert f"python -m bench report {run_dir}" in err and "summary.md is written" in err
+    assert (run_dir / "summary.md").read_text() == "# partial\n"
+    assert _env_json(run_dir)["status"] == "complete"  # every cell ran: nothing to resume
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
+
+
+# -- checks before anything runs -----------------------------------------------------------
+
+
+def test_an_unavailable_device_is_a_usage_error_before_anything_runs(tmp_path):
+    """Before: --device cuda without CUDA ran, every torch cell errored, exit 0, and the
+    numpy rows said device cuda."""
+    cells = expand(build_sweep({"backends": ["torch", "numpy-vec"], "device": "cuda"}))
+    with pytest.raises(session.UsageError, match="finds no CUDA device"):
+        session.check_devices(cells, probe=lambda: {"cuda": False, "count": 0, "torch": "2.x"})
+    session.check_devices(cells, probe=lambda: {"cuda": True, "count": 1})
+    session.check_devices(cells, probe=lambda: None)  # no torch: its cells are skipped
+    cpu_cells = expand(build_sweep({"backends": ["numpy-vec"], "device": "cuda"}))
+    session.check_devices(cpu_cells, probe=lambda: pytest.fail("no torch cell: no probe"))
+
+
+def test_device_cuda_on_this_machine(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "out"
+    args = [*SMALL, "--epochs", "1", "--batch-sizes", "256", "--out", str(out)]
+    cmd, kw = _bench("run", *args, "--backends", "numpy-vec,torch", "--device", "cuda")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 2 and done.stderr.startswith("error: --device cuda")
+    assert "Traceback" not in done.stderr and not out.exists()
+    # numpy rows record where they ran
+    cmd, kw = _bench("run", *args, "--backends", "numpy-vec", "--device", "cuda")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr
+    assert [r["device"] for r in _rows(done.stdout.strip().splitlines()[-1])] == ["cpu"]
+
+
+def test_threads_beyond_the_cores_are_warned_and_recorded(tmp_path):
+    """Before: --threads 999 ran 64 threads, 30x slower, without a word."""
+    from bench import envinfo
+
+    too_many = envinfo.cores() + 1
+    out = tmp_path / "out"
+    args = ["--datasets", "digits", "--losses", "cce", "--backends", "numpy-vec"]
+    cmd, kw = _bench(
+        "run",
+        *args,
+        "--epochs",
+        "1",
+        "--batch-sizes",
+        "256",
+        "--threads",
+        str(too_many),
+        "--out",
+        str(out),
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: --threads {too_many} is more than the {envinfo.cores()} cores" in done.stderr
+    env = _env_json(done.stdout.strip().splitlines()[-1])
+    assert f"--threads {too_many}" in env["sessions"][0]["warnings"][0]
+
+
+def test_nothing_is_written_outside_out_and_the_cache_with_an_unwritable_home(tmp_path):
+    """Before: matplotlib warned that its config folder was unwritable (and Keras wrote
+    /tmp/.keras): both now use folders the run owns."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    out = tmp_path / "out"
+    env = {"HOME": str(blocker / "home"), "TMPDIR": str(tmpdir), "XDG_CACHE_HOME": ""}
+    for key in ("MPLCONFIGDIR", "KERAS_HOME", "XDG_CONFIG_HOME"):
+        env[key] = ""
+    cmd, kw = _bench(
+        "run",
+        *SMALL,
+        "--backends",
+        "numpy-vec",
+        "--epochs",
+        "1",
+        "--batch-sizes",
+        "256",
+        "--out",
+        str(out),
+        **env,
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr
+    assert "Matplotlib" not in done.stderr and "writable" not in done.stderr
+    assert list(tmpdir.iterdir()) == []
+    (run_dir,) = out.iterdir()
+    assert (run_dir / ".cache" / "matplotlib").is_dir()
+
+
+def test_tool_homes_are_set_for_the_run_and_restored(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("MPLCONFIGDIR", "/mine")
+    with session.tool_homes(tmp_path):
+        assert Path(os.environ["KERAS_HOME"]).is_dir()
+        assert os.environ["MPLCONFIGDIR"] == "/mine"  # the user's own setting stands
+    assert "KERAS_HOME" not in os.environ and os.environ["MPLCONFIGDIR"] == "/mine"
+
+
+def test_progress_labels_name_every_axis_that_varies():
+    """Before: two cells differing only in hidden width printed identical lines."""
+    cells = expand(
+        build_sweep(
+            {
+                "datasets": ["digits"],
+                "backends": ["numpy-vec"],
+                "losses": ["cce"],
+                "batch_sizes": [64],
+                "hidden": [32, 64],
+                "lrs": [0.1, 0.01],
+                "threads": [1],
+            }
+        )
+    )
+    labels = cell_labels(cells)
+    assert len(set(labels.values())) == len(cells) == 4
+    some = labels[cells[0]]
+    assert some.startswith("digits · numpy-vec") and "b64" in some
+    assert "hidden 32" in some and "lr 0.1" in some and "cce" not in some
+
+
+# -- workers' start-up errors, and the clock ------------------------------------------------
+
+
+def test_a_worker_that_cannot_start_names_a_log_that_exists(tmp_path, monkeypatch):
+    """Before: "worker did not start ... (see .../worker-x.log)" with no such file."""
+    from bench import worker as worker_module
+
+    monkeypatch.setattr(
+        worker_module,
+        "_command",
+        lambda *a: [sys.executable, "-c", "import sys; print('boom: cannot start'); sys.exit(3)"],
+    )
+    log = tmp_path / "w.log"
+    w = worker_module.Worker("numpy-vec", 1, str(log))
+    with pytest.raises(worker_module.WorkerDied, match="status 3: boom: cannot start"):
+        w.wait_ready(measure.Deadline(30))
+    w.kill()
+    w = worker_module.Worker("numpy-vec", 1, None)
+    with pytest.raises(worker_module.WorkerDied, match="exited with status 3$"):
+        w.wait_ready(measure.Deadline(30))
+    w.kill()
+
+
+def test_only_measure_reads_a_clock():
+    """Every other module times things with measure.Stopwatch / measure.timed."""
+    clocks = ("perf_counter", "perf_clock()", "monotonic()", "time.time()", "process_time")
+    for path in (ROOT / "bench").rglob("*.py"):
+        if path.name == "measure.py":
+            continue
+        text = path.read_text()
+        found = [c for c in clocks if c in text]
+        assert not found, f"{path.relative_to(ROOT)} reads a clock: {found}"
+
+
+def test_stopwatch_with_a_fake_clock():
+    now = [10.0]
+    watch = measure.Stopwatch(lambda: now[0])
+    now[0] = 12.5
+    assert watch.elapsed() == 2.5
+    with measure.Stopwatch(lambda: now[0]) as w:
+        now[0] = 13.0
+    assert w.seconds == 0.5
