@@ -123,7 +123,7 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
     cmd, kw = _bench(
         "run", "--config", str(config), "--quiet", "--out", str(out), TMPDIR=str(tmpdir)
     )
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
         worker = None
         deadline = time.monotonic() + 90
@@ -204,7 +204,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
         str(out),
     ]
     cmd, kw = _bench(*args)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
         deadline = time.monotonic() + 90
         run_dir = None
