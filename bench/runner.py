@@ -33,7 +33,7 @@ INTERRUPTED_EXIT = 130
 TMP_DATA = ".data-tmp"  # prepared arrays for the workers, inside the run folder
 
 
-class Interrupted(BaseException):
+class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a run."""
 
 
