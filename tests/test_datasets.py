@@ -23,7 +23,10 @@ from bench.datasets import (
     cache_dir,
     dataset_names,
     dataset_status,
+    download,
+    files,
     load_dataset,
+    locate,
     parse_dataset_name,
     read_idx,
     validate_arrays,
@@ -36,7 +39,7 @@ IDX_NAMES = (
     "t10k-labels-idx1-ubyte",
 )
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-REAL_SOURCES = dict(dsm.DOWNLOAD_SOURCES)  # taken before the fixture replaces the table
+REAL_SOURCES = dict(download.DOWNLOAD_SOURCES)  # taken before the fixture replaces the table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,10 +99,10 @@ def isolated(tmp_path, monkeypatch):
     """No real cache, environment folder, system folder or network source is reachable."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("MLP_BENCH_DATA", raising=False)
-    monkeypatch.setattr(dsm, "SYSTEM_DATA_DIRS", {"fashion-mnist": (str(tmp_path / "system"),)})
+    monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", {"fashion-mnist": (str(tmp_path / "system"),)})
     missing = (tmp_path / "no-such-server").as_uri() + "/"
     monkeypatch.setattr(
-        dsm,
+        download,
         "DOWNLOAD_SOURCES",
         {
             "mnist": (DownloadSource(missing, (("mnist.npz", "0" * 64),)),),
@@ -243,33 +246,89 @@ def test_system_folder_only_for_fashion_mnist(tmp_path):
     assert load_dataset("fashion-mnist", download=False).n_train == 6
 
 
-def test_search_dirs_lists_roots_and_subfolders(tmp_path, monkeypatch):
+def test_search_dirs_lists_subfolder_then_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_BENCH_DATA", str(tmp_path / "env"))
-    folders = [p for p, _ in dsm.search_dirs("fashion-mnist", tmp_path / "arg")]
+    folders = [p for p, _ in dsm.search_dirs("fashion-mnist")]
     cache = cache_dir()
     assert folders == [
-        tmp_path / "arg",
-        tmp_path / "arg" / "fashion-mnist",
-        tmp_path / "env",
         tmp_path / "env" / "fashion-mnist",
-        cache,
+        tmp_path / "env",
         cache / "fashion-mnist",
-        tmp_path / "system",
+        cache,
         tmp_path / "system" / "fashion-mnist",
+        tmp_path / "system",
     ]
+    # an explicit data folder is the only root
+    given = [p for p, _ in dsm.search_dirs("fashion-mnist", tmp_path / "arg")]
+    assert given == [tmp_path / "arg" / "fashion-mnist", tmp_path / "arg"]
+
+
+def test_named_subfolder_wins_over_loose_files_of_another_dataset(tmp_path):
+    # MNIST and Fashion-MNIST share file names: loose MNIST files in the root must not be
+    # taken for Fashion-MNIST when the root has a fashion-mnist subfolder (they were).
+    write_idx_set(tmp_path / "root", label_offset=1)
+    write_idx_set(tmp_path / "root" / "fashion-mnist", label_offset=7)
+    fashion = load_dataset("fashion-mnist", data_dir=tmp_path / "root", download=False)
+    assert fashion.y_train[0] == 7
+    assert load_dataset("mnist", data_dir=tmp_path / "root", download=False).y_train[0] == 1
+
+
+@pytest.mark.parametrize("content", ["empty", "partial", "missing"])
+def test_given_data_dir_without_the_files_is_an_error(tmp_path, monkeypatch, content):
+    # The files are in $MLP_BENCH_DATA, the cache and the system folder: a --data-dir
+    # without them used to fall back to those silently.
+    for folder in (tmp_path / "env", cache_dir(), tmp_path / "system"):
+        write_idx_set(folder)
+    monkeypatch.setenv("MLP_BENCH_DATA", str(tmp_path / "env"))
+    given = tmp_path / "given"
+    if content == "empty":
+        given.mkdir()
+    elif content == "partial":
+        write_idx(given / "train-images-idx3-ubyte.gz", np.zeros((1, 28, 28)))
+        write_idx(given / "t10k-labels-idx1-ubyte", np.zeros(1))
+    with pytest.raises(DatasetError) as info:
+        load_dataset("fashion-mnist", data_dir=given, download=True)
+    message = str(info.value)
+    first = message.splitlines()[0]
+    assert first.startswith(f"fashion-mnist: data files not found in the given data folder {given}")
+    assert str(tmp_path / "env") not in message
+    if content == "partial":
+        assert "missing train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz]" in first
+    elif content == "empty":
+        assert f"{given}: no matching files" in first
+    else:
+        assert f"{given}: does not exist" in first
+    assert "fashion-mnist.npz" in message
+    assert not (cache_dir() / "fashion-mnist").exists()  # nothing was downloaded
+    status = dataset_status("fashion-mnist", data_dir=given)
+    assert status.startswith(f"files not in --data-dir {given}: ") and "\n" not in status
+
+
+def test_relative_data_dir_is_resolved(tmp_path, monkeypatch):
+    write_idx_set(tmp_path / "data" / "mnist", label_offset=2)
+    monkeypatch.chdir(tmp_path)
+    assert dsm.resolve_data_dir("data") == str(tmp_path / "data")
+    assert dsm.resolve_data_dir("./x/../data") == str(tmp_path / "data")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dsm.resolve_data_dir("~/data") == str(tmp_path / "data")
+    for bad in ("", "  ", None, 12):
+        with pytest.raises(ValueError, match="non-empty path"):
+            dsm.resolve_data_dir(bad)
+    ds = load_dataset("mnist", data_dir="data", download=False)
+    assert ds.y_train[0] == 2
+    assert str(tmp_path / "data" / "mnist") in ds.source
 
 
 def test_not_found_error_lists_everything(tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_BENCH_DATA", str(tmp_path / "env"))
-    (tmp_path / "arg").mkdir()
-    write_idx(tmp_path / "arg" / "train-images-idx3-ubyte.gz", np.zeros((1, 28, 28)))
+    write_idx(tmp_path / "env" / "train-images-idx3-ubyte.gz", np.zeros((1, 28, 28)))
     with pytest.raises(DatasetError) as info:
-        load_dataset("fashion-mnist", data_dir=tmp_path / "arg", download=False)
+        load_dataset("fashion-mnist", download=False)
     message = str(info.value)
     first = message.splitlines()[0]
-    assert first.startswith("fashion-mnist: data files not found in 8 searched folders")
+    assert first.startswith("fashion-mnist: data files not found in 6 searched folders")
     assert "download disabled" in first
-    for folder, _ in dsm.search_dirs("fashion-mnist", tmp_path / "arg"):
+    for folder, _ in dsm.search_dirs("fashion-mnist"):
         assert f"  {folder}  [" in message
     for stem in IDX_NAMES:
         assert stem in message
@@ -279,7 +338,7 @@ def test_not_found_error_lists_everything(tmp_path, monkeypatch):
     assert "$MLP_BENCH_DATA" in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "not attempted" in message
-    for source in dsm.DOWNLOAD_SOURCES["fashion-mnist"]:
+    for source in download.DOWNLOAD_SOURCES["fashion-mnist"]:
         for url in source.urls():
             assert url in message
 
@@ -294,22 +353,66 @@ def test_not_found_error_includes_download_error(tmp_path):
     assert not (cache_dir() / "mnist").exists()
 
 
-def test_real_download_table():
-    mnist_npz, mnist_idx = REAL_SOURCES["mnist"]
-    assert mnist_npz.urls() == [
-        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
-    ]
-    assert mnist_npz.files[0][1] == (
-        "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-    )
-    assert mnist_idx.base_url == "https://storage.googleapis.com/cvdf-datasets/mnist/"
-    (fashion,) = REAL_SOURCES["fashion-mnist"]
-    assert fashion.base_url == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-    for source in (mnist_idx, fashion):
-        assert [f for f, _ in source.files] == [f"{stem}.gz" for stem in IDX_NAMES]
-    for source in (mnist_npz, mnist_idx, fashion):
-        for _, digest in source.files:
-            assert re.fullmatch("[0-9a-f]{64}", digest)
+# The download table's constants are checked against sources that do not come from this
+# project: Keras's own MNIST loader (installed with TensorFlow/Keras) for mnist.npz, and the
+# files Debian's dataset-fashion-mnist package installs for Fashion-MNIST. The four MNIST IDX
+# hashes (tensorflow/datasets' url_checksums) have no copy on this machine and no download is
+# allowed in tests, so no test restates them.
+
+
+def _keras_mnist_source() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("keras")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "src" / "datasets" / "mnist.py"
+    return path.read_text() if path.is_file() else None
+
+
+@pytest.mark.skipif(_keras_mnist_source() is None, reason="Keras is not installed")
+def test_mnist_npz_url_and_hash_match_keras():
+    text = _keras_mnist_source()
+    ((file_name, digest),) = REAL_SOURCES["mnist"][0].files
+    keras_hash = re.search(r'file_hash=\(?\s*(?:#[^\n]*\n)?\s*"([0-9a-f]{64})"', text)
+    keras_base = re.search(r'origin_folder = \(?\s*"([^"]+)"', text)
+    assert keras_hash and keras_base
+    assert digest == keras_hash.group(1)
+    assert REAL_SOURCES["mnist"][0].urls() == [keras_base.group(1) + file_name]
+
+
+# Debian's dataset-fashion-mnist rewrote each file's 10-byte gzip header (stored file name
+# dropped, mtime set to its 2020 build) and kept the compressed stream: its files are 23-24
+# bytes shorter than the published ones and hash differently. Putting back the published
+# header (file name, mtime 2017-08-31 10:50:06 or 10:50:27 UTC, XFL 0, OS 3 = Unix) gives the
+# published files byte for byte, so their SHA-256 checks the table's against real data.
+FASHION_UPSTREAM_MTIME = {
+    "train-images-idx3-ubyte.gz": 1504176606,
+    "train-labels-idx1-ubyte.gz": 1504176606,
+    "t10k-images-idx3-ubyte.gz": 1504176627,
+    "t10k-labels-idx1-ubyte.gz": 1504176627,
+}
+
+
+def _with_upstream_gzip_header(path: Path, mtime: int) -> bytes:
+    data = path.read_bytes()
+    assert data[:4] == b"\x1f\x8b\x08\x00"  # deflate, no optional fields
+    name = path.name.removesuffix(".gz").encode() + b"\0"
+    header = b"\x1f\x8b\x08\x08" + mtime.to_bytes(4, "little") + b"\x00\x03"  # FLG.FNAME
+    return header + name + data[10:]
+
+
+@pytest.mark.skipif(
+    not all((DEBIAN_FASHION / f"{stem}.gz").is_file() for stem in IDX_NAMES),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
+def test_fashion_mnist_hashes_match_debian_files():
+    (source,) = REAL_SOURCES["fashion-mnist"]
+    assert [f for f, _ in source.files] == [f"{stem}.gz" for stem in IDX_NAMES]
+    for file_name, digest in source.files:
+        path = DEBIAN_FASHION / file_name
+        restored = _with_upstream_gzip_header(path, FASHION_UPSTREAM_MTIME[file_name])
+        assert hashlib.sha256(restored).hexdigest() == digest, file_name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,7 +565,7 @@ def test_download_succeeds_into_cache(tmp_path, monkeypatch):
     url = serve(tmp_path, "mnist.npz", data)
     digest = hashlib.sha256(data).hexdigest()
     monkeypatch.setitem(
-        dsm.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", digest),)),)
+        download.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", digest),)),)
     )
     ds = load_dataset("mnist", preprocess="none", download=True)
     target = cache_dir() / "mnist" / "mnist.npz"
@@ -479,7 +582,7 @@ def test_download_wrong_hash_removes_file(tmp_path, monkeypatch):
     url = serve(tmp_path, "mnist.npz", data)
     expected = "ab" * 32
     monkeypatch.setitem(
-        dsm.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", expected),)),)
+        download.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", expected),)),)
     )
     with pytest.raises(DatasetError) as info:
         load_dataset("mnist", download=True)
@@ -501,7 +604,7 @@ def test_download_falls_back_to_second_source(tmp_path, monkeypatch):
         files.append((file_name, sha256(folder / file_name)))
     broken = (tmp_path / "nowhere").as_uri() + "/"
     monkeypatch.setitem(
-        dsm.DOWNLOAD_SOURCES,
+        download.DOWNLOAD_SOURCES,
         "fashion-mnist",
         (
             DownloadSource(broken, (("fashion-mnist.npz", "0" * 64),)),
@@ -519,7 +622,7 @@ def test_download_dataset_keeps_verified_files(tmp_path, monkeypatch):
     url = serve(tmp_path, "mnist.npz", b"abc")
     digest = hashlib.sha256(b"abc").hexdigest()
     monkeypatch.setitem(
-        dsm.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", digest),)),)
+        download.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", digest),)),)
     )
     folder = dsm.download_dataset("mnist", tmp_path / "dest")
     assert (folder / "mnist.npz").read_bytes() == b"abc"
@@ -658,9 +761,9 @@ def test_results_do_not_share_memory_with_cache():
 
 def test_raw_cache_is_read_only(tmp_path):
     write_idx_set(tmp_path)
-    found, _ = dsm._locate("mnist", tmp_path)
-    raw = dsm._read_found("mnist", found)
-    assert raw is dsm._read_found("mnist", found)
+    found, _ = locate.locate("mnist", tmp_path)
+    raw = files.read_files(found)
+    assert raw is files.read_files(found)
     assert not any(a.flags.writeable for a in raw)
 
 
@@ -687,8 +790,19 @@ def test_parse_dataset_name():
         ("synthetic:n=100,x=3", r"unknown parameter 'x'.*valid keys: n, d, k, seed"),
         ("synthetic:n=abc", r"'n=abc'.*must be an integer.*valid keys: n, d, k, seed"),
         ("synthetic:n=1.5", r"'n=1.5'.*must be an integer"),
-        ("synthetic:d=0", r"'d=0'.*must be positive"),
-        ("synthetic:k=-2", r"'k=-2'.*must be positive"),
+        ("synthetic:d=0", r"'d=0'.*d must be an integer from 1 to 100000"),
+        ("synthetic:k=-2", r"'k=-2'.*k must be an integer from 2 to 10000"),
+        ("synthetic:n=1", r"n must be an integer from 2 to 10000000"),
+        ("synthetic:n=10000001", r"n must be an integer from 2 to 10000000"),
+        ("synthetic:n=99999999999999999999999", r"n must be an integer from 2 to 10000000"),
+        ("synthetic:n=" + "9" * 5000, r"n must be an integer from 2 to 10000000"),
+        ("synthetic:d=100001", r"d must be an integer from 1 to 100000"),
+        ("synthetic:k=1", r"k must be an integer from 2 to 10000"),
+        ("synthetic:seed=-1", r"seed must be an integer from 0 to 4294967295"),
+        ("synthetic:seed=4294967296", r"seed must be an integer from 0 to 4294967295"),
+        ("synthetic:n=5,k=6,d=10", r"k=6 classes need at least as many samples, got n=5"),
+        ("synthetic:n=1000000,d=1000", r"n\*d = 1000000000 values .* limit of 268435456"),
+        ("synthetic:n=40,d=2,k=5", r"d=2 allows at most k=4"),
         ("synthetic:n", r"bad parameter 'n'.*key=value"),
         ("synthetic:n=5,n=6", r"'n' given twice"),
         ("digits:n=5", r"takes no parameters"),
@@ -734,11 +848,9 @@ def test_synthetic_small_d_limits():
     assert ds.n_features == 2
     assert ds.n_classes == 4
     assert load_dataset("synthetic:n=20,d=1,k=2").n_features == 1
-    with pytest.raises(DatasetError, match="d=2 allows at most k=4"):
-        load_dataset("synthetic:n=40,d=2,k=5")
-    assert "at most k=4" in dataset_status("synthetic:n=40,d=2,k=5")
-    with pytest.raises(DatasetError, match="at least 2 classes"):
-        load_dataset("synthetic:n=40,d=2,k=1")
+    # parameters that do not fit together are a usage error before anything is generated
+    with pytest.raises(ValueError, match="d=2 allows at most k=4"):
+        dataset_status("synthetic:n=40,d=2,k=5")
 
 
 def test_dataset_names_and_registry():
@@ -767,7 +879,7 @@ def test_dataset_status(tmp_path):
     assert "\n" not in reason
     write_idx_set(tmp_path / "mnist")
     assert dataset_status("mnist", data_dir=tmp_path) is None
-    assert dsm._read_found_cached.cache_info().currsize == 0  # nothing was read
+    assert files.cached_reads() == 0  # nothing was read
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         dataset_status("nope")
 
@@ -793,11 +905,11 @@ def test_import_needs_numpy_only():
     reason="Debian package dataset-fashion-mnist not installed",
 )
 def test_debian_fashion_mnist(monkeypatch):
-    monkeypatch.setattr(dsm, "SYSTEM_DATA_DIRS", {"fashion-mnist": (str(DEBIAN_FASHION),)})
+    monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", {"fashion-mnist": (str(DEBIAN_FASHION),)})
     assert dataset_status("fashion-mnist") is None
     start = time.perf_counter()
-    found, _ = dsm._locate("fashion-mnist", None)
-    x_train, y_train, x_test, y_test = dsm._read_found("fashion-mnist", found)
+    found, _ = locate.locate("fashion-mnist", None)
+    x_train, y_train, x_test, y_test = files.read_files(found)
     elapsed = time.perf_counter() - start
     assert x_train.shape == (60000, 784)
     assert x_test.shape == (10000, 784)
@@ -806,3 +918,78 @@ def test_debian_fashion_mnist(monkeypatch):
     np.testing.assert_array_equal(np.bincount(y_train), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(y_test), [1000] * 10)
     assert elapsed < 10
+
+
+# ---------------------------------------------------------------------------------------------
+# canonical names, bounds, what preprocessing was applied
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "synthetic:n=500",
+        "synthetic:n=0500",
+        "synthetic:N=500",
+        " Synthetic : k=10 , n=+500 ",
+        "synthetic:d=784,n=500",
+        "synthetic:n=500,d=784,k=10",
+    ],
+)
+def test_canonical_dataset_name(spelling):
+    assert dsm.canonical_dataset_name(spelling) == "synthetic:n=500,d=784,k=10"
+
+
+def test_canonical_dataset_name_keeps_what_differs():
+    canon = dsm.canonical_dataset_name
+    assert canon("synthetic:seed=07,n=500") == "synthetic:n=500,d=784,k=10,seed=7"
+    assert canon("synthetic") == "synthetic:n=10000,d=784,k=10"
+    assert canon(" Digits ") == "digits"
+    assert canon("FASHION-MNIST") == "fashion-mnist"
+    assert canon("synthetic:n=501") != canon("synthetic:n=500")
+    with pytest.raises(ValueError, match="given twice"):
+        canon("synthetic:n=500,N=500")
+
+
+def test_sweep_merges_spellings_of_one_dataset_and_stores_data_dir_absolute(tmp_path, monkeypatch):
+    from bench.sweep import build_sweep, expand
+
+    monkeypatch.chdir(tmp_path)
+    sweep = build_sweep(
+        {
+            "datasets": ["synthetic:n=500", "synthetic:n=0500", "synthetic:N=500", "Digits"],
+            "backends": ["numpy-vec"],
+            "losses": ["cce"],
+            "batch_sizes": [32],
+            "threads": [1],
+            "data_dir": "data",
+        }
+    )
+    (part,) = sweep.parts
+    assert part.datasets == ("synthetic:n=500,d=784,k=10", "digits")
+    assert len({cell.dataset for cell in expand(sweep)}) == 2
+    assert sweep.data_dir == str(tmp_path / "data")
+    assert sweep.to_dict()["data_dir"] == str(tmp_path / "data")
+
+
+def test_load_dataset_bounds_the_split_seed():
+    assert load_dataset("digits", seed=2**32 - 1).n_train == 1437
+    for seed in (-1, 2**32, 10**30):
+        with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 4294967295"):
+            load_dataset("digits", seed=seed)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        load_dataset("digits", seed=1.5)
+
+
+def test_none_preprocessing_keeps_raw_values_and_is_reported():
+    raw = load_dataset("digits", preprocess="none", seed=0)
+    assert raw.preprocess == "none"
+    assert raw.X_train.max() == 16.0  # digits' pixels run 0..16: not scaled
+    assert load_dataset("digits", preprocess=None, seed=0).preprocess == "scale"
+    assert dsm.applied_preprocess("digits") == "scale"
+    assert dsm.applied_preprocess("digits", None) == "scale"
+    assert dsm.applied_preprocess("digits", "none") == "none"
+    assert dsm.applied_preprocess("digits", " None ") == "none"
+    assert dsm.applied_preprocess("synthetic:n=100") == "standardize"
+    assert dsm.applied_preprocess("breast-cancer", "minmax") == "minmax"
+    with pytest.raises(ValueError, match="unknown preprocessing 'raw'"):
+        dsm.applied_preprocess("digits", "raw")

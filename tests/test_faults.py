@@ -284,10 +284,10 @@ def no_data(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
     monkeypatch.setenv("MLP_BENCH_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(dsm, "SYSTEM_DATA_DIRS", {})
+    monkeypatch.setattr(dsm.locate, "SYSTEM_DATA_DIRS", {})
     missing = (tmp_path / "no-such-server").as_uri() + "/"
     monkeypatch.setattr(
-        dsm,
+        dsm.download,
         "DOWNLOAD_SOURCES",
         {"mnist": (dsm.DownloadSource(missing, (("mnist.npz", "0" * 64),)),)},
     )
@@ -302,15 +302,30 @@ def _mnist_args(data_dir, out):
 
 def test_missing_dataset_says_where_it_looked(no_data, capsys):
     out = no_data / "out"
-    code, _, err = _cli(_mnist_args(no_data / "empty", out), capsys)
+    code, _, err = _cli(["run", *TINY, "--datasets", "mnist", "--out", str(out)], capsys)
     assert code == 1 and "Traceback" not in err
     first = err.splitlines()[0]
     assert first.startswith("error: mnist: data files not found in ")
-    for folder in ("empty", "env", "cache"):
+    for folder in ("env", "cache"):
         assert str(no_data / folder) in err
     assert "train-images-idx3-ubyte" in err and "mnist.npz" in err
     assert "To fix: put the files in a folder DIR and pass --data-dir DIR" in err
     assert out.is_dir() and not list(out.iterdir())  # no half-made run folder is left
+
+
+def test_given_data_dir_without_the_dataset_names_what_is_missing(no_data, capsys):
+    # The files are in $MLP_BENCH_DATA: an explicit --data-dir without them used to fall back
+    # to it silently.
+    _write_mnist(no_data / "env")
+    given = no_data / "empty"
+    _write_mnist(given)
+    (given / "t10k-labels-idx1-ubyte.gz").unlink()
+    code, _, err = _cli(_mnist_args(given, no_data / "out"), capsys)
+    assert code == 1 and "Traceback" not in err
+    first = err.splitlines()[0]
+    assert first.startswith(f"error: mnist: data files not found in the given data folder {given}")
+    assert "missing t10k-labels-idx1-ubyte[.gz]" in first
+    assert str(no_data / "env") not in err
 
 
 def _idx(array, magic=None):

@@ -1,0 +1,137 @@
+"""Datasets made by scikit-learn: its bundled tables (digits, breast cancer) and synthetic
+classification data from make_classification. scikit-learn is imported only when one of
+them is loaded."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .base import DatasetError, RawSplit
+
+
+def import_sklearn(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DatasetError(
+            f"scikit-learn is required for this dataset but cannot be imported ({exc}); "
+            "install it with: pip install scikit-learn"
+        ) from exc
+
+
+def _split(X, y, test_size: float, seed: int):
+    """(X_train, y_train, X_test, y_test) by sklearn's train_test_split."""
+    model_selection = import_sklearn("sklearn.model_selection")
+    X_tr, X_te, y_tr, y_te = model_selection.train_test_split(
+        X, y, test_size=test_size, random_state=seed, stratify=None
+    )
+    return X_tr, y_tr, X_te, y_te
+
+
+def _split_text(test_size: float, seed: int) -> str:
+    return f"(train_test_split test_size={test_size}, random_state={seed})"
+
+
+@functools.lru_cache(maxsize=4)
+def _sklearn_arrays(func_name: str) -> tuple[np.ndarray, np.ndarray]:
+    X, y = getattr(import_sklearn("sklearn.datasets"), func_name)(return_X_y=True)
+    X = np.asarray(X)
+    y = np.asarray(y, dtype=np.int64)
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+def clear_sklearn_cache() -> None:
+    _sklearn_arrays.cache_clear()
+
+
+def sklearn_loader(func_name: str, n_classes: int):
+    """The loader of the bundled scikit-learn table `sklearn.datasets.<func_name>`."""
+
+    def load(params: dict[str, int], *, seed: int, test_size: float, **_: Any) -> RawSplit:
+        X, y = _sklearn_arrays(func_name)
+        X_tr, y_tr, X_te, y_te = _split(X, y, test_size, seed)
+        source = f"sklearn.datasets.{func_name} {_split_text(test_size, seed)}"
+        return RawSplit(X_tr, y_tr, X_te, y_te, n_classes, source)
+
+    return load
+
+
+def sklearn_status(params: dict[str, int], data_dir: Any) -> str | None:
+    if importlib.util.find_spec("sklearn") is None:
+        return "scikit-learn is not installed (pip install scikit-learn)"
+    return None
+
+
+# Synthetic data: name synthetic:n=N,d=D,k=K[,seed=S].
+SYNTHETIC_DEFAULTS: dict[str, int] = {"n": 10000, "d": 784, "k": 10}
+# key -> (smallest, largest). seed is numpy's RandomState range.
+SYNTHETIC_BOUNDS: dict[str, tuple[int, int]] = {
+    "n": (2, 10_000_000),
+    "d": (1, 100_000),
+    "k": (2, 10_000),
+    "seed": (0, 2**32 - 1),
+}
+# n * d values are generated in float64 and copied a few times while splitting and
+# preprocessing: 2**28 values are 2 GiB each time.
+SYNTHETIC_MAX_VALUES = 2**28
+
+
+def synthetic_kwargs(params: Mapping[str, int]) -> dict[str, int]:
+    """make_classification's arguments for n samples, d features and k classes.
+
+    n_informative = min(d, max(2, ceil(log2(2k)), d // 2)); two clusters per class when
+    2**n_informative >= 2k, else one; up to 2 redundant features when d leaves room. Raises
+    ValueError when the parameters do not fit together.
+    """
+    n, d, k = params["n"], params["d"], params["k"]
+    if k > n:
+        raise ValueError(f"synthetic: k={k} classes need at least as many samples, got n={n}")
+    if n * d > SYNTHETIC_MAX_VALUES:
+        raise ValueError(
+            f"synthetic: n*d = {n * d} values is more than the limit of "
+            f"{SYNTHETIC_MAX_VALUES} (2 GiB as float64); make n or d smaller"
+        )
+    n_informative = min(d, max(2, (2 * k - 1).bit_length(), d // 2))
+    if 2**n_informative >= 2 * k:
+        clusters = 2
+    elif 2**n_informative >= k:
+        clusters = 1
+    else:
+        raise ValueError(
+            f"synthetic: k={k} classes with d={d} features is not possible: "
+            f"make_classification needs 2**n_informative >= k * n_clusters_per_class and "
+            f"n_informative <= d, so d={d} allows at most k={2**n_informative}"
+        )
+    return {
+        "n_samples": n,
+        "n_features": d,
+        "n_informative": n_informative,
+        "n_redundant": min(2, d - n_informative),
+        "n_repeated": 0,
+        "n_classes": k,
+        "n_clusters_per_class": clusters,
+    }
+
+
+def load_synthetic(params: dict[str, int], *, seed: int, test_size: float, **_: Any) -> RawSplit:
+    """make_classification data; the generator's seed is the name's seed= if given, else
+    `seed` (which is also the split's random_state)."""
+    kwargs = synthetic_kwargs(params)
+    gen_seed = params.get("seed", seed)
+    datasets = import_sklearn("sklearn.datasets")
+    X, y = datasets.make_classification(**kwargs, random_state=gen_seed)
+    X_tr, y_tr, X_te, y_te = _split(X, y.astype(np.int64), test_size, seed)
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    source = (
+        f"sklearn.datasets.make_classification({args}, random_state={gen_seed}) "
+        f"{_split_text(test_size, seed)}"
+    )
+    return RawSplit(X_tr, y_tr, X_te, y_te, params["k"], source)
