@@ -52,15 +52,19 @@ def _name_parser(kind, valid):
 
 
 def _dataset_name(value):
-    from .datasets import DATASETS, parse_dataset_name
+    """The dataset's canonical name, so that spellings of the same data are one dataset."""
+    from .datasets import canonical_dataset_name
 
     if not isinstance(value, str):
         raise ValueError(f"dataset names are strings, got {value!r}")
-    parse_dataset_name(value)  # raises ValueError for unknown names / bad parameters
-    base = value.split(":", 1)[0]
-    if base not in DATASETS:
-        raise ValueError(unknown_name_message("dataset", value, DATASETS))
-    return value
+    return canonical_dataset_name(value)  # raises ValueError for unknown names / parameters
+
+
+def _data_dir(value):
+    """An explicit data folder, stored absolute so a resume from elsewhere finds it."""
+    from .datasets import resolve_data_dir
+
+    return resolve_data_dir(value)
 
 
 def _positive_int(what):
@@ -275,7 +279,7 @@ RUN_KEYS = {
             None,
             "seconds per cell before it is stopped",
         ),
-        Key("data_dir", False, _optional(str), None, "folder with dataset files"),
+        Key("data_dir", False, _optional(_data_dir), None, "folder with dataset files"),
         Key("title", False, str, "sweep", "name of the run (its folder name)"),
     )
 }
