@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from impls import (
     ACTIVATION_NAMES,
-    BACKENDS,
     DTYPE_NAMES,
     LOSS_NAMES,
     OPTIMIZER_NAMES,
@@ -49,6 +48,12 @@ def _name_parser(kind, valid):
         return value
 
     return parse
+
+
+def _backend_name(value):
+    from impls.registry import check_backend_name  # registered, entry point or module:Class
+
+    return check_backend_name(value)
 
 
 def _dataset_name(value):
@@ -179,7 +184,7 @@ PART_KEYS = {
     k.name: k
     for k in (
         Key("datasets", True, _dataset_name, ("digits",), "datasets"),
-        Key("backends", True, _name_parser("backend", BACKENDS), None, "backends"),
+        Key("backends", True, _backend_name, None, "backends"),
         Key("batch_sizes", True, _batch_size, (1, 32, 256), "batch sizes ('full' = whole set)"),
         Key("losses", True, _name_parser("loss", LOSS_NAMES), ("cce", "bce", "mse"), "losses"),
         Key(
@@ -446,8 +451,13 @@ def check_keys(mapping: Mapping, valid: Mapping, where: str) -> None:
 
 def default_backends() -> tuple[str, ...]:
     from impls import available_backends
+    from impls.registry import DEFAULT_BACKENDS  # the peers run by name or the peers preset
 
-    usable = tuple(name for name, reason in available_backends().items() if reason is None)
+    usable = tuple(
+        name
+        for name, reason in available_backends().items()
+        if reason is None and name in DEFAULT_BACKENDS
+    )
     return usable or ("numpy-vec",)
 
 

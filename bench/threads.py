@@ -75,7 +75,8 @@ def _pin_keras(n: int) -> dict[str, int]:
 
 
 # backend -> how to pin its framework (NumPy's BLAS is pinned for every backend)
-FRAMEWORK_PINS = {"torch": _pin_torch, "keras": _pin_keras}
+# (jax, keras-jax: XLA's CPU thread pool has no count to set; the env variables above stand)
+FRAMEWORK_PINS = {"torch": _pin_torch, "keras": _pin_keras, "keras-torch": _pin_torch}
 
 
 def pin_threads(n: int, backend: str | None = None) -> dict[str, int]:

@@ -16,7 +16,8 @@ import tempfile
 
 import numpy as np
 
-from impls import MLPSpec, available_backends, init_params, make_model
+from impls import BACKENDS, MLPSpec, available_backends, init_params, make_model
+from impls.registry import parity_tolerance
 
 from . import measure
 from .worker import Worker, WorkerDied, WorkerTimeout
@@ -101,10 +102,10 @@ def run_verify(threads: int | None = None, out=sys.stdout) -> int:
                     failed = True
                     print(f"{backend} {dtype} {name}: {message[1]}", file=sys.stderr)
                     continue
-                placement = "v" if backend == "keras" else "v_hat"
+                placement = BACKENDS[backend].adam_epsilon_on
                 ref = _reference(spec, X, Y, orders, placement)
                 worst = _worst(message[1]["params"], message[1]["proba"], *ref)
-                ok = worst <= TOLERANCE[dtype]
+                ok = worst <= parity_tolerance(backend, dtype)
                 failed |= not ok
                 cells.append(f"{worst:>18.1e} {'ok' if ok else 'FAIL':>5}")
         except (WorkerDied, WorkerTimeout) as exc:

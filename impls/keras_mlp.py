@@ -1,9 +1,11 @@
 """`keras`: the network as Keras 3 users write it: a compiled Sequential of Dense layers, `fit`.
 
-The Keras backend comes from $KERAS_BACKEND (TensorFlow by default). The model uses only
-`keras.ops`, so it runs on any Keras backend that can train. One thing is backend-specific: on
-TensorFlow the epoch's batches reach `fit` as a `tf.data.Dataset` (see `_epoch_dataset`), on any
-other backend as NumPy arrays with `batch_size`.
+The Keras backend comes from $KERAS_BACKEND (TensorFlow by default), read once when Keras is
+first imported: the registry's `keras-jax` and `keras-torch` set it (and JAX's 64-bit mode) in
+their own worker process before that import. The model uses only `keras.ops`, so it runs on
+any Keras backend that can train. One thing is backend-specific: on TensorFlow the epoch's
+batches reach `fit` as a `tf.data.Dataset` (see `_epoch_dataset`), on any other backend as
+NumPy arrays with `batch_size`.
 """
 
 from __future__ import annotations
@@ -120,7 +122,10 @@ class KerasMLP(MLPModel):
     asked for, so the default is the plain `fit` every Keras user gets.
     """
 
-    backend = "keras"
+    # "keras" on TensorFlow, else "keras-<its Keras backend>", as the registry names them
+    backend = {"tensorflow": "keras"}.get(
+        keras.backend.backend(), f"keras-{keras.backend.backend()}"
+    )
 
     def __init__(self, spec, params, steps_per_execution: int = 1):
         super().__init__(spec, params)

@@ -2,6 +2,13 @@
 
 Nothing here imports a framework: availability is read from installed package metadata, and a
 backend's module (which imports its framework) is loaded only by `make_model`.
+
+Besides the registered names, a backend can be a user's own class, given by reference:
+`module:Class` (a module on the path), `path/to/file.py:Class`, or the name of a
+`mlp_bench.backends` entry point of an installed package (see `plugin_backends`). Such a class
+needs no base class: `__init__(spec, params)`, `train_epoch(X, Y, batch_size, order)`,
+`predict_proba(X)` and `get_params()` are the whole protocol (`set_params` and `stage` are
+optional).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 
 from .spec import MLPSpec, unknown_name_message
@@ -26,7 +34,21 @@ class Backend:
     cls: str
     extra: str | None  # pip extra that installs what it needs
     description: str
+    # environment its framework must be loaded with (set before the import): such a backend
+    # needs a process where that framework was not loaded otherwise
+    process_env: tuple[tuple[str, str], ...] = ()
+    adam_epsilon_on: str = "v_hat"  # where its Adam adds epsilon (see impls.core.Adam)
+    # parity tolerances wider than the suite's (1e-4 float32, 1e-9 float64), by dtype, where
+    # the library itself computes in lower precision; the reason is in `tolerance_reason`
+    tolerance: tuple[tuple[str, float], ...] = ()
+    tolerance_reason: str = ""
 
+
+_KERAS_FLOAT64 = (
+    "Keras's type promotion makes 64-bit results 32-bit on its non-TensorFlow backends "
+    "(keras/src/backend/common/dtypes.py, BIT64_TO_BIT32_DTYPE): parts of float64 work "
+    "(e.g. ops.mean, so the bce and mse means over the outputs) run in float32"
+)
 
 BACKENDS = {
     b.name: b
@@ -51,6 +73,7 @@ BACKENDS = {
             "KerasMLP",
             "keras",
             "Keras 3 Sequential of Dense layers, trained with fit",
+            adam_epsilon_on="v",
         ),
         Backend(
             "torch",
@@ -59,8 +82,58 @@ BACKENDS = {
             "torch",
             "PyTorch nn.Sequential of nn.Linear with torch.optim",
         ),
+        Backend(
+            "jax",
+            "impls.jax_mlp",
+            "JaxMLP",
+            "jax",
+            "JAX: parameter pytree, value_and_grad, a jitted step scanned over the epoch, optax",
+        ),
+        Backend(
+            "keras-jax",
+            "impls.keras_mlp",
+            "KerasMLP",
+            "keras-jax",
+            "the keras backend's code on Keras 3's JAX backend",
+            process_env=(("KERAS_BACKEND", "jax"), ("JAX_ENABLE_X64", "1")),
+            adam_epsilon_on="v",
+            tolerance=(("float64", 1e-7),),
+            tolerance_reason=_KERAS_FLOAT64,
+        ),
+        Backend(
+            "keras-torch",
+            "impls.keras_mlp",
+            "KerasMLP",
+            "keras-torch",
+            "the keras backend's code on Keras 3's PyTorch backend",
+            process_env=(("KERAS_BACKEND", "torch"),),
+            adam_epsilon_on="v",
+            tolerance=(("float64", 1e-6),),
+            tolerance_reason=_KERAS_FLOAT64,
+        ),
+        Backend(
+            "sklearn",
+            "impls.sklearn_mlp",
+            "SklearnMLP",
+            None,
+            "scikit-learn MLPClassifier / MLPRegressor, trained with partial_fit",
+            adam_epsilon_on="v",
+        ),
     )
 }
+
+
+def parity_tolerance(name: str, dtype: str) -> float:
+    """The worst difference from numpy-vec backend `name` is held to in `dtype`."""
+    default = {"float32": 1e-4, "float64": 1e-9}[dtype]
+    backend = BACKENDS.get(name)
+    return dict(backend.tolerance).get(dtype, default) if backend else default
+
+
+# What `bench run` runs when no backend is named: the original four (the peers are a preset).
+DEFAULT_BACKENDS = ("numpy-loop", "numpy-vec", "keras", "torch")
+
+ENTRY_POINT_GROUP = "mlp_bench.backends"
 
 # Keras 3 backend name -> the module it needs.
 KERAS_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
@@ -88,12 +161,30 @@ def _torch_missing() -> str | None:
     return None
 
 
-def _keras_missing() -> str | None:
+def _jax_missing() -> str | None:
+    for module in ("jax", "optax"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed: {install_hint('jax')}"
+    return None
+
+
+def _sklearn_missing() -> str | None:
+    if importlib.util.find_spec("sklearn") is None:
+        return 'scikit-learn is not installed: pip install "scikit-learn>=1.3"'
+    return None
+
+
+def _keras_missing(kb: str | None = None) -> str | None:
+    extra = "keras" if kb is None else f"keras-{kb}"
     version = _installed_version("keras")
     if importlib.util.find_spec("keras") is None or version is None:
-        return f"Keras is not installed: {install_hint('keras')}"
+        return f"Keras is not installed: {install_hint(extra)}"
     if int(version.split(".")[0]) < 3:
-        return f"Keras {version} is installed but Keras 3 is needed: {install_hint('keras')}"
+        return f"Keras {version} is installed but Keras 3 is needed: {install_hint(extra)}"
+    if kb is not None:  # keras-jax, keras-torch: the Keras backend is part of the name
+        if importlib.util.find_spec(kb) is None:
+            return f"Keras backend {kb!r} is not installed: {install_hint(extra)}"
+        return None
     kb = keras_backend_name()
     if kb not in KERAS_BACKEND_MODULES:
         return (
@@ -107,7 +198,14 @@ def _keras_missing() -> str | None:
 
 
 # backend -> check returning None when its framework is installed, else the reason
-_REQUIREMENTS = {"keras": _keras_missing, "torch": _torch_missing}
+_REQUIREMENTS = {
+    "keras": _keras_missing,
+    "torch": _torch_missing,
+    "jax": _jax_missing,
+    "keras-jax": lambda: _keras_missing("jax"),
+    "keras-torch": lambda: _keras_missing("torch"),
+    "sklearn": _sklearn_missing,
+}
 
 
 def _missing_reason(name: str) -> str | None:
@@ -120,14 +218,34 @@ def available_backends() -> dict[str, str | None]:
     return {name: _missing_reason(name) for name in BACKENDS}
 
 
+def _prepare_process(backend: Backend) -> None:
+    """Set the environment `backend`'s framework must be loaded with, if it is not loaded yet.
+
+    Keras reads $KERAS_BACKEND once, when it is first imported: keras-jax and keras-torch
+    therefore need a process where Keras has not been loaded with another backend (`bench`
+    runs every backend in a worker process of its own).
+    """
+    env = dict(backend.process_env)
+    wanted = env.get("KERAS_BACKEND")
+    if wanted is not None and "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != wanted:
+            raise BackendUnavailable(
+                f"backend {backend.name!r} needs Keras on {wanted}, but this process already "
+                f"loaded Keras on {loaded}; run it in a process of its own"
+            )
+    os.environ.update(env)
+
+
 def backend_class(name: str):
     """The model class of backend `name`, importing its framework (and only its own)."""
     if name not in BACKENDS:
-        raise ValueError(unknown_name_message("backend", name, BACKENDS))
+        return plugin_class(name)
     reason = _missing_reason(name)
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")
     backend = BACKENDS[name]
+    _prepare_process(backend)
     try:
         module = importlib.import_module(backend.module)
     except ImportError as exc:
@@ -141,8 +259,116 @@ def backend_class(name: str):
 def make_model(name: str, spec: MLPSpec, params, **options):
     """Build backend `name`'s model of `spec`, starting from `params`.
 
+    `name` is a registered backend or a user's class by reference (see `plugin_class`).
     `options` are backend-specific keywords (see each model class). Raises ValueError for an
-    unknown name or a spec the backend cannot run, BackendUnavailable if its framework is
-    missing.
+    unknown name or a spec the backend cannot run (NotImplementedError where the backend's
+    library cannot express the spec), BackendUnavailable if its framework is missing.
     """
     return backend_class(name)(spec, params, **options)
+
+
+# ------------------------------------------------------------------ users' own backends
+
+
+def plugin_backends() -> dict[str, str]:
+    """Backends installed packages declare as `mlp_bench.backends` entry points: name -> target.
+
+    A package declares one in its pyproject.toml:
+        [project.entry-points."mlp_bench.backends"]
+        my-mlp = "my_package.model:MyMLP"
+    """
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.value for ep in found if ep.name not in BACKENDS}
+
+
+def split_reference(name: str) -> tuple[str, str] | None:
+    """("module or path", "Class") for a `module:Class` / `path/file.py:Class` name, else None."""
+    target, sep, attr = name.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        return None
+    if target.endswith(".py") or all(part.isidentifier() for part in target.split(".")):
+        return target, attr
+    return None
+
+
+def check_backend_name(name: str) -> str:
+    """`name` if it names a backend here (registered, entry point, or a reference whose module
+    or file exists), else ValueError saying what is valid. Imports nothing."""
+    if not isinstance(name, str):
+        raise ValueError(f"backend names are strings, got {name!r}")
+    if name in BACKENDS or name in plugin_backends():
+        return name
+    ref = split_reference(name)
+    if ref is None:
+        raise ValueError(
+            unknown_name_message("backend", name, [*BACKENDS, *plugin_backends()])
+            + "; or your own class as module:Class or path/to/file.py:Class"
+        )
+    target, _ = ref
+    if target.endswith(".py"):
+        if not os.path.isfile(target):
+            raise ValueError(f"backend {name!r}: no file {target!r}")
+    else:
+        try:
+            found = importlib.util.find_spec(target)
+        except (ImportError, ValueError):  # a parent package that is missing or broken
+            found = None
+        if found is None:
+            raise ValueError(
+                f"backend {name!r}: no module {target!r} on the Python path "
+                f"(run from its folder, set PYTHONPATH, or give path/to/{target}.py:{ref[1]})"
+            )
+    return name
+
+
+def _load_file(path: str):
+    path = os.path.abspath(path)
+    module_name = "mlp_bench_user_" + os.path.splitext(os.path.basename(path))[0]
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def plugin_class(name: str):
+    """The class a user's backend name refers to, importing its module.
+
+    Raises ValueError if `name` refers to nothing, BackendUnavailable if its module fails to
+    import (the message has the error) or lacks the class or a method of the protocol.
+    """
+    entry_points = plugin_backends()
+    reference = entry_points.get(name, name)
+    ref = split_reference(reference)
+    if ref is None:
+        check_backend_name(name)  # raises with the valid names
+        raise ValueError(f"backend {name!r} is not a module:Class reference")
+    target, attr = ref
+    try:
+        module = _load_file(target) if target.endswith(".py") else importlib.import_module(target)
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"backend {name!r}: importing {target!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise BackendUnavailable(f"backend {name!r}: {target!r} has no {attr!r}")
+    missing = [m for m in PROTOCOL if not callable(getattr(cls, m, None))]
+    if missing:
+        raise BackendUnavailable(
+            f"backend {name!r}: {attr} lacks {', '.join(missing)} (the protocol: "
+            "__init__(spec, params), train_epoch(X, Y, batch_size, order), predict_proba(X), "
+            "get_params())"
+        )
+    return cls
+
+
+PROTOCOL = ("train_epoch", "predict_proba", "get_params")
