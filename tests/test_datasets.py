@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -993,3 +994,32 @@ def test_none_preprocessing_keeps_raw_values_and_is_reported():
     assert dsm.applied_preprocess("breast-cancer", "minmax") == "minmax"
     with pytest.raises(ValueError, match="unknown preprocessing 'raw'"):
         dsm.applied_preprocess("digits", "raw")
+
+
+def test_download_removes_parts_left_by_killed_downloads(tmp_path, monkeypatch):
+    # A download killed mid-way (SIGKILL) left its .part file in the cache for good.
+    url = serve(tmp_path, "mnist.npz", b"abc")
+    digest = hashlib.sha256(b"abc").hexdigest()
+    monkeypatch.setitem(
+        download.DOWNLOAD_SOURCES, "mnist", (DownloadSource(url, (("mnist.npz", digest),)),)
+    )
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    old = dest / ".mnist.npz.abc123.part"
+    fresh = dest / ".mnist.npz.def456.part"  # another process downloading right now
+    other = dest / ".other.npz.abc123.part"
+    for path in (old, fresh, other):
+        path.write_bytes(b"half")
+    stale = time.time() - download.STALE_PART_S - 5
+    os.utime(old, (stale, stale))
+    os.utime(other, (stale, stale))
+    dsm.download_dataset("mnist", dest)
+    assert (dest / "mnist.npz").read_bytes() == b"abc"
+    assert not old.exists()
+    assert fresh.exists() and other.exists()
+
+
+def test_dataset_name_is_canonical():
+    ds = load_dataset(" Synthetic:N=0100,d=4,k=3 ", seed=0)
+    assert ds.name == "synthetic:n=100,d=4,k=3"
+    assert load_dataset("DIGITS").name == "digits"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from .base import DatasetError
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 60.0
+# A download writes its .part file at least once per DOWNLOAD_TIMEOUT_S or fails; one left
+# untouched for this long belongs to a process that was killed.
+STALE_PART_S = 10 * DOWNLOAD_TIMEOUT_S
 _CHUNK = 1 << 20
 
 
@@ -126,8 +131,27 @@ def fetch(url: str, dest: Path, sha256: str) -> None:
     os.replace(tmp, dest)
 
 
+def remove_stale_parts(folder: Path, file_name: str, now: float | None = None) -> list[Path]:
+    """Delete the temporary files of earlier downloads of `file_name` into `folder` that were
+    not written to for STALE_PART_S (their process was killed); returns those deleted. A
+    download running in another process keeps writing to its file, so it is left alone."""
+    now = time.time() if now is None else now
+    removed = []
+    for part in folder.glob(f".{glob.escape(file_name)}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+                removed.append(part)
+        except FileNotFoundError:
+            continue  # another process removed or renamed it meanwhile
+    return removed
+
+
 def _fetch_source(source: DownloadSource, dest_dir: Path) -> None:
     for file_name, sha256 in source.files:
+        if dest_dir.is_dir():
+            for part in remove_stale_parts(dest_dir, file_name):
+                log.info("removed %s, left by an interrupted download", part)
         dest = dest_dir / file_name
         if dest.is_file() and sha256_of(dest) == sha256.lower():
             continue

@@ -12,7 +12,7 @@ import numpy as np
 from . import download, files, locate, sources
 from .base import Dataset, DatasetError
 from .preprocess import PREPROCESSING, check_preprocess
-from .registry import DATASETS, parse_dataset_name
+from .registry import DATASETS, canonical_dataset_name, parse_dataset_name
 from .validate import validate_arrays
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -84,7 +84,8 @@ def load_dataset(
     """Load, check and preprocess dataset `name`.
 
     preprocess: None (not set) uses the dataset's default; "none" keeps the raw values; the
-    returned Dataset's `preprocess` says which was applied. seed: the random_state of the
+    returned Dataset's `preprocess` says which was applied, its `name` is the canonical name
+    (see canonical_dataset_name). seed: the random_state of the
     train/test split for datasets without a fixed split, and for synthetic also the
     generator's seed unless the name gives seed=. test_size is ignored for datasets with a
     fixed split. data_dir: when given, the only folder searched for files (see
@@ -97,7 +98,7 @@ def load_dataset(
     out_dtype = _check_dtype(dtype)
     seed = _check_seed(seed)
     raw = spec.loader(params, seed=seed, test_size=test_size, data_dir=data_dir, download=download)
-    label = name.strip()
+    label = canonical_dataset_name(name)
     validate_arrays(raw.X_train, raw.y_train, raw.X_test, raw.y_test, raw.n_classes, label)
     A, B = PREPROCESSING[prep](raw.X_train, raw.X_test)
     X_train = np.ascontiguousarray(A.astype(out_dtype, copy=False))
