@@ -1023,3 +1023,15 @@ def test_dataset_name_is_canonical():
     ds = load_dataset(" Synthetic:N=0100,d=4,k=3 ", seed=0)
     assert ds.name == "synthetic:n=100,d=4,k=3"
     assert load_dataset("DIGITS").name == "digits"
+
+
+def test_download_table_is_well_formed():
+    # Structure only (the values are checked against outside sources above): every source
+    # offers a whole file set the readers accept, each with a full lower-case SHA-256.
+    for name, sources in REAL_SOURCES.items():
+        for source in sources:
+            names = [f for f, _ in source.files]
+            assert names in ([f"{stem}.gz" for stem in IDX_NAMES], ["mnist.npz"]), name
+            assert source.base_url.endswith("/")
+            for _, digest in source.files:
+                assert re.fullmatch("[0-9a-f]{64}", digest)
