@@ -222,6 +222,18 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    if args.backends:  # a conformance report per named backend (bench/conformance.py)
+        from impls.registry import check_backend_name
+
+        from .conformance import run_in_subprocess
+
+        names = _split_list(args.backends, "--backends")
+        for name in names:
+            try:
+                check_backend_name(name)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        return run_in_subprocess(names)
     from .verify import run_verify
 
     return run_verify(threads=args.threads)
@@ -253,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_list)
     ver = sub.add_parser("verify", help="check that the installed backends compute the same")
     ver.add_argument("--threads", type=int, default=None, help="threads per library")
+    ver.add_argument(
+        "--backends",
+        metavar="LIST",
+        help="instead: check these backends (e.g. your own, module:Class or file.py:Class) "
+        "against numpy-vec step by step and say where each first departs",
+    )
     ver.set_defaults(func=_cmd_verify)
     return parser
 

@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from impls.registry import file_safe  # a backend name in a file name
+
 from . import envinfo, measure, noise, session
 from .errors import BenchError, UsageError
 from .progress import Progress, describe_accounting, time_accounting
@@ -172,7 +174,7 @@ class Runner:
         worker = self.workers.get(key)
         if worker is not None and worker.alive():
             return worker
-        log = self.store.logs_dir / f"worker-{backend}-t{threads}.log"
+        log = self.store.logs_dir / f"worker-{file_safe(backend)}-t{threads}.log"
         with measure.Stopwatch() as watch:
             worker = Worker(backend, threads, str(log))
             try:
@@ -259,6 +261,9 @@ class Runner:
                 return message[1]["curves"]
             elif message[0] == "failed":
                 _, text, trace = message
+                if text.startswith("NotImplementedError"):  # the backend cannot express it
+                    row.update(status="skipped", error=f"not supported: {text}")
+                    return curves
                 log = self.store.write_log(f"{cell.cell_id}-r{cell.repeat}", trace)
                 row.update(status="error", error=f"{text} (traceback: {log.name})")
                 return curves

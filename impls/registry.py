@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -279,6 +280,12 @@ def plugin_backends() -> dict[str, str]:
     """
     found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     return {ep.name: ep.value for ep in found if ep.name not in BACKENDS}
+
+
+def file_safe(name: str) -> str:
+    """`name` usable in a file name: a reference such as path/to/file.py:Class becomes
+    path_to_file.py_Class."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "backend"
 
 
 def split_reference(name: str) -> tuple[str, str] | None:
