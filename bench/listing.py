@@ -10,6 +10,7 @@ from impls import (
     OPTIMIZER_NAMES,
     available_backends,
 )
+from impls.registry import plugin_backends
 
 PREPROCESSING_TEXT = {
     "scale": "divided by the largest absolute training value: pixels to [0, 1] (default)",
@@ -52,6 +53,10 @@ def render_listing(data_dir=None) -> str:
                 + ("" if reason is None else f"  [unavailable: {reason}]"),
             )
             for name, reason in backends.items()
+        ]
+        + [  # users' own backends installed as entry points (see the README)
+            (name, f"{target} (mlp_bench.backends entry point)")
+            for name, target in plugin_backends().items()
         ],
     )
     rows = []

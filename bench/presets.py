@@ -262,3 +262,34 @@ def preset_mapping(name: str) -> dict:
     import copy
 
     return copy.deepcopy(PRESETS[name].sweep)
+
+
+def _every_backend() -> list[str]:
+    from impls import BACKENDS  # names only: imports no framework
+
+    return list(BACKENDS)
+
+
+PRESETS["peers"] = Preset(
+    description="Every backend side by side, the peers (jax, keras-jax, keras-torch, sklearn) "
+    "included: digits 64-100-10 and an MNIST-sized synthetic 784-256-128-10, cce, Adam 1e-3, "
+    "batch 64, 5 epochs (a backend not installed is skipped with its install command)",
+    sweep={
+        "title": "peers",
+        "backends": _every_backend(),
+        "losses": ["cce"],
+        "optimizers": ["adam"],
+        "lrs": [1e-3],
+        "batch_sizes": [64],
+        "epochs": [5],
+        "parts": [
+            {"name": "digits", "datasets": ["digits"], "hidden": ["100"]},
+            {
+                "name": "mnist-sized",
+                "datasets": ["synthetic:n=12500,d=784,k=10"],  # 10000 training samples
+                "preprocess": "standardize",
+                "hidden": ["256x128"],
+            },
+        ],
+    },
+)

@@ -107,3 +107,16 @@ def test_sklearn_needs_one_hot_targets_for_cce():
     X = np.zeros((4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="one-hot"):
         model.train_epoch(X, np.full((4, 3), 1 / 3, dtype=np.float32), 2)
+
+
+def test_peers_preset_and_the_default_backends():
+    """`--preset peers` has every backend on two models; a plain `bench run` keeps the four."""
+    from bench.presets import DEFAULT, preset_mapping
+    from bench.sweep import build_sweep
+    from impls.registry import BACKENDS, DEFAULT_BACKENDS
+
+    sweep = build_sweep(preset_mapping("peers"))
+    assert [set(part.backends) for part in sweep.parts] == [set(BACKENDS)] * 2
+    assert {part.datasets[0].split(":")[0] for part in sweep.parts} == {"digits", "synthetic"}
+    assert all(set(part.backends) <= set(DEFAULT_BACKENDS) for part in build_sweep(DEFAULT).parts)
+    assert set(DEFAULT_BACKENDS) == {"numpy-loop", "numpy-vec", "keras", "torch"}
