@@ -77,25 +77,32 @@ def _env_paragraph(env: dict, rows: pd.DataFrame) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _peaks_sentence(env: dict) -> str:
-    """The measured matmul peak; one per session when a resume measured its own."""
+def _peaks(table) -> str:
+    return ", ".join(
+        f"{v:.0f} GFLOP/s {k}" for k, v in (table or {}).items() if isinstance(v, (int, float))
+    )
 
-    def peaks(table) -> str:
-        return ", ".join(
-            f"{v:.0f} GFLOP/s {k}" for k, v in (table or {}).items() if isinstance(v, (int, float))
-        )
 
+def peaks_text(env: dict) -> str:
+    """`27 GFLOP/s float32`, or `session 0: 27 GFLOP/s float32; session 1: ...` when a
+    resume measured its own peak (each row's roofline then uses its session's)."""
     sessions = [s for s in env.get("sessions") or [] if isinstance(s, dict)]
     per_session = [(s.get("index", i), _session_peaks(s)) for i, s in enumerate(sessions)]
     per_session = [(i, p) for i, p in per_session if p]
     if len(per_session) > 1:
-        text = "; ".join(f"session {i}: {peaks(p)}" for i, p in per_session)
+        return "; ".join(f"session {i}: {_peaks(p)}" for i, p in per_session)
+    return _peaks(env.get("matmul_gflops"))
+
+
+def _peaks_sentence(env: dict) -> str:
+    """The measured matmul peak; one per session when a resume measured its own."""
+    text = peaks_text(env)
+    if text.startswith("session"):
         return (
             f"Measured matmul peak, per start and resume of the run ({text}); each row's "
             "roofline uses its own session's peak."
         )
-    first_peaks = peaks(env.get("matmul_gflops"))
-    return f"Measured matmul peak: {first_peaks}." if first_peaks else ""
+    return f"Measured matmul peak: {text}." if text else ""
 
 
 def _session_peaks(session: dict) -> dict:
@@ -113,6 +120,8 @@ def _commands(env: dict, rows: pd.DataFrame) -> str:
     command = env.get("command")
     if command and not isinstance(command, str):
         command = " ".join(map(str, command))
+    if env.get("source") == "pytest-benchmark":
+        return _pbench_commands(command, env.get("converted_by"))
     sessions = [s for s in env.get("sessions") or [] if isinstance(s, dict)]
     resumes = [s for s in sessions[1:] if s.get("command")]
     if not command and sessions:
@@ -133,6 +142,16 @@ def _commands(env: dict, rows: pd.DataFrame) -> str:
             + (f" ({plural(done, 'row')})" if index is not None and len(counts) else "")
         )
     return "\n".join(lines)
+
+
+def _pbench_commands(measured, converted) -> str:
+    if measured:
+        text = f"Measured with: `{one_line(measured, width=2000)}`"
+    else:
+        text = "Measured by pytest-benchmark (its JSON does not record the command line)"
+    if converted:
+        text += f"; converted with: `{one_line(converted, width=2000)}`"
+    return text
 
 
 def _threads_effective(rows: pd.DataFrame) -> str:

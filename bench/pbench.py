@@ -11,6 +11,7 @@ that row's predict_s.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -19,19 +20,60 @@ import pandas as pd
 
 from .errors import UsageError
 from .markdown import format_seconds, md_table
+from .report import write_error, write_text
 from .schema import RESULT_COLUMNS
 from .summary import render_summary
 from .tables import load_run
 
 
-def _rows(data: dict, source: str) -> list[dict]:
-    rows: dict[tuple, dict] = {}
-    predicts: dict[tuple, float] = {}
-    for bench in data.get("benchmarks", []):
-        info = bench.get("extra_info") or {}
-        stats = bench.get("stats") or {}
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _benchmarks(data, where: str = "the JSON") -> list[tuple[dict, dict]]:
+    """(extra_info, stats) of each mlp-bench benchmark in pytest-benchmark JSON `data`.
+
+    Benchmarks without the project's extra_info (someone else's) are skipped; anything of the
+    wrong shape is a UsageError naming the benchmark and the field.
+    """
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise UsageError(f"{where} is not pytest-benchmark JSON (no 'benchmarks' list)")
+    benches = data["benchmarks"]
+    if not isinstance(benches, list):
+        raise UsageError(
+            f"{where} is not pytest-benchmark JSON ('benchmarks' is a "
+            f"{type(benches).__name__}, not a list)"
+        )
+    out = []
+    for i, bench in enumerate(benches):
+        what = f"{where}: benchmark {i}"
+        if not isinstance(bench, dict):
+            raise UsageError(f"{what} is a {type(bench).__name__}, not an object")
+        what += f" ({bench.get('name')})" if isinstance(bench.get("name"), str) else ""
+        info, stats = bench.get("extra_info"), bench.get("stats")
+        info, stats = {} if info is None else info, {} if stats is None else stats
+        for name, value in (("extra_info", info), ("stats", stats)):
+            if not isinstance(value, dict):
+                raise UsageError(f"{what}: '{name}' is a {type(value).__name__}, not an object")
         if "backend" not in info or "median" not in stats:
             continue
+        problems = [f"stats.{k}" for k in ("median", "min", "max", "iqr")
+                    if k in stats and stats[k] is not None and not _number(stats[k])]
+        problems += [f"extra_info.{k}" for k in ("backend", "model")
+                     if not isinstance(info.get(k), str) or not info[k]]
+        size = info.get("batch_size")
+        if not (_number(size) and size == int(size) and size > 0):
+            problems.append("extra_info.batch_size")
+        if problems:
+            raise UsageError(f"{what}: {', '.join(problems)} missing or of the wrong type")
+        out.append((info, stats))
+    return out
+
+
+def _rows(data: dict, source: str, where: str = "the JSON") -> list[dict]:
+    rows: dict[tuple, dict] = {}
+    predicts: dict[tuple, float] = {}
+    for info, stats in _benchmarks(data, where):
         key = (info["model"], info["backend"], int(info["batch_size"]))
         if info.get("kind") == "overhead":
             continue  # see overhead_table
@@ -63,6 +105,9 @@ def _rows(data: dict, source: str) -> list[dict]:
             "epoch_s": stats["median"],
             "epoch_s_min": stats.get("min"),
             "epoch_s_max": stats.get("max"),
+            # the rounds' interquartile range over their median, as bench run's cells have
+            "epoch_s_spread": (stats["iqr"] / stats["median"]
+                               if _number(stats.get("iqr")) and stats["median"] > 0 else None),
             "train_s": stats.get("total"),
             "samples_per_s": info.get("samples_per_s"),
             "gflops": info.get("gflops"),
@@ -75,10 +120,10 @@ def _rows(data: dict, source: str) -> list[dict]:
     return list(rows.values())
 
 
-def _env(data: dict, source: str, rows: list[dict]) -> dict:
-    machine = data.get("machine_info") or {}
-    cpu = machine.get("cpu") or {}
-    infos = [b.get("extra_info") or {} for b in data.get("benchmarks", [])]
+def _env(data: dict, source: str, rows: list[dict], converted_by: str) -> dict:
+    machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), dict) else {}
+    infos = [info for info, _ in _benchmarks(data)]
     peak = next((i["matmul_peak_gflops"] for i in infos if i.get("matmul_peak_gflops")), None)
     threads = next((r["threads"] for r in rows if r.get("threads")), None)
     return {
@@ -87,7 +132,10 @@ def _env(data: dict, source: str, rows: list[dict]) -> dict:
         "source": "pytest-benchmark",
         "status": "complete",
         "started_at": data.get("datetime"),
-        "command": "pytest tests/benchmarks --benchmark-only",
+        # pytest-benchmark's JSON records no command line; tests/benchmarks/conftest.py adds
+        # it as "command" where it can. Without it, the summary says it is unknown.
+        "command": _recorded_command(data),
+        "converted_by": converted_by,
         "python": machine.get("python_version"),
         "machine": {
             "cpu": cpu.get("brand_raw") or machine.get("processor"),
@@ -96,9 +144,17 @@ def _env(data: dict, source: str, rows: list[dict]) -> dict:
         },
         "threads": threads,
         "matmul_gflops": {"float32": peak} if peak else {},
-        "git_commit": (data.get("commit_info") or {}).get("id"),
+        "git_commit": (data.get("commit_info") or {}).get("id")
+        if isinstance(data.get("commit_info"), dict) else None,
         "versions": {"pytest-benchmark": data.get("version")},
     }
+
+
+def _recorded_command(data: dict) -> str | None:
+    command = data.get("command")
+    if isinstance(command, list) and all(isinstance(c, str) for c in command):
+        return " ".join(command)
+    return command if isinstance(command, str) and command.strip() else None
 
 
 def overhead_table(data: dict) -> pd.DataFrame:
@@ -106,12 +162,11 @@ def overhead_table(data: dict) -> pd.DataFrame:
     round of the backend as `bench run` drives it and of the plain framework code, and their
     ratio (above 1: the backend is slower than plain code)."""
     times = {}
-    for bench in data.get("benchmarks", []):
-        info = bench.get("extra_info") or {}
-        if info.get("kind") == "overhead" and "median" in (bench.get("stats") or {}):
+    for info, stats in _benchmarks(data):
+        if info.get("kind") == "overhead" and isinstance(info.get("variant"), str):
             key = (info["backend"], info["model"], int(info["batch_size"]))
             entry = times.setdefault(key, {})
-            entry[info["variant"]] = bench["stats"]["median"]
+            entry[info["variant"]] = stats["median"]
             if "ratio_to_plain" in info:
                 entry["interleaved"] = (
                     info["ratio_to_plain"],
@@ -197,23 +252,34 @@ def _format(value):
     return value
 
 
-def convert(json_path, out_dir=None) -> list[Path]:
-    """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file.
-
-    With framework-overhead benchmarks in the file, also overhead.csv and a section of
-    summary.md. `out_dir` defaults to `<json file without .json>-report/` beside it. Returns
-    the files written, summary.md last.
-    """
-    json_path = Path(json_path)
+def _read_json(json_path: Path):
+    if json_path.is_dir():
+        raise UsageError(f"{json_path} is a folder, not a pytest-benchmark JSON file "
+                         "(the file `--benchmark-json FILE` wrote)")
     try:
-        data = json.loads(json_path.read_text())
+        return json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"no such file: {json_path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{json_path} is not pytest-benchmark JSON: {exc}") from None
-    if not isinstance(data, dict) or "benchmarks" not in data:
-        raise UsageError(f"{json_path} is not pytest-benchmark JSON (no 'benchmarks' list)")
-    rows = _rows(data, json_path.stem)
+    except RecursionError:
+        raise UsageError(f"{json_path} is not pytest-benchmark JSON: nested too deep") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {json_path}: {exc.strerror or exc}") from None
+
+
+def convert(json_path, out_dir=None, command: str | None = None) -> list[Path]:
+    """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file.
+
+    With framework-overhead benchmarks in the file, also overhead.csv and a section of
+    summary.md. `out_dir` defaults to `<json file without .json>-report/` beside it;
+    `command` is the conversion's own command line (recorded in env.json). Returns the files
+    written, summary.md last. Bad input is a UsageError; a folder that cannot be written a
+    ReportError.
+    """
+    json_path = Path(json_path)
+    data = _read_json(json_path)
+    rows = _rows(data, json_path.stem, where=str(json_path))
     overhead = overhead_table(data)
     if not rows and overhead.empty:
         raise UsageError(
@@ -221,14 +287,21 @@ def convert(json_path, out_dir=None) -> list[Path]:
             "`pytest tests/benchmarks --benchmark-only --benchmark-json FILE`)"
         )
     out = Path(out_dir) if out_dir else json_path.with_name(json_path.stem + "-report")
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(RESULT_COLUMNS)
-        for row in rows:
-            writer.writerow([_format(row.get(c)) for c in RESULT_COLUMNS])
-    env = _env(data, json_path.stem, rows)
-    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+    command = command or f"python -m bench report --pytest-benchmark {json_path}" + (
+        f" --out {out_dir}" if out_dir else "")
+    env = _env(data, json_path.stem, rows, command)
+    columns = [*RESULT_COLUMNS, *(c for c in ("epoch_s_spread",) if c not in RESULT_COLUMNS)]
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format(row.get(c)) for c in columns])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error("the tables", out, exc, command) from None
+    write_text(out / "results.csv", table.getvalue(), command)
+    write_text(out / "env.json", json.dumps(env, indent=2) + "\n", command)
     if rows:
         results, curves = load_run(out)
         summary = render_summary(results, curves, env)
@@ -237,7 +310,7 @@ def convert(json_path, out_dir=None) -> list[Path]:
     written = [out / "results.csv", out / "env.json"]
     if len(overhead):
         summary = summary.rstrip() + "\n\n" + _overhead_section(overhead) + "\n"
-        overhead.to_csv(out / "overhead.csv", index=False)
+        write_text(out / "overhead.csv", overhead.to_csv(index=False), command)
         written.append(out / "overhead.csv")
-    (out / "summary.md").write_text(summary, encoding="utf-8")
+    write_text(out / "summary.md", summary, command)
     return [*written, out / "summary.md"]

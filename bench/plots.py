@@ -114,7 +114,8 @@ class PlotSet:
     are saved, so an interrupted `write()` leaves it listing what exists.
     """
 
-    def __init__(self, results, curves, out_dir, *, max_groups: int = MAX_GROUPS):
+    def __init__(self, results, curves, out_dir, *, max_groups: int | None = None):
+        max_groups = MAX_GROUPS if max_groups is None else max_groups
         rows = latest(results)
         self.ok = rows[rows["status"] == "ok"]
         self.out_dir = Path(out_dir)
@@ -310,6 +311,7 @@ def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
     # on top of each other all stay visible; the figure also names them.
     widths = {b: 1.3 + 0.9 * (len(backends) - 1 - i) for i, b in enumerate(backends)}
     markers = {b: _MARKERS[i % len(_MARKERS)] for i, b in enumerate(backends)}
+    sizes_ = {b: 3.5 + 2.0 * (len(backends) - 1 - i) for i, b in enumerate(backends)}
     banded, together = False, []
     for ax, bs in zip(axes, sizes):
         here = runs[equals(runs["batch_size"], bs)]
@@ -333,7 +335,7 @@ def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
                     color=color,
                     marker=markers[backend],
                     markevery=(i % every, every),
-                    markersize=4 if metric == "test_loss" else 3,
+                    markersize=sizes_[backend] if metric == "test_loss" else 3,
                     linewidth=widths[backend] if metric == "test_loss" else 1.2,
                 )
                 if metric == "test_loss":
@@ -370,12 +372,14 @@ def _curves_figure(runs: pd.DataFrame, main: str, subtitle: str):
     ]
     fig.legend(handles=handles, loc="outside right center")
     n = runs.groupby(["backend", "batch_size"])["repeat"].nunique()
-    note = f"line: mean over repeats ({_range(n)})"
+    note = "line: one run per cell" if n.max() == 1 else f"line: mean over repeats ({_range(n)})"
     if banded:
         note += "; band: min–max of test loss"
     if together:
         names = "; ".join(" and ".join(g) for g in together)
-        note += f"\ncurves that coincide (within {COINCIDE:.0%} at every epoch): {names}"
+        note += (
+            f"\ntest-loss curves that coincide (within {COINCIDE * 100:g}% at every epoch): {names}"
+        )
     _title(fig, main, subtitle, note)
     return fig
 

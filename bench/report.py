@@ -64,42 +64,44 @@ def write_report(
     """Write summary.md, then plots/*.png, into a run folder; return the files written.
 
     Raises ReportError when the folder cannot be written. An interrupt (KeyboardInterrupt,
-    or SIGTERM when this runs in the main thread with SIGTERM's default handler) while the
-    figures are drawn leaves summary.md in place with a note on how to finish, tells `note`
-    (stderr by default) the same, and propagates as KeyboardInterrupt.
+    or SIGTERM when this runs in the main thread with SIGTERM's default handler) tells `note`
+    (stderr by default) what is on disk and how to finish, and propagates as
+    KeyboardInterrupt: while the figures are drawn, summary.md stays in place with a note
+    saying the same.
     """
     note = note or (lambda text: print(text, file=sys.stderr))
-    run_dir = Path(run_dir)
+    with _sigterm_raises():
+        return _write_report(Path(run_dir), plots_wanted(plots), note)
+
+
+def _write_report(run_dir: Path, draw: bool, note) -> list[Path]:
     results, curves = load_run(run_dir)
     env = load_env(run_dir)
     summary = run_dir / "summary.md"
     finish = f"python -m bench report {run_dir}"
-    if not plots_wanted(plots):
-        _write_text(summary, render_summary(results, curves, env))
+    drawing_note = f"The figures are being drawn; if this note stays, draw them with `{finish}`."
+    try:
+        write_text(
+            summary, render_summary(results, curves, env, plots_note=drawing_note if draw else "")
+        )
+    except KeyboardInterrupt:
+        note(f"report interrupted before {summary} was written; write it with: {finish}")
+        raise
+    if not draw:
         return [summary]
-    _write_text(
-        summary,
-        render_summary(
-            results,
-            curves,
-            env,
-            plots_note=f"The figures are being drawn; if this note stays, "
-            f"draw them with `{finish}`.",
-        ),
-    )
     drawing = plotting.PlotSet(results, curves, run_dir / "plots")
     try:
-        with _sigterm_raises():
-            images = drawing.write()
+        images = drawing.write()
     except KeyboardInterrupt:
-        _write_text(
+        done = _relative(drawing.written, run_dir)
+        write_text(
             summary,
             render_summary(
                 results,
                 curves,
                 env,
-                plots=_relative(drawing.written, run_dir),
-                plots_note=f"Drawing the figures was interrupted after {len(drawing.written)} of "
+                plots=done,
+                plots_note=f"Drawing the figures was interrupted after {len(done)} of "
                 f"{drawing.planned}; draw them all with `{finish}`.",
             ),
         )
@@ -109,8 +111,8 @@ def write_report(
         )
         raise
     except OSError as exc:
-        raise _write_error("the figures", run_dir, exc) from None
-    _write_text(
+        raise write_error("the figures", run_dir, exc) from None
+    write_text(
         summary,
         render_summary(
             results, curves, env, plots=_relative(images, run_dir), plots_note=drawing.note
@@ -123,8 +125,9 @@ def _relative(paths, run_dir: Path) -> list[Path]:
     return [p.relative_to(run_dir) for p in paths]
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write `path` whole or not at all (a temporary file renamed over it)."""
+def write_text(path: Path, text: str, retry: str | None = None) -> None:
+    """Write `path` whole or not at all (a temporary file renamed over it); a ReportError
+    that says why and what to do when it cannot be written."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -132,10 +135,11 @@ def _write_text(path: Path, text: str) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise _write_error(path.name, path.parent, exc) from None
+        raise write_error(path.name, path.parent, exc, retry) from None
 
 
-def _write_error(what: str, run_dir: Path, exc: OSError) -> ReportError:
+def write_error(what: str, run_dir: Path, exc: OSError, retry: str | None = None) -> ReportError:
+    """A one-line ReportError for an OSError met while writing `what` into `run_dir`."""
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = f"the folder is not writable ({exc.strerror})"
         fix = "make it writable (or copy the run folder somewhere writable)"
@@ -145,10 +149,8 @@ def _write_error(what: str, run_dir: Path, exc: OSError) -> ReportError:
     else:
         why = exc.strerror or str(exc)
         fix = "fix that"
-    return ReportError(
-        f"cannot write {what} into {run_dir}: {why}; {fix}, then run "
-        f"`python -m bench report {run_dir}`"
-    )
+    retry = retry or f"python -m bench report {run_dir}"
+    return ReportError(f"cannot write {what} into {run_dir}: {why}; {fix}, then run `{retry}`")
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import scaling
-from bench.header import header_section, not_run_sentence
+from bench.header import header_section, not_run_sentence, peaks_text
 from bench.markdown import (
     config_label,
     format_seconds,
@@ -35,17 +35,16 @@ from bench.markdown import (
 from bench.schema import SETTINGS
 from bench.tables import (
     CONFIG_KEYS,
-    GROUP_KEYS,
     REFERENCE_BACKEND,
+    CellIndex,
     beyond_noise,
-    by_config,
+    cell_key,
     conform,
     distinct,
-    equals,
-    first,
     is_missing,
     latest,
     ordered_backends,
+    plain,
     repeats_per_cell,
     sort_by_keys,
     summarize,
@@ -56,6 +55,7 @@ from bench.verdict import ACCURACY_SPLIT, accuracy_splits, verdict_section
 
 ACCURACY_TIE = 0.001  # accuracies this close to the best are all marked best
 NOISY_MARK = "†"  # after the time of a cell with a noisy repeat
+MAX_SUBTABLES = 40  # configurations of one dataset x loss shown as sub-sections; past it, rows
 
 
 @dataclass
@@ -69,15 +69,20 @@ class RunView:
     config_keys: list  # axes that split a dataset x loss section into sub-tables
     label_keys: list  # axes that name a row of the cross-section tables (warm-up etc.)
     pytest_benchmark: bool
+    index: CellIndex
 
     @classmethod
     def of(cls, results: pd.DataFrame, env: dict) -> RunView:
         rows = conform(latest(results), ("noisy", "session", "epoch_s_spread"))
         config_keys = varying_within(rows, CONFIG_KEYS)
+        summary = summarize(rows)
+        if env.get("source") == "pytest-benchmark":  # no accuracy measured: no column for it
+            summary["_no_accuracy"] = True
         return cls(
             rows=rows,
             ok=rows[rows["status"] == "ok"],
-            summary=summarize(rows),
+            summary=summary,
+            index=CellIndex(summary, rows),
             env=env,
             config_keys=config_keys,
             label_keys=varying(rows, ("dataset", "loss")) + config_keys,
@@ -126,12 +131,12 @@ def render_summary(
 def how_to_read(view: RunView) -> str:
     if view.pytest_benchmark:
         return (
-            "**How to read this.** Measured by pytest-benchmark. Each cell is "
-            "`— · time per epoch · ×`: no accuracy is measured (—); the median round of one "
-            "training epoch over the model's samples, after an untimed first call reported "
-            f"in the Warm-up table; × is speed relative to {REFERENCE_BACKEND} (>1 is faster). "
-            "The fastest backend per batch-size column is **bold** when it is ahead beyond "
-            "the spread of the rounds."
+            "**How to read this.** Measured by pytest-benchmark; no accuracy is measured. A "
+            "cell is `time per epoch · ×`: the median round of one training epoch over the "
+            "model's samples (the untimed first call is in Warm-up); × speed relative to "
+            f"{REFERENCE_BACKEND} (>1 is faster, ≈ when within the rounds' spread). **Bold**: "
+            "the fastest time, when ahead of the next beyond both cells' interquartile range "
+            "of rounds. — means no result."
         )
     n = repeats_per_cell(view.rows)
     repeats = (
@@ -161,86 +166,119 @@ def how_to_read(view: RunView) -> str:
 
 
 def results_sections(view: RunView) -> list[str]:
-    """One `## dataset · loss` section per dataset x loss, sub-tables per configuration."""
+    """One `## dataset · loss` section per dataset x loss, sub-tables per configuration (one
+    table with the configuration in its first columns when there are more than
+    MAX_SUBTABLES)."""
     rows = view.rows
     if rows.empty:
         return ["No cell has finished yet: the results table is empty."]
-    # settings that differ between sections only (e.g. a learning rate per loss)
+    keys = view.config_keys
+    layout: dict[tuple, dict[tuple, list[dict]]] = {}
+    for cell in view.index.ordered_cells(rows, ["dataset", "loss", *keys, "backend"]):
+        section = layout.setdefault(cell_key(cell, ("dataset", "loss")), {})
+        section.setdefault(cell_key(cell, keys), []).append(cell)
+    headings = _section_headings(view)
+    out = []
+    for (dataset, loss), configs in layout.items():
+        lines = [f"## {headings[(dataset, loss)]}"]
+        if len(configs) > MAX_SUBTABLES:
+            lines += ["", f"{len(configs)} configurations, one row each:", ""]
+            lines.append(
+                _results_table([c for cells in configs.values() for c in cells], view.index, keys)
+            )
+        else:
+            for config, cells in configs.items():
+                if keys:
+                    lines += ["", f"### {config_label(dict(zip(keys, config)), keys)}"]
+                lines += ["", _results_table(cells, view.index, ())]
+        out.append("\n".join(lines))
+    return out
+
+
+def _section_headings(view: RunView) -> dict[tuple, str]:
+    """`digits · loss cce (lr 0.1)`: settings that differ between sections only (e.g. a
+    learning rate per loss) are named in the heading."""
+    rows = view.rows
     by_section = [
         c
         for c in varying(rows, (*CONFIG_KEYS, *SETTINGS[1:]))
         if c not in view.config_keys and c != "part"
     ]
-    out = []
-    for dataset in distinct(rows["dataset"]):
-        in_dataset = rows[equals(rows["dataset"], dataset)]
-        for loss in distinct(in_dataset["loss"]):
-            section = in_dataset[equals(in_dataset["loss"], loss)]
-            heading = f"{format_value('dataset', dataset)} · loss {format_value('loss', loss)}"
-            extras = [
-                f"{label(c)} {format_value(c, first(section[c]))}"
-                for c in by_section
-                if section[c].nunique(dropna=False) == 1
-            ]
-            if extras:
-                heading += f" ({', '.join(extras)})"
-            lines = [f"## {heading}"]
-            for config, part in by_config(section, view.config_keys):
-                if view.config_keys:
-                    lines += ["", f"### {config_label(config, view.config_keys)}"]
-                lines += ["", _results_table(part, view.summary)]
-            out.append("\n".join(lines))
+    groups = rows.groupby(["dataset", "loss"], dropna=False, sort=False)
+    counts = groups[by_section].nunique(dropna=False) if by_section else None
+    firsts = groups[by_section].first() if by_section else None
+    out = {}
+    for key in groups.groups:
+        dataset, loss = (plain(k) for k in key)
+        heading = f"{format_value('dataset', dataset)} · loss {format_value('loss', loss)}"
+        extras = [
+            f"{label(c)} {format_value(c, firsts.loc[key, c])}"
+            for c in by_section
+            if counts.loc[key, c] == 1
+        ]
+        out[(dataset, loss)] = heading + (f" ({', '.join(extras)})" if extras else "")
     return out
 
 
-def _lookup(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """The summary rows belonging to the cells in `rows`."""
-    keys = list(GROUP_KEYS)
-    return summary.merge(rows[keys].drop_duplicates(), on=keys, how="inner")
-
-
-def _marks(sums: pd.DataFrame, bs) -> tuple[set, set]:
-    """(fastest, most accurate) backends of one batch-size column; fastest only when ahead
-    of the next backend beyond both cells' noise."""
-    col = sums[equals(sums["batch_size"], bs)]
+def _marks(records: list[dict]) -> tuple[set, set]:
+    """(fastest, most accurate) backends among summary records of one batch-size column;
+    fastest only when ahead of the next backend beyond both cells' noise."""
     fastest, best = set(), set()
-    times = col.dropna(subset=["epoch_s_median"]).sort_values("epoch_s_median")
-    if len(times) > 1 and beyond_noise(times.iloc[0], times.iloc[1]):
-        fastest = {times.iloc[0]["backend"]}
-    accs = col.dropna(subset=["test_acc_mean"])
+    times = sorted(
+        (r for r in records if not is_missing(r["epoch_s_median"])),
+        key=lambda r: r["epoch_s_median"],
+    )
+    if len(times) > 1 and beyond_noise(times[0], times[1]):
+        fastest = {times[0]["backend"]}
+    accs = [r for r in records if not is_missing(r["test_acc_mean"])]
     if len(accs) > 1:
-        tied = accs["test_acc_mean"] >= accs["test_acc_mean"].max() - ACCURACY_TIE - 1e-12
-        if not tied.all():  # all tied: a mark on every row would say nothing
-            best = set(accs.loc[tied, "backend"])
+        top = max(r["test_acc_mean"] for r in accs)
+        tied = {r["backend"] for r in accs if r["test_acc_mean"] >= top - ACCURACY_TIE - 1e-12}
+        if len(tied) < len(accs):  # all tied: a mark on every row would say nothing
+            best = tied
     return fastest, best
 
 
-def _results_table(part: pd.DataFrame, summary: pd.DataFrame) -> str:
-    sums = _lookup(summary, part)
-    sizes = distinct(part["batch_size"])
-    marks = {bs: _marks(sums, bs) for bs in sizes}
+def _results_table(cells: list[dict], index: CellIndex, config_keys: Sequence[str]) -> str:
+    """Rows: (configuration x) backend; columns: batch sizes; cells from the summary."""
+    sizes = sorted({plain(c["batch_size"]) for c in cells} - {None})
+    if any(plain(c["batch_size"]) is None for c in cells):
+        sizes.append(None)
+    columns: dict[tuple, list[dict]] = {}  # (configuration, batch size) -> summary records
+    rows: dict[tuple, dict] = {}  # (configuration, backend) -> {batch size: cell key}
+    for c in cells:
+        config, key = cell_key(c, config_keys), cell_key(c)
+        rows.setdefault((config, c["backend"]), {})[plain(c["batch_size"])] = key
+        if key in index.summary:
+            columns.setdefault((config, plain(c["batch_size"])), []).append(index.summary[key])
+    marks = {k: _marks(v) for k, v in columns.items()}
     table = []
-    for backend in ordered_backends(part["backend"]):
-        cells = [backend]
+    for (config, backend), by_size in rows.items():
+        line = [format_value(k, v) for k, v in zip(config_keys, config)] + [str(backend)]
         for bs in sizes:
-            here = part[equals(part["backend"], backend) & equals(part["batch_size"], bs)]
-            s = sums[equals(sums["backend"], backend) & equals(sums["batch_size"], bs)]
-            fastest, best = marks[bs]
-            cells.append(
-                _result_cell(
-                    here, s.iloc[0] if len(s) else None, backend in fastest, backend in best
+            key = by_size.get(bs)
+            fastest, best = marks.get((config, bs), (set(), set()))
+            line.append(
+                "—"
+                if key is None
+                else _result_cell(
+                    index.statuses.get(key, []),
+                    index.summary.get(key),
+                    backend in fastest,
+                    backend in best,
                 )
             )
-        table.append(cells)
-    header = ["backend"] + [f"batch {format_value('batch_size', bs)}" for bs in sizes]
-    return md_table(header, table)
+        table.append(line)
+    header = [label(k) for k in config_keys] + ["backend"]
+    header += [f"batch {format_value('batch_size', bs)}" for bs in sizes]
+    return md_table(header, table, n_left=len(config_keys) + 1)
 
 
-def _result_cell(rows: pd.DataFrame, s, fastest: bool, best: bool) -> str:
+def _result_cell(statuses: list, s, fastest: bool, best: bool) -> str:
     if s is None:
-        if rows.empty:
+        if not statuses:
             return "—"
-        return "*" + "/".join(str(x) for x in distinct(rows["status"])) + "*"
+        return "*" + "/".join(dict.fromkeys(str(x) for x in statuses)) + "*"
     n = int(s["n"])
     acc = "—"
     if not is_missing(s["test_acc_mean"]):
@@ -248,7 +286,7 @@ def _result_cell(rows: pd.DataFrame, s, fastest: bool, best: bool) -> str:
         acc = f"**{acc}**" if best else acc
         if n > 1 and not is_missing(s["test_acc_max"]):
             acc += f" ±{(s['test_acc_max'] - s['test_acc_min']) / 2:.3f}"
-    parts = [acc]
+    parts = [acc] if not (acc == "—" and s.get("_no_accuracy")) else []
     if not is_missing(s["epoch_s_median"]):
         t = format_seconds(s["epoch_s_median"])
         t = f"**{t}**" if fastest else t
@@ -261,8 +299,8 @@ def _result_cell(rows: pd.DataFrame, s, fastest: bool, best: bool) -> str:
     if not is_missing(s["speedup_vs_numpy_vec"]):
         parts.append(speedup_text(s))
     text = " · ".join(parts)
-    if len(rows) > n:
-        text += f" ({n}/{len(rows)} ok)"
+    if len(statuses) > n:
+        text += f" ({n}/{len(statuses)} ok)"
     return text
 
 
@@ -281,31 +319,28 @@ def speedup_text(s) -> str:
 
 
 def _keyed_table(view: RunView, cell) -> str:
-    """Rows: each configuration (the varying keys) x backend; columns: batch sizes."""
-    ok, keys = view.ok, view.label_keys
-    sums = _lookup(view.summary, ok)
-    sizes = distinct(ok["batch_size"])
+    """Rows: each configuration (the varying keys) x backend; columns: batch sizes; each
+    cell `cell(summary record)`."""
+    keys = view.label_keys
+    cells = view.index.ordered_cells(view.ok, [*keys, "backend"])
+    sizes = distinct(view.ok["batch_size"])
+    rows: dict[tuple, dict] = {}
+    for c in cells:
+        rows.setdefault((cell_key(c, keys), c["backend"]), {})[plain(c["batch_size"])] = cell_key(c)
     table = []
-    for config, part in by_config(ok, keys):
-        for backend in ordered_backends(part["backend"]):
-            mine = sums[equals(sums["backend"], backend)]
-            if config is not None:
-                for k in keys:
-                    mine = mine[equals(mine[k], config[k])]
-            row = [format_value(k, config[k]) for k in keys] if config is not None else []
-            row.append(backend)
-            for bs in sizes:
-                s = mine[equals(mine["batch_size"], bs)]
-                here = part[equals(part["backend"], backend) & equals(part["batch_size"], bs)]
-                row.append(cell(s.iloc[0], here) if len(s) else "—")
-            table.append(row)
+    for (config, backend), by_size in rows.items():
+        line = [format_value(k, v) for k, v in zip(keys, config)] + [str(backend)]
+        for bs in sizes:
+            s = view.index.summary.get(by_size.get(plain(bs)))
+            line.append("—" if s is None else cell(s))
+        table.append(line)
     header = [label(k) for k in keys] + ["backend"]
     header += [f"batch {format_value('batch_size', bs)}" for bs in sizes]
     return md_table(header, table, n_left=len(keys) + 1)
 
 
 def warmup_section(view: RunView) -> str:
-    def cell(s, _rows):
+    def cell(s):
         first_s, steady = s["first_epoch_s_median"], s["epoch_s_median"]
         if is_missing(first_s):
             return "—"
@@ -332,18 +367,16 @@ def compute_section(view: RunView) -> str:
     if not (has_roofline or ok["gflops"].notna().any()):
         return ""
 
-    def cell(s, _rows):
+    def cell(s):
         if is_missing(s["gflops_median"]):
             return "—"
         text = f"{s['gflops_median']:.3g} GFLOP/s"
         if not is_missing(s["roofline_median"]):
-            text += f" · {s['roofline_median'] * 100:.2g}%"
+            share = s["roofline_median"] * 100
+            text += f" · {share:.2g}%" if share < 100 else f" · {share:.0f}%"
         return text
 
-    peak = view.env.get("matmul_gflops") or {}
-    peaks = ", ".join(
-        f"{v:.0f} GFLOP/s {k}" for k, v in peak.items() if isinstance(v, (int, float))
-    )
+    peaks = peaks_text(view.env)
     text = (
         "Training work per second, counting 6 × weights × samples per epoch (the forward and "
         "backward matrix products)"
@@ -351,6 +384,8 @@ def compute_section(view: RunView) -> str:
     if has_roofline:
         text += ", and its share of the machine's measured matmul peak for the same dtype and "
         text += f"threads ({peaks})" if peaks else "threads"
+        if peaks.startswith("session"):
+            text += "; each row is divided by the peak of the session (start or resume) it ran in"
     return "\n".join(["## Compute", "", text + ".", "", _keyed_table(view, cell)])
 
 
@@ -359,12 +394,12 @@ def target_section(view: RunView) -> str:
     if not ok["time_to_target_s"].notna().any():
         return ""
 
-    def cell(s, rows):
-        reached = int(rows["time_to_target_s"].notna().sum())
+    def cell(s):
+        reached, n = int(s["target_reached"]), int(s["n"])
         if reached == 0:
             return "not reached"
         text = format_seconds(s["time_to_target_s_median"])
-        return text if reached == len(rows) else f"{text} ({reached}/{len(rows)} reached)"
+        return text if reached == n else f"{text} ({reached}/{n} reached)"
 
     targets = ok["target_acc"].dropna().unique()
     which = f"test accuracy {targets[0]:g}" if len(targets) == 1 else "each cell's target accuracy"

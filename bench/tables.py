@@ -57,6 +57,7 @@ SUMMARY_COLUMNS = (
     "gflops_median",
     "roofline_median",
     "time_to_target_s_median",
+    "target_reached",
     "speedup_vs_numpy_vec",
     "speedup_lo",
     "speedup_hi",
@@ -405,6 +406,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         gflops_median=("gflops", "median"),
         roofline_median=("roofline", "median"),
         time_to_target_s_median=("time_to_target_s", "median"),
+        target_reached=("time_to_target_s", "count"),
     ).reset_index()
     others = [k for k in keys if k != "backend"]
     ref = out.loc[
@@ -443,3 +445,37 @@ def repeats_per_cell(rows: pd.DataFrame) -> pd.Series:
     """How many ok repeats each cell (GROUP_KEYS) has."""
     ok = rows.loc[rows["status"] == "ok"]
     return ok.groupby(list(GROUP_KEYS), dropna=False).size()
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def plain(value):
+    """A table value as a plain Python value for dictionary keys: missing -> None, NumPy
+    scalars -> their Python value."""
+    if is_missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def cell_key(record, keys: Sequence[str] = GROUP_KEYS) -> tuple:
+    """The key of a cell (a row or summary record) as a tuple of plain values."""
+    return tuple(plain(record[k]) for k in keys)
+
+
+class CellIndex:
+    """Summary records and the statuses of the latest rows by cell key (GROUP_KEYS), so that
+    building a table costs a dictionary lookup per cell, whatever the size of the run."""
+
+    def __init__(self, summary: pd.DataFrame, rows: pd.DataFrame):
+        self.summary = {cell_key(r): r for r in summary.to_dict("records")}
+        self.statuses: dict[tuple, list] = {}
+        keyed = rows[[*GROUP_KEYS, "status"]].to_dict("records") if len(rows) else []
+        for r in keyed:
+            self.statuses.setdefault(cell_key(r), []).append(r["status"])
+
+    def ordered_cells(self, rows: pd.DataFrame, keys: Sequence[str]) -> list[dict]:
+        """The distinct cells of `rows`, sorted by `keys` (each in `distinct` order, backends
+        in the project's order), as records of GROUP_KEYS."""
+        cells = rows[list(GROUP_KEYS)].drop_duplicates()
+        return sort_by_keys(cells, list(keys), rows).to_dict("records")

@@ -14,15 +14,20 @@ import math
 
 import pandas as pd
 
-from bench.markdown import format_band, format_seconds, format_speedup, format_value, plural
+from bench.markdown import (
+    format_band,
+    format_seconds,
+    format_speedup,
+    format_value,
+    label,
+    plural,
+)
 from bench.tables import (
     GROUP_KEYS,
-    beyond_noise,
     distinct,
     equals,
     is_missing,
     ordered_backends,
-    ratio_band,
 )
 
 try:  # the machine-load and noise assessment of a run
@@ -82,27 +87,26 @@ def noise_warning(env: dict, rows: pd.DataFrame) -> str:
 def _comparisons(sums: pd.DataFrame) -> pd.DataFrame:
     """Per cell column (every key but the backend): the fastest backend, the next one, the
     ratio of their times with its band, and whether the lead is beyond the noise."""
-    timed = sums.dropna(subset=["epoch_s_median"])
-    out = []
-    for _, column in timed.groupby(_COLUMN_KEYS, dropna=False, sort=False):
-        if column["backend"].nunique() < 2:
-            continue
-        ranked = column.sort_values("epoch_s_median")
-        fast, next_ = ranked.iloc[0], ranked.iloc[1]
-        ratio, lo, hi = ratio_band(fast, next_)
-        out.append(
-            {
-                "batch_size": fast["batch_size"],
-                "fastest": fast["backend"],
-                "next": next_["backend"],
-                "ratio": ratio,
-                "lo": lo,
-                "hi": hi,
-                "beyond": beyond_noise(fast, next_),
-            }
-        )
+    columns = ["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond"]
+    timed = sums.dropna(subset=["epoch_s_median"]).sort_values("epoch_s_median", kind="stable")
+    if timed.empty:
+        return pd.DataFrame(columns=columns)
+    ranked = timed.groupby(_COLUMN_KEYS, dropna=False, sort=False).cumcount()
+    wanted = ["backend", "epoch_s_median", "epoch_s_lo", "epoch_s_hi"]
+    fast = timed.loc[ranked == 0, [*_COLUMN_KEYS, *wanted]]
+    nxt = timed.loc[ranked == 1, [*_COLUMN_KEYS, *wanted]]
+    both = fast.merge(nxt, on=_COLUMN_KEYS, suffixes=("", "_next"))
     return pd.DataFrame(
-        out, columns=["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond"]
+        {
+            "batch_size": both["batch_size"],
+            "fastest": both["backend"],
+            "next": both["backend_next"],
+            "ratio": both["epoch_s_median_next"] / both["epoch_s_median"],
+            "lo": both["epoch_s_lo_next"] / both["epoch_s_hi"],
+            "hi": both["epoch_s_hi_next"] / both["epoch_s_lo"],
+            "beyond": (both["epoch_s_lo_next"] > both["epoch_s_hi"]).fillna(False).astype(bool),
+        },
+        columns=columns,
     )
 
 
@@ -138,7 +142,8 @@ def _lead(here: pd.DataFrame) -> str:
         r = here.iloc[0]
         band = format_band(r["lo"], r["hi"])
         return f"{format_speedup(r['ratio'])} {against}, {band} with the noise"
-    return f"{format_band(here['ratio'].min(), here['ratio'].max())} {against}"
+    lo, hi = format_speedup(here["ratio"].min()), format_speedup(here["ratio"].max())
+    return f"{lo[:-1]}–{hi} {against}" if lo != hi else f"{hi} {against}"
 
 
 def _speed_line(sums: pd.DataFrame) -> str:
@@ -188,15 +193,15 @@ def accuracy_splits(rows: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame(columns=columns)
     means = ok.groupby([*_COLUMN_KEYS, "backend"], dropna=False)["test_acc"].mean()
-    out = []
-    for key, column in means.groupby(level=list(range(len(_COLUMN_KEYS))), dropna=False):
-        if len(column) < 2:
-            continue
-        gap = column.max() - column.min()
-        if gap > ACCURACY_SPLIT:
-            low, high = column.idxmin()[-1], column.idxmax()[-1]
-            out.append([*key, (low, column.min()), (high, column.max()), gap])
-    return pd.DataFrame(out, columns=columns)
+    means = means.reset_index().sort_values("test_acc", kind="stable")
+    grouped = means.groupby(_COLUMN_KEYS, dropna=False, sort=False)
+    both = grouped.head(1).merge(grouped.tail(1), on=_COLUMN_KEYS, suffixes=("", "_high"))
+    both = both[(both["test_acc_high"] - both["test_acc"] > ACCURACY_SPLIT)]
+    out = both[_COLUMN_KEYS].copy()
+    out["low"] = list(zip(both["backend"], both["test_acc"]))
+    out["high"] = list(zip(both["backend_high"], both["test_acc_high"]))
+    out["gap"] = both["test_acc_high"] - both["test_acc"]
+    return out.reset_index(drop=True)[columns]
 
 
 def parity_sentence(env: dict) -> str:
@@ -238,28 +243,71 @@ def _within_repeats(split, sums: pd.DataFrame) -> bool:
     return bool(hi_min <= lo_max)
 
 
+def _where(split, keys: list[str]) -> str:
+    """`batch 1 with loss mse`: a cell column named by its batch size and varying keys."""
+    text = f"batch {format_value('batch_size', split['batch_size'])}"
+    if keys:
+        text += " with " + ", ".join(f"{label(k)} {format_value(k, split[k])}" for k in keys)
+    return text
+
+
+_NAMING_ORDER = (
+    "loss",
+    "optimizer",
+    "hidden",
+    "activation",
+    "lr",
+    "epochs",
+    "dtype",
+    "threads",
+    "device",
+    "part",
+)
+
+
+def _naming_keys(sums: pd.DataFrame) -> list[str]:
+    """The fewest keys (in a reader's order: loss first, the part last) that tell the
+    configurations of `sums` apart; keys that follow from others (a part's own loss and
+    learning rate) are left out."""
+    others = [k for k in _COLUMN_KEYS if k not in ("dataset", "batch_size")]
+    order = [k for k in _NAMING_ORDER if k in others] + [
+        k for k in others if k not in _NAMING_ORDER
+    ]
+    chosen: list[str] = []
+    count = 1
+    for k in order:
+        n = len(sums[[*chosen, k]].drop_duplicates())
+        if n > count:
+            chosen.append(k)
+            count = n
+    return chosen
+
+
 def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
     have = sums.dropna(subset=["test_acc_mean"])
     compared = have.groupby(_COLUMN_KEYS, dropna=False)["backend"].nunique()
     failed = _failures(rows)
-    if not (compared > 1).any():
+    n_compared = int((compared > 1).sum())
+    if not n_compared:
         return failed + "." if failed else ""
     splits = accuracy_splits(rows)
+    keys = _naming_keys(have)
     if splits.empty:
         text = f"backends agree within {ACCURACY_SPLIT:g} in every cell"
     else:
-        sizes = distinct(splits["batch_size"])
-        agree = [b for b in distinct(have["batch_size"]) if b not in sizes]
-        text = f"backends part at {_batches(sizes)}"
-        if len(splits) == 1:
-            r = splits.iloc[0]
-            text += f" ({r['low'][0]} {r['low'][1]:.3f}, {r['high'][0]} {r['high'][1]:.3f})"
-        else:
-            text += f" (up to {splits['gap'].max():.3f} apart)"
-        if agree:
-            text += f" and agree within {ACCURACY_SPLIT:g} at {_batches(agree)}"
+        shown = [
+            f"{_where(r, keys)} ({r['low'][0]} {r['low'][1]:.3f}, "
+            f"{r['high'][0]} {r['high'][1]:.3f})"
+            for _, r in splits.head(3).iterrows()
+        ]
+        text = "backends part at " + "; ".join(shown)
+        if len(splits) > 3:
+            text += f" and {len(splits) - 3} more cells (up to {splits['gap'].max():.3f} apart)"
+        if n_compared > len(splits):
+            others = plural(n_compared - len(splits), "other cell")
+            text += f", and agree within {ACCURACY_SPLIT:g} in the {others}"
         if all(_within_repeats(r, sums) for _, r in splits.iterrows()):
-            text += ", within the spread between repeats"
+            text += "; within the spread between repeats"
         else:
             text += (
                 f" — same start, same updates ({parity_sentence(env)}), but rounding grows over "

@@ -215,14 +215,19 @@ def test_scaling_slopes_recovered():
     assert (fits["r2"] > 0.999).all()
 
 
-def test_scaling_needs_one_varying_axis_and_three_points():
+def test_scaling_needs_one_varying_axis_and_four_points():
+    assert scaling.MIN_POINTS == 4
     results = _scaling_results({"numpy-vec": 1.0})
     two_axes = results.copy()
     in_batch = two_axes["part"] == "batch"
     two_axes.loc[in_batch, "lr"] = np.linspace(0.01, 0.1, in_batch.sum())
     assert set(scaling.fit_slopes(two_axes)["part"]) == {"width", "samples"}
-    few = results[~((results["part"] == "samples") & (results["n_train"] > 2000))]
-    assert "samples" not in set(scaling.fit_slopes(few)["part"])
+    samples = results["part"] == "samples"
+    assert sorted(results.loc[samples, "n_train"]) == [1000, 2000, 4000, 8000]
+    assert "samples" in set(scaling.fit_slopes(results)["part"])  # four points: a slope
+    three = results[~(samples & (results["n_train"] == 8000))]
+    assert sorted(three.loc[three["part"] == "samples", "n_train"]) == [1000, 2000, 4000]
+    assert "samples" not in set(scaling.fit_slopes(three)["part"])  # three: none
     deep = results.copy()
     in_width = deep["part"] == "width"
     deep.loc[in_width, "hidden"] = deep.loc[in_width, "hidden"] + "x16"

@@ -3,6 +3,7 @@ the Markdown a person reads, and the PNGs."""
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -471,7 +472,21 @@ def test_safe_names_and_colours():
     assert plots.safe_name(SYNTH) == "synthetic-n-1000-d-20-k-3"
     assert plots.safe_name("a b/c:d") == "a-b-c-d"
     assert plots.backend_color("torch") == plots.BACKEND_COLORS["torch"]
-    assert plots.backend_color("jax") == plots.backend_color("jax")
+    known = set(plots.BACKEND_COLORS.values())
+    assert len(known) == len(plots.BACKEND_COLORS)  # the known backends never share a colour
+    others = ["jax", "sklearn", "keras-jax", "mymodule:MyMLP"]
+    for name in others:  # any other backend: a colour of its own palette, never a known one's
+        assert plots.backend_color(name) in plots._OTHER_COLORS
+        assert plots.backend_color(name) not in known
+    # the same colour in every process (a name hash, not Python's salted hash())
+    code = f"from bench import plots; print(' '.join(map(plots.backend_color, {others!r})))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
+    assert out.stdout.split() == [plots.backend_color(n) for n in others], out.stderr
 
 
 def test_accuracy_split_between_backends_is_explained():
@@ -495,7 +510,7 @@ def test_accuracy_split_between_backends_is_explained():
     text = report.render_summary(split, pd.DataFrame(), ENV)
     line = next(ln for ln in text.splitlines() if "accuracy: backends part" in ln)
     assert "at batch 1 (numpy-vec 0.936, torch 0.969)" in line
-    assert "agree within 0.01 at batch 32" in line and "bench verify" in line
+    assert "agree within 0.01 in the 1 other cell" in line and "bench verify" in line
     assert "1e-7" not in text  # no fixed parity figure: verify was not run
     same = rows({("numpy-vec", 1): 0.936, ("torch", 1): 0.94})
     assert verdict.accuracy_splits(same).empty

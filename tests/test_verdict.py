@@ -1,0 +1,305 @@
+"""summary.md's generated verdict, its noise rules, the noise warning, and what the header says
+about resumes, interrupted runs, parity figures and pytest-benchmark conversions."""
+
+import json
+import re
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from test_report import ENV, _row
+
+from bench import pbench, report, tables, verdict
+
+
+def _results(cells, **fields):
+    """Rows from {(backend, batch): [(epoch_s, test_acc, epoch_s_min, epoch_s_max), ...]}."""
+    rows = []
+    for (backend, bs), repeats in cells.items():
+        for repeat, (epoch_s, acc, lo, hi) in enumerate(repeats):
+            row = _row("digits", backend, bs, repeat, (epoch_s, acc))
+            row.update(epoch_s_min=lo, epoch_s_max=hi, **fields)
+            rows.append(row)
+    return tables.typed(pd.DataFrame(rows).astype(str).replace({"None": "", "nan": ""}))
+
+
+def _verdict(text):
+    return text.split("## Verdict", 1)[1].split("\n## ", 1)[0].split("**How to read", 1)[0]
+
+
+def _cell(text, backend, column):
+    block = text.split("## digits · loss cce", 1)[1]
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == backend:
+            return cells[column]
+    raise AssertionError(backend)
+
+
+def test_a_clear_win_is_called_with_its_ratio_and_band():
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.020, 0.95, 0.019, 0.021)],
+            ("torch", 32): [(0.010, 0.95, 0.0095, 0.0105)],
+        }
+    )
+    text = report.render_summary(results, pd.DataFrame(), ENV)
+    assert text.index("## Verdict") < text.index("**How to read this.**")
+    assert text.index("## Verdict") < text.index("## digits · loss cce")
+    line = _verdict(text)
+    # 0.020 / 0.010 = 2.0; band 0.019 / 0.0105 .. 0.021 / 0.0095
+    assert "torch fastest at batch 32 (2.0× numpy-vec, 1.81–2.21× with the noise)" in line
+    assert "agree within 0.01 in every cell" in line
+    assert "Warm-up: the first epoch costs torch 5.0× (50 ms), numpy-vec 1.5× (30 ms)" in line
+    assert _cell(text, "torch", 1).startswith("0.950 · **10 ms** · 2.0×")
+    lines = [ln for ln in line.splitlines() if ln.startswith("- ")]
+    assert 3 <= len(lines) <= 6
+
+
+def test_a_ratio_within_the_noise_is_no_win():
+    # torch's median is lower, but the epochs of the two cells overlap: no bold, no "fastest"
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.020, 0.95, 0.015, 0.030)],
+            ("torch", 32): [(0.018, 0.95, 0.012, 0.025)],
+        }
+    )
+    text = report.render_summary(results, pd.DataFrame(), ENV)
+    line = _verdict(text)
+    assert "fastest" not in line and "faster" not in line
+    assert "at batch 32 no backend is ahead beyond the noise (torch 1.1× numpy-vec" in line
+    assert "**" not in _cell(text, "torch", 1)  # no bold time (accuracies tie: none bold)
+    assert _cell(text, "torch", 1).endswith("≈1.1×")
+
+
+def test_the_noise_band_uses_the_spread_and_repeats():
+    # with epoch_s_spread the band is the interquartile range, not the min-max of epochs
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.020, 0.95, 0.001, 0.2)],
+            ("torch", 32): [(0.010, 0.95, 0.001, 0.2)],
+        },
+        epoch_s_spread=0.1,
+    )
+    s = tables.summarize(results)
+    torch = s[s["backend"] == "torch"].iloc[0]
+    assert (torch["epoch_s_lo"], torch["epoch_s_hi"]) == pytest.approx((0.0095, 0.0105))
+    assert "torch fastest at batch 32" in _verdict(report.render_summary(results, None, ENV))
+    # repeats that spread wide overlap, whatever each one's own epochs say
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.020, 0.95, 0.0199, 0.0201), (0.011, 0.95, 0.0109, 0.0111)],
+            ("torch", 32): [(0.012, 0.95, 0.0119, 0.0121)],
+        }
+    )
+    assert "no backend is ahead beyond the noise" in _verdict(
+        report.render_summary(results, None, ENV)
+    )
+
+
+def test_accuracy_split_quotes_measured_parity_and_never_a_fixed_figure():
+    cells = {
+        ("numpy-vec", 1): [(0.02, 0.936, 0.019, 0.021)],
+        ("torch", 1): [(0.01, 0.969, 0.0095, 0.0105)],
+        ("numpy-vec", 32): [(0.002, 0.958, 0.0019, 0.0021)],
+        ("torch", 32): [(0.001, 0.958, 0.00095, 0.00105)],
+    }
+    results = _results(cells)
+    plain = _verdict(report.render_summary(results, None, ENV))
+    assert "backends part at batch 1 (numpy-vec 0.936, torch 0.969)" in plain
+    assert "agree within 0.01 in the 1 other cell" in plain
+    assert "`python -m bench verify` checks it" in plain and "1e-7" not in plain
+    measured = {
+        "ran_at": "2026-01-01T00:00:00+00:00",
+        "epochs": 3,
+        "cases": 12,
+        "tolerance": {"float32": 1e-4, "float64": 1e-9},
+        "worst": {"torch": {"float32": 3.2e-6, "float64": 1e-12}, "keras": {"float32": 4e-5}},
+        "passed": True,
+    }
+    text = report.render_summary(results, None, {**ENV, "verify": measured})
+    assert "`bench verify`: within 4e-05 after 3 epochs on this machine" in _verdict(text)
+    failed = report.render_summary(results, None, {**ENV, "verify": {**measured, "passed": False}})
+    assert "beyond its tolerance" in _verdict(failed)
+
+
+def test_accuracy_split_within_the_repeats_spread_says_so():
+    results = _results(
+        {
+            ("numpy-vec", 1): [(0.02, 0.93, 0.019, 0.021), (0.02, 0.97, 0.019, 0.021)],
+            ("torch", 1): [(0.01, 0.96, 0.0095, 0.0105), (0.01, 0.98, 0.0095, 0.0105)],
+        }
+    )
+    line = _verdict(report.render_summary(results, None, ENV))
+    assert "within the spread between repeats" in line and "rounding" not in line
+
+
+def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)],
+            ("torch", 32): [(0.01, 0.95, 0.0095, 0.0105)],
+        }
+    )
+    seen = {}
+
+    def unreliable(env, rows):
+        seen["rows"] = len(rows)
+        return SimpleNamespace(
+            reliable=False,
+            reasons=["the machine was busy: load average 3.1 on 2 cores at the start"],
+            advice="Use --threads 1; add --repeats 3.",
+            noisy_cells=set(),
+        )
+
+    monkeypatch.setattr(verdict, "assess", unreliable)
+    text = report.render_summary(results, None, ENV)
+    first = _verdict(text).strip().splitlines()[0]
+    assert first == (
+        "- **These figures are unreliable**: the machine was busy: load average 3.1 on 2 "
+        "cores at the start. Use --threads 1; add --repeats 3."
+    )
+    assert seen["rows"] == 2
+    quiet = SimpleNamespace(reliable=True, reasons=[], advice="", noisy_cells=set())
+    monkeypatch.setattr(verdict, "assess", lambda env, rows: quiet)
+    assert "unreliable" not in report.render_summary(results, None, ENV)
+
+
+def test_noisy_cells_are_marked_and_the_real_assessment_speaks():
+    noise = pytest.importorskip("bench.noise")
+    results = _results(
+        {("numpy-vec", 32): [(0.02, 0.95, 0.01, 0.04)], ("torch", 32): [(0.01, 0.95, 0.009, 0.011)]}
+    )
+    results["noisy"] = pd.array([True, False], dtype="boolean")
+    results["epoch_s_spread"] = [0.5, 0.02]
+    assert noise.assess(ENV, results).reliable is False
+    text = report.render_summary(results, None, ENV)
+    assert "**These figures are unreliable**" in _verdict(text)
+    assert "1 of 2 cells are noisy" in _verdict(text)
+    assert _cell(text, "numpy-vec", 1).startswith("0.950 · 20 ms† · 1.0×")
+    assert "†: a noisy cell" in text
+    results["noisy"] = pd.array([False, False], dtype="boolean")
+    assert "unreliable" not in report.render_summary(results, None, ENV)
+
+
+def test_interrupted_run_counts_the_cells_that_did_not_run():
+    results = _results({("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)]})
+    env = {**ENV, "status": "interrupted", "cells": 6}
+    text = report.render_summary(results, None, env)
+    assert "5 of 6 cells (cells × repeats) did not run" in text.split("## Verdict")[0]
+    failed = text.split("## Failed cells", 1)[1]
+    assert "All 1 cells finished ok" not in text
+    assert "5 of 6 cells (cells × repeats) did not run" in failed
+
+
+def test_resumed_run_shows_the_original_command_and_each_resume():
+    results = _results(
+        {
+            ("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)],
+            ("torch", 32): [(0.01, 0.95, 0.009, 0.011)],
+        }
+    )
+    results["session"] = pd.array([0, 1], dtype="Int64")
+    env = {
+        **ENV,
+        "command": "python -m bench run --backends numpy-vec,torch",
+        "sessions": [
+            {
+                "index": 0,
+                "command": "python -m bench run --backends numpy-vec,torch",
+                "started_at": "2025-01-05T14:00:00+00:00",
+                "matmul": {"1": {"float32": {"median": 100.0, "spread": 0.01}}},
+            },
+            {
+                "index": 1,
+                "command": "python -m bench run --resume results/r1",
+                "started_at": "2025-01-05T15:00:00+00:00",
+                "matmul": {"1": {"float32": {"median": 80.0, "spread": 0.01}}},
+            },
+        ],
+    }
+    text = report.render_summary(results, None, env)
+    head = text.split("## Verdict")[0]
+    compute = text.split("## Compute", 1)[1].split("\n## ", 1)[0]
+    assert "(session 0: 100 GFLOP/s float32; session 1: 80 GFLOP/s float32)" in compute
+    assert "the peak of the session (start or resume) it ran in" in compute
+    assert "Command: `python -m bench run --backends numpy-vec,torch`, resumed 1 time:" in head
+    assert "- `python -m bench run --resume results/r1` at 2025-01-05 15:00 UTC (1 row)" in head
+    assert "session 0: 100 GFLOP/s float32; session 1: 80 GFLOP/s float32" in head
+
+
+def test_a_name_with_a_newline_keeps_the_heading_on_one_line():
+    results = _results({("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)]})
+    text = report.render_summary(results, None, {**ENV, "name": "two\nlines | here"})
+    assert text.splitlines()[0] == "# mlp-bench: two lines | here (`r1`)"
+
+
+def _pbench_json(tmp_path, command=None):
+    from test_pbench_scaling import _benchmark
+
+    data = {
+        "benchmarks": [
+            _benchmark("train", "numpy-vec", 32, 0.010),
+            _benchmark("train", "torch", 32, 0.0735),
+        ]
+    }
+    for bench in data["benchmarks"]:
+        bench["stats"]["iqr"] = bench["stats"]["median"] * 0.05
+    if command:
+        data["command"] = command
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_pytest_benchmark_summary_says_what_its_cells_hold(tmp_path):
+    path = _pbench_json(tmp_path)
+    summary = pbench.convert(path, tmp_path / "out")[-1].read_text()
+    assert "A cell is `time per epoch · ×`" in summary
+    assert (
+        _cell(summary.replace("## digits-64-100-10 · loss cce", "## digits · loss cce"), "torch", 1)
+        == "73.5 ms · 0.14×"
+    )
+    assert "—" not in _cell(
+        summary.replace("## digits-64-100-10 · loss cce", "## digits · loss cce"), "numpy-vec", 1
+    )
+    assert "its JSON does not record the command line" in summary
+    assert f"converted with: `python -m bench report --pytest-benchmark {path} --out" in summary
+    assert "pytest tests/benchmarks --benchmark-only`" not in summary  # never a made-up one
+    recorded = "pytest tests/benchmarks -k digits --benchmark-only --benchmark-json bench.json"
+    summary = pbench.convert(_pbench_json(tmp_path, recorded), tmp_path / "o2")[-1].read_text()
+    assert f"Measured with: `{recorded}`" in summary
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"benchmarks": {"a": 1}}', "'benchmarks' is a dict, not a list"),
+        ('{"benchmarks": [3]}', "benchmark 0 is a int, not an object"),
+        (
+            '{"benchmarks": [{"name": "t", "extra_info": [], "stats": {}}]}',
+            "benchmark 0 (t): 'extra_info' is a list",
+        ),
+        (
+            '{"benchmarks": [{"extra_info": {"backend": "torch", "model": "m", "batch_size": "x"},'
+            ' "stats": {"median": 1}}]}',
+            "extra_info.batch_size missing or of the wrong type",
+        ),
+        (
+            '{"benchmarks": [{"extra_info": {"backend": "torch", "model": "m", "batch_size": 2},'
+            ' "stats": {"median": "fast"}}]}',
+            "stats.median missing or of the wrong type",
+        ),
+        ("[1, 2]", "no 'benchmarks' list"),
+    ],
+)
+def test_pytest_benchmark_json_of_the_wrong_shape(tmp_path, content, message):
+    path = tmp_path / "b.json"
+    path.write_text(content)
+    with pytest.raises(pbench.UsageError, match=re.escape(message)):
+        pbench.convert(path, tmp_path / "out")
+
+
+def test_pytest_benchmark_given_a_folder(tmp_path):
+    with pytest.raises(pbench.UsageError, match="is a folder, not a pytest-benchmark JSON file"):
+        pbench.convert(tmp_path, tmp_path / "out")
