@@ -45,9 +45,10 @@ class _Interrupts:
 
     def __init__(self):
         self.raised = False
+        self.holding = False  # closing the run folder: an interrupt now waits for it
 
     def _handle(self, signum, frame):
-        if self.raised:
+        if self.raised or self.holding:
             print("still stopping: saving the run folder", file=sys.stderr, flush=True)
             return
         self.raised = True
@@ -343,7 +344,9 @@ def execute(
         except Interrupted as exc:
             _say_interrupted(run, exc)
         finally:
+            interrupts.holding = True
             _close(run)
+            interrupts.holding = False
         _report(run, interrupts)
     _account(run, watch.elapsed())
     _say_noise(run)

@@ -134,6 +134,10 @@ class Session:
                     "matmul": {},
                 }
             )
+        for earlier in sessions:  # we hold the folder's lock: no earlier one still runs
+            if earlier.get("status") == "running":
+                earlier["status"] = "interrupted"
+                earlier["note"] = "ended without closing env.json (killed?)"
         self.index = len(sessions)
         self._start = envinfo.load_snapshot()
         self._watch = measure.Stopwatch()

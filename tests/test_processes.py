@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ SMALL = ["--datasets", "digits", "--losses", "cce", "--threads", "1", "--quiet"]
 
 
 def _env(**extra):
-    env = {**os.environ, **extra}
+    env = {**os.environ, "MLP_BENCH_NO_PLOTS": "1", **extra}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
@@ -107,8 +108,8 @@ threads = [1]
 losses = ["cce"]
 backends = ["numpy-loop"]
 batch_sizes = [1]
-epochs = [3]
-hidden = [2000]
+epochs = [2]
+hidden = ["3000x3000"]
 """
 
 
@@ -116,7 +117,7 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
     """Before: a SIGKILLed `bench run` left its worker training for as long as the epoch
     took (40+ s), and $TMPDIR/mlp-bench-data-* behind."""
     config = tmp_path / "long.toml"
-    config.write_text(LONG)  # one epoch of per-sample steps on 1437 x 2000 hidden: many s
+    config.write_text(LONG)  # 1437 per-sample steps through 3000x3000: seconds per epoch
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     out = tmp_path / "out"
@@ -138,6 +139,8 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
             time.sleep(0.1)
         time.sleep(1.0)  # inside the first long epoch
         assert _alive(worker)
+        run_dir = next(out.glob("*-long"))
+        assert _rows(run_dir) == []  # still inside the cell
         proc.kill()
         proc.wait(10)
         killed = time.monotonic()
@@ -149,9 +152,38 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
         proc.kill()
     assert list(tmpdir.iterdir()) == []  # the prepared data lived in the run folder
     # the folder is resumable: env.json was written before anything else
-    run_dir = next(out.glob("*-long"))
     env = _env_json(run_dir)
     assert env["status"] == "running" and env["sessions"][0]["pid"] == proc.pid
+
+
+def test_the_watchdog_ends_a_worker_without_the_parent_death_signal(tmp_path):
+    """Where Linux's parent-death signal is not available, the watchdog thread notices,
+    even while the worker's main thread is busy computing."""
+    child = (
+        "import os, sys; sys.platform = 'other'; from bench.worker import _die_with_parent; "
+        "_die_with_parent(os.getppid()); print('ready', flush=True)\n"
+        "while True: sum(range(1000))"
+    )
+    parent = (
+        "import subprocess, sys, time; "
+        f"c = subprocess.Popen([sys.executable, '-c', {child!r}], "
+        "stdout=subprocess.PIPE, text=True); "
+        "c.stdout.readline(); print(c.pid, flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=_env()
+    )
+    try:
+        worker = int(proc.stdout.readline())
+        assert _alive(worker)
+        proc.kill()
+        proc.wait(10)
+        killed = time.monotonic()
+        while _alive(worker) and time.monotonic() - killed < 5:
+            time.sleep(0.02)
+        assert not _alive(worker) and time.monotonic() - killed < 1.5
+    finally:
+        proc.kill()
 
 
 def test_a_kill_while_preparing_data_leaves_a_resumable_folder(tmp_path):
@@ -179,6 +211,9 @@ main(["run", "--backends", "numpy-vec", "--epochs", "1", "--batch-sizes", "256",
     assert done.returncode == 0, done.stderr
     assert [r["status"] for r in _rows(run_dir)] == ["ok"]
     assert not (run_dir / ".data-tmp").exists()
+    first, second = _env_json(run_dir)["sessions"]
+    assert first["status"] == "interrupted" and "killed" in first["note"]
+    assert second["status"] == "complete" and "--resume" in second["command"]
 
 
 # -- interrupted and resumed runs ----------------------------------------------------------
@@ -243,8 +278,11 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
     assert "--resume" in env["sessions"][1]["command"]
     assert env["sessions"][0]["matmul"]["1"]["float32"] == first_probe  # kept, not replaced
     assert env["matmul_gflops"]["float32"] == first_probe["median"]
+    assert env["sessions"][1]["matmul"]["1"]["float32"]["reps"] != first_probe["reps"]
     rows = _rows(run_dir)
     assert len(rows) == 12
+    assert {r["host"] for r in rows} == {socket.gethostname()}
+    assert all(float(r["peak_host_mb"]) > 10 for r in rows)  # NumPy alone is more
     assert {r["session"] for r in rows} == {"0", "1"}
     # each row's roofline uses its own session's probe
     for r in rows:
@@ -304,7 +342,7 @@ def test_an_unavailable_device_is_a_usage_error_before_anything_runs(tmp_path):
     session.check_devices(cpu_cells, probe=lambda: pytest.fail("no torch cell: no probe"))
 
 
-def test_device_cuda_on_this_machine(tmp_path):
+def test_device_cuda_without_cuda_is_a_usage_error(tmp_path):
     pytest.importorskip("torch")
     import torch
 
@@ -316,69 +354,37 @@ def test_device_cuda_on_this_machine(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 2 and done.stderr.startswith("error: --device cuda")
     assert "Traceback" not in done.stderr and not out.exists()
-    # numpy rows record where they ran
-    cmd, kw = _bench("run", *args, "--backends", "numpy-vec", "--device", "cuda")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-    assert done.returncode == 0, done.stderr
-    assert [r["device"] for r in _rows(done.stdout.strip().splitlines()[-1])] == ["cpu"]
 
 
-def test_threads_beyond_the_cores_are_warned_and_recorded(tmp_path):
-    """Before: --threads 999 ran 64 threads, 30x slower, without a word."""
+def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
+    """More threads than cores: before, --threads 999 ran 64 threads, 30x slower, without a
+    word. An unwritable HOME: before, matplotlib warned that its config folder was not
+    writable (and Keras wrote /tmp/.keras). --device cuda with NumPy backends only: before,
+    the rows said device cuda."""
     from bench import envinfo
 
     too_many = envinfo.cores() + 1
-    out = tmp_path / "out"
-    args = ["--datasets", "digits", "--losses", "cce", "--backends", "numpy-vec"]
-    cmd, kw = _bench(
-        "run",
-        *args,
-        "--epochs",
-        "1",
-        "--batch-sizes",
-        "256",
-        "--threads",
-        str(too_many),
-        "--out",
-        str(out),
-    )
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-    assert done.returncode == 0, done.stderr
-    assert f"warning: --threads {too_many} is more than the {envinfo.cores()} cores" in done.stderr
-    env = _env_json(done.stdout.strip().splitlines()[-1])
-    assert f"--threads {too_many}" in env["sessions"][0]["warnings"][0]
-
-
-def test_nothing_is_written_outside_out_and_the_cache_with_an_unwritable_home(tmp_path):
-    """Before: matplotlib warned that its config folder was unwritable (and Keras wrote
-    /tmp/.keras): both now use folders the run owns."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     out = tmp_path / "out"
-    env = {"HOME": str(blocker / "home"), "TMPDIR": str(tmpdir), "XDG_CACHE_HOME": ""}
-    for key in ("MPLCONFIGDIR", "KERAS_HOME", "XDG_CONFIG_HOME"):
+    env = {"HOME": str(blocker / "home"), "TMPDIR": str(tmpdir), "MLP_BENCH_NO_PLOTS": ""}
+    for key in ("XDG_CACHE_HOME", "MPLCONFIGDIR", "KERAS_HOME", "XDG_CONFIG_HOME"):
         env[key] = ""
-    cmd, kw = _bench(
-        "run",
-        *SMALL,
-        "--backends",
-        "numpy-vec",
-        "--epochs",
-        "1",
-        "--batch-sizes",
-        "256",
-        "--out",
-        str(out),
-        **env,
-    )
+    args = ["--datasets", "digits", "--losses", "cce", "--backends", "numpy-vec"]
+    args += ["--epochs", "1", "--batch-sizes", "256", "--threads", str(too_many)]
+    cmd, kw = _bench("run", *args, "--device", "cuda", "--out", str(out), **env)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 0, done.stderr
+    assert f"warning: --threads {too_many} is more than the {envinfo.cores()} cores" in done.stderr
     assert "Matplotlib" not in done.stderr and "writable" not in done.stderr
     assert list(tmpdir.iterdir()) == []
-    (run_dir,) = out.iterdir()
-    assert (run_dir / ".cache" / "matplotlib").is_dir()
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert (run_dir / ".cache" / "matplotlib").is_dir() and list((run_dir / "plots").iterdir())
+    env = _env_json(run_dir)
+    assert f"--threads {too_many}" in env["sessions"][0]["warnings"][0]
+    assert [r["device"] for r in _rows(run_dir)] == ["cpu"]
 
 
 def test_tool_homes_are_set_for_the_run_and_restored(tmp_path, monkeypatch):
