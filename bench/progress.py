@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import sys
 
+from .schema import AXES, SETTINGS
+
 
 class Progress:
     """Progress over cells: tqdm bars on a terminal (cells, and the current cell's epochs),
@@ -118,3 +120,31 @@ def describe_accounting(acc: dict) -> str:
         f"{share(acc['data_s'])}, matmul probe {share(acc['matmul_probe_s'])}, report "
         f"{share(acc['report_s'])})"
     )
+
+
+_LABEL_ALWAYS = ("dataset", "backend", "batch_size")
+_LABEL_BARE = ("dataset", "backend", "loss", "optimizer", "activation", "dtype", "device")
+
+
+def cell_labels(cells) -> dict:
+    """A progress label per cell naming every axis and setting that varies in the sweep
+    (dataset, backend and batch size always), so no two different cells read alike."""
+    rows = {cell: cell.row() for cell in cells}
+    names = [n for n in ("part", *AXES, *SETTINGS, "repeat") if n in next(iter(rows.values()), {})]
+    shown = [n for n in names if n in _LABEL_ALWAYS or len({str(r[n]) for r in rows.values()}) > 1]
+
+    def label(row):
+        bits = []
+        for name in shown:
+            value = row[name]
+            if name == "batch_size":
+                bits.append(f"b{value}")
+            elif name == "repeat":
+                bits.append(f"r{value}")
+            elif name in _LABEL_BARE:
+                bits.append(str(value))
+            else:
+                bits.append(f"{name} {value}")
+        return " · ".join(bits)
+
+    return {cell: label(row) for cell, row in rows.items()}

@@ -23,8 +23,8 @@ from impls.registry import file_safe  # a backend name in a file name
 
 from . import envinfo, measure, noise, session
 from .errors import BenchError, UsageError
-from .progress import Progress, describe_accounting, time_accounting
-from .schema import AXES, SETTINGS
+from .progress import Progress, cell_labels, describe_accounting, time_accounting
+from .schema import AXES
 from .session import Session
 from .store import RunStore
 from .sweep import FULL_BATCH, Cell, Sweep, build_sweep, expand, hidden_text
@@ -45,14 +45,33 @@ class _Interrupts:
 
     def __init__(self):
         self.raised = False
-        self.holding = False  # closing the run folder: an interrupt now waits for it
+        self.holding = False  # writing a cell or closing the folder: an interrupt waits
+        self.pending = None
 
     def _handle(self, signum, frame):
-        if self.raised or self.holding:
+        if self.raised:
             print("still stopping: saving the run folder", file=sys.stderr, flush=True)
-            return
-        self.raised = True
-        raise Interrupted(signal.Signals(signum).name)
+        elif self.holding:
+            self.pending = signal.Signals(signum).name
+        else:
+            self.raised = True
+            raise Interrupted(signal.Signals(signum).name)
+
+    @contextlib.contextmanager
+    def hold(self, closing: bool = False):
+        """Interrupts wait until the block is done: then they are raised, or, while the run
+        folder is being closed (`closing`), only said."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            pending, self.pending = self.pending, None
+            if pending and closing:
+                print("still stopping: saving the run folder", file=sys.stderr, flush=True)
+            elif pending and not self.raised:
+                self.raised = True
+                raise Interrupted(pending)
 
     @contextlib.contextmanager
     def active(self):
@@ -71,34 +90,6 @@ class _Interrupts:
 
 def _data_key(cell: Cell) -> tuple:
     return (cell.dataset, cell.preprocess, cell.split_seed, cell.test_size, cell.dtype)
-
-
-_LABEL_ALWAYS = ("dataset", "backend", "batch_size")
-_LABEL_BARE = ("dataset", "backend", "loss", "optimizer", "activation", "dtype", "device")
-
-
-def cell_labels(cells) -> dict[Cell, str]:
-    """A progress label per cell naming every axis and setting that varies in the sweep
-    (dataset, backend and batch size always), so no two different cells read alike."""
-    rows = {cell: cell.row() for cell in cells}
-    names = [n for n in ("part", *AXES, *SETTINGS, "repeat") if n in next(iter(rows.values()), {})]
-    shown = [n for n in names if n in _LABEL_ALWAYS or len({str(r[n]) for r in rows.values()}) > 1]
-
-    def label(row):
-        bits = []
-        for name in shown:
-            value = row[name]
-            if name == "batch_size":
-                bits.append(f"b{value}")
-            elif name == "repeat":
-                bits.append(f"r{value}")
-            elif name in _LABEL_BARE:
-                bits.append(str(value))
-            else:
-                bits.append(f"{name} {value}")
-        return " · ".join(bits)
-
-    return {cell: label(row) for cell, row in rows.items()}
 
 
 def prepare_data(cells, data_dir, folder: Path, note) -> dict[tuple, DataRef]:
@@ -157,8 +148,12 @@ def resolve_batches(cells, refs, note) -> list[Cell]:
 class Runner:
     """Runs cells in worker processes and records them in a RunStore."""
 
-    def __init__(self, store: RunStore, sweep: Sweep, refs, progress: Progress, session):
+    def __init__(
+        self, store: RunStore, sweep: Sweep, refs, progress: Progress, session, guard=None
+    ):
         self.store = store
+        self.guard = guard or contextlib.nullcontext  # around writing a finished cell
+        self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this one
         self.sweep = sweep
         self.refs = refs
         self.progress = progress
@@ -273,7 +268,9 @@ class Runner:
         row.setdefault("status", "ok")
         row["finished_at"] = measure.now_iso()
         keys = {k: row[k] for k in ("run_id", "cell_id", "part", *AXES, "repeat")}
-        self.store.append_cell(row, [{**keys, **c} for c in curves])
+        with self.guard():  # the row on disk and its count here agree, even on Ctrl-C
+            self.store.append_cell(row, [{**keys, **c} for c in curves])
+            self.finished.add((row["cell_id"], row["repeat"]))
         return row
 
     def close(self) -> None:
@@ -314,8 +311,13 @@ class _Run:
         return self.store.path / TMP_DATA
 
     @property
+    def saved(self) -> int:
+        """Cells this session wrote to the run folder."""
+        return len(self.runner.finished) if self.runner else 0
+
+    @property
     def not_run(self) -> int:
-        done = self.finished | {(r["cell_id"], r["repeat"]) for r in self.rows}
+        done = self.finished | (self.runner.finished if self.runner else set())
         return sum((c.cell_id, c.repeat) not in done for c in self.cells)
 
 
@@ -337,16 +339,15 @@ def execute(
     interrupts = _Interrupts()
     with interrupts.active(), session.tool_homes(run.store.path):
         try:
-            _prepare(run)
+            _prepare(run, guard=interrupts.hold)
             _probe(run)
             _run_cells(run, progress)
             run.status = "complete"
         except Interrupted as exc:
             _say_interrupted(run, exc)
         finally:
-            interrupts.holding = True
-            _close(run)
-            interrupts.holding = False
+            with interrupts.hold(closing=True):
+                _close(run)
         _report(run, interrupts)
     _account(run, watch.elapsed())
     _say_noise(run)
@@ -379,7 +380,7 @@ def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:
     return _Run(sweep, cells, store, env, this, finished, note, fresh=resume is None)
 
 
-def _prepare(run: _Run) -> None:
+def _prepare(run: _Run, guard=None) -> None:
     """Load the datasets into the run folder's temporary data folder (swept first: a run
     killed before may have left one) and decide which cells are still to run."""
     shutil.rmtree(run.data_folder, ignore_errors=True)
@@ -393,7 +394,7 @@ def _prepare(run: _Run) -> None:
             f"resuming {run.store.path}: {len(run.cells) - len(run.todo)} of {len(run.cells)} "
             f"cells already finished, {len(run.todo)} to run"
         )
-    run.runner = Runner(run.store, run.sweep, refs, None, run.session)
+    run.runner = Runner(run.store, run.sweep, refs, None, run.session, guard)
 
 
 def _probe(run: _Run) -> None:
@@ -431,7 +432,7 @@ def _say_interrupted(run: _Run, exc: Interrupted) -> None:
         raise KeyboardInterrupt from None  # before the sweep started: nothing to resume
     # said even with --quiet: the user needs the folder to resume
     print(
-        f"\ninterrupted ({exc}): {len(run.rows)} cells of this session are saved, "
+        f"\ninterrupted ({exc}): {run.saved} cells of this session are saved, "
         f"{run.not_run} of {len(run.cells)} cells did not run; "
         f"finish with: python -m bench run --resume {run.store.path}",
         file=sys.stderr,
@@ -447,7 +448,7 @@ def _close(run: _Run) -> None:
         shutil.rmtree(run.data_folder, ignore_errors=True)
         if run.runner is None and run.fresh:
             return
-        run.session.finish(run.status, len(run.rows), run.not_run)
+        run.session.finish(run.status, run.saved, run.not_run)
         env = run.store.read_env()
         env["sessions"][run.session.index] = run.session.entry
         run.store.update_env(
