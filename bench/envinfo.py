@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "tensorflow", "keras", "jax")
+PACKAGES = (
+    *("numpy", "scipy", "pandas", "scikit-learn", "torch", "tensorflow", "keras"),
+    *("jax", "jaxlib", "optax"),
+)
 
 
 def _version(dist: str) -> str | None:

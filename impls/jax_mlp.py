@@ -19,6 +19,8 @@ weights: the coupled L2 term λW, biases excluded.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 
 jax.config.update("jax_enable_x64", True)  # before any array exists; dtypes are explicit below
@@ -55,7 +57,7 @@ def _mse(logits, y, output):
 LOSSES = {"cce": _cce, "bce": _bce, "mse": _mse}
 
 
-def make_optimizer(spec, params):
+def make_optimizer(spec):
     """optax's optimiser for spec, with coupled weight decay on the weights only."""
     if spec.optimizer == "sgd":
         opt = optax.sgd(spec.lr, momentum=spec.momentum or None)
@@ -63,8 +65,38 @@ def make_optimizer(spec, params):
         opt = optax.adam(spec.lr, b1=spec.betas[0], b2=spec.betas[1], eps=spec.eps)
     if not spec.weight_decay:
         return opt
-    mask = [{"W": True, "b": False} for _ in params]
+    mask = [{"W": True, "b": False} for _ in range(spec.n_layers)]
     return optax.chain(optax.add_decayed_weights(spec.weight_decay, mask=mask), opt)
+
+
+@functools.lru_cache(maxsize=32)
+def compiled(spec):
+    """(optax optimiser, jitted step, jitted epoch, jitted predict) for spec.
+
+    Pure functions of (params, optimiser state, data), so models of one spec share them and
+    JAX's compilation cache: a second model of the same spec (a repeat) compiles nothing.
+    """
+    activation = ACTIVATIONS[spec.activation]
+    output = OUTPUTS[spec.output]
+    loss_of = LOSSES[spec.loss]
+    tx = make_optimizer(spec)
+
+    def data_loss(params, x, y):
+        return loss_of(forward(params, x, activation), y, output)
+
+    def step(state, batch):
+        params, opt_state = state
+        loss, grads = jax.value_and_grad(data_loss)(params, *batch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch(params, opt_state, xs, ys):
+        return jax.lax.scan(step, (params, opt_state), (xs, ys))
+
+    def predict(params, x):
+        return output(forward(params, x, activation))
+
+    return tx, jax.jit(step), jax.jit(epoch), jax.jit(predict)
 
 
 class JaxMLP(MLPModel):
@@ -78,30 +110,9 @@ class JaxMLP(MLPModel):
             raise ValueError(f"device {spec.device!r} was asked for but JAX sees no GPU")
         self.device = jax.devices("cpu" if spec.device == "cpu" else "gpu")[0]
         self.dtype = jnp.dtype(spec.dtype)
-        activation = ACTIVATIONS[spec.activation]
-        output = OUTPUTS[spec.output]
-        loss_of = LOSSES[spec.loss]
-
-        def data_loss(params, x, y):
-            return loss_of(forward(params, x, activation), y, output)
-
         self.params = self._to_device(check_params(spec, params))
-        self.tx = make_optimizer(spec, self.params)
+        self.tx, self._step, self._epoch, self._predict_fn = compiled(spec)
         self.opt_state = self.tx.init(self.params)
-        tx = self.tx
-
-        def step(state, batch):
-            params, opt_state = state
-            loss, grads = jax.value_and_grad(data_loss)(params, *batch)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        def epoch(params, opt_state, xs, ys):
-            return jax.lax.scan(step, (params, opt_state), (xs, ys))
-
-        self._step = jax.jit(step)
-        self._epoch = jax.jit(epoch)
-        self._predict_fn = jax.jit(lambda params, x: output(forward(params, x, activation)))
 
     def _to_device(self, pairs):
         return [
@@ -125,7 +136,7 @@ class JaxMLP(MLPModel):
             xs = X[:cut].reshape(full, bs, X.shape[1])
             ys = Y[:cut].reshape(full, bs, Y.shape[1])
             (params, opt_state), losses = self._epoch(params, opt_state, xs, ys)
-            total += float(jnp.sum(losses)) * bs
+            total += float(np.sum(np.asarray(losses), dtype=np.float64)) * bs
         if cut < n:
             (params, opt_state), loss = self._step((params, opt_state), (X[cut:], Y[cut:]))
             total += float(loss) * (n - cut)

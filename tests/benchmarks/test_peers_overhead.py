@@ -26,7 +26,7 @@ from impls import init_params
 from .conftest import run_benchmark
 from .test_framework_overhead import EPOCHS, LR, _mlp_bench, _spec, interleaved_ratio
 
-CASES = [("digits-64-100-10", 32), ("digits-64-100-10", 256), ("mnist-784-256-128-10", 256)]
+CASES = [("digits-64-100-10", 32), ("mnist-784-256-128-10", 256)]
 
 
 def _jax_parts(spec, params, X, Y):
