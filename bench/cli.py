@@ -110,6 +110,14 @@ def _add_run(sub):
     for key, flag in SCALAR_FLAGS.items():
         spec = PART_KEYS.get(key) or RUN_KEYS[key]
         settings.add_argument(flag, dest=key, metavar="VALUE", help=spec.help)
+    where = p.add_argument_group("where to run")
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="send the cells to a Dask cluster: a scheduler address (tcp://HOST:8786), or "
+        "local:N for N local Dask worker processes; needs mlp-bench[dask]. See the README's "
+        "'Running across machines'",
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--out", default="results", metavar="DIR", help="folder for run folders (default: results)"
@@ -189,6 +197,7 @@ def _cmd_run(args) -> int:
         progress=not quiet,
         command=" ".join(["python -m bench", *args.argv]),
         note=note,
+        scheduler=args.scheduler,
     )
     if not quiet:
         print(f"summary: {run_dir / 'summary.md'}", file=sys.stderr)

@@ -322,26 +322,46 @@ class _Run:
 
 
 def execute(
-    sweep: Sweep, *, out="results", resume=None, progress=True, command=None, note=None
+    sweep: Sweep,
+    *,
+    out="results",
+    resume=None,
+    progress=True,
+    command=None,
+    note=None,
+    scheduler: str | None = None,
 ) -> tuple[Path, str]:
     """Run `sweep` (or finish the run folder `resume`); return (run folder, final status).
 
+    `scheduler` (a Dask scheduler's address, or local:N) runs the cells on a Dask cluster
+    (bench.cluster) instead of this machine's workers.
     Raises UsageError / BenchError for problems found before training starts.
     """
     note = note or (lambda text: print(text, file=sys.stderr))
     watch = measure.Stopwatch()
     cells = expand(sweep)
-    session.check_devices(cells)
-    warnings_ = session.thread_warnings(cells)
+    warnings_ = []
+    if scheduler is None:  # with Dask, the cells' machines are the workers' (bench.cluster)
+        session.check_devices(cells)
+        warnings_ = session.thread_warnings(cells)
     for text in warnings_:
         note(f"warning: {text}")
-    run = _open_run(sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note)
+    executor = _connect(scheduler, note)
+    try:
+        run = _open_run(sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note)
+    except BaseException:
+        if executor is not None:
+            executor.close()
+        raise
     interrupts = _Interrupts()
     with interrupts.active(), session.tool_homes(run.store.path):
         try:
-            _prepare(run, guard=interrupts.hold)
-            _probe(run)
-            _run_cells(run, progress)
+            if executor is not None:  # bench.cluster: data, probe and cells on Dask
+                executor.run(run, progress, guard=interrupts.hold)
+            else:
+                _prepare(run, guard=interrupts.hold)
+                _probe(run)
+                _run_cells(run, progress)
             run.status = "complete"
         except Interrupted as exc:
             _say_interrupted(run, exc)
@@ -352,6 +372,16 @@ def execute(
     _account(run, watch.elapsed())
     _say_noise(run)
     return run.store.path, run.status
+
+
+def _connect(scheduler: str | None, note):
+    """The Dask cluster for `--scheduler`, connected and checked before any folder exists
+    (a scheduler that cannot be reached is a usage error); None for a local run."""
+    if scheduler is None:
+        return None
+    from .cluster import connect
+
+    return connect(scheduler, note)
 
 
 def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:

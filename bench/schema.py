@@ -90,6 +90,9 @@ RESULT_COLUMNS = (
     "time_to_target_s",  # cumulative training time at the first epoch reaching target_acc
     "started_at",
     "finished_at",
+    # Dask runs (--scheduler, bench.cluster); empty in local runs:
+    "shared_host",  # its host ran more than one cell at a time (several bench slots)
+    "lost_on",  # hosts whose Dask worker died while running it before it ran to the end
 )
 
 CURVE_COLUMNS = (

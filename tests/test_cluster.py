@@ -1,0 +1,410 @@
+"""Cells on a Dask cluster (`--scheduler`, bench.cluster), with real Dask: a LocalCluster of
+worker processes, and a `dask scheduler` with two `dask worker` processes started here on
+127.0.0.1 (bounded in time and stopped at the end). Sweeps are tiny: numpy-vec on synthetic
+data."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import cluster
+from bench.errors import UsageError
+from bench.runner import execute
+from bench.sweep import build_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = socket.gethostname()
+START_TIMEOUT_S = 90.0  # a scheduler and two workers on a busy 2-core machine
+
+SMALL = {
+    "title": "dask",
+    "datasets": ["synthetic:n=240"],
+    "backends": ["numpy-vec"],
+    "losses": ["cce", "mse"],
+    "lrs": ["0.5"],
+    "batch_sizes": ["8", "64"],
+    "epochs": ["3"],
+    "threads": ["1"],
+}
+
+
+def _sweep(**changes):
+    return build_sweep({**SMALL, **changes})
+
+
+def _rows(run_dir) -> pd.DataFrame:
+    rows = pd.read_csv(Path(run_dir) / "results.csv")
+    return rows.sort_values(["cell_id", "repeat"]).reset_index(drop=True)
+
+
+def _env(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "env.json").read_text())
+
+
+def _quiet(_text):
+    pass
+
+
+# -- no cluster needed ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, workers, address",
+    [
+        ("local:2", 2, None),
+        ("tcp://10.0.0.5:8786", None, "tcp://10.0.0.5:8786"),
+        ("node7:8786", None, "tcp://node7:8786"),
+    ],
+)
+def test_scheduler_argument(text, workers, address):
+    spec = cluster.parse_scheduler(text)
+    assert (spec.local_workers, spec.address) == (workers, address)
+
+
+@pytest.mark.parametrize("text", ["", "local", "local:0", "local:x", "local:65", "a b", "tcp://"])
+def test_bad_scheduler_argument_is_a_usage_error(text):
+    with pytest.raises(UsageError, match="--scheduler"):
+        cluster.parse_scheduler(text)
+
+
+def test_missing_distributed_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(UsageError, match=r'pip install "mlp-bench\[dask\]"'):
+        cluster.connect("tcp://127.0.0.1:1", _quiet)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_stops_before_anything_runs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    from bench.cli import main
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2.0)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    code = main(
+        [
+            "run",
+            "--datasets",
+            "synthetic:n=100",
+            "--backends",
+            "numpy-vec",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--scheduler",
+            address,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: cannot reach the Dask scheduler at {address}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_code_identity_is_stable_and_compared():
+    mine = cluster.identity()
+    assert mine["code"] == cluster.code_hash() and len(mine["code"]) == 12
+    assert cluster.same_code(mine, dict(mine))
+    assert not cluster.same_code(mine, {**mine, "code": "0" * 12})
+    assert not cluster.same_code(mine, {**mine, "version": "0.0.0"})
+
+
+# -- a LocalCluster of worker processes -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The comparison sweep (8 cells) run on this machine, without Dask."""
+    run_dir, status = execute(
+        _sweep(lrs=["0.5", "1.0"]),
+        out=tmp_path_factory.mktemp("local"),
+        progress=False,
+        note=_quiet,
+    )
+    assert status == "complete"
+    return _rows(run_dir)
+
+
+def _same_rows(remote: pd.DataFrame, local: pd.DataFrame) -> None:
+    assert len(remote) == len(local) == 8
+    keys = ["cell_id", "repeat", "batch_size", "loss", "lr", "status", "epochs_run", "n_train"]
+    assert remote[keys].equals(local[keys])
+    for column in ("test_acc", "train_loss"):
+        assert remote[column].round(6).tolist() == local[column].round(6).tolist()
+    assert set(remote["host"]) == {HOST}
+    assert remote["roofline"].notna().all()
+
+
+def test_local_cluster_gives_the_local_rows(local_run, tmp_path):
+    pytest.importorskip("distributed")
+    run_dir, status = execute(
+        _sweep(lrs=["0.5", "1.0"]),
+        out=tmp_path,
+        progress=False,
+        note=_quiet,
+        scheduler="local:2",
+    )
+    assert status == "complete"
+    remote = _rows(run_dir)
+    _same_rows(remote, local_run)
+    assert remote["shared_host"].all()  # two Dask workers on one machine, by the user's choice
+    env = _env(run_dir)
+    host = env["hosts"][HOST]
+    assert host["machine"]["cores"] >= 1 and host["blas"]
+    assert host["matmul"]["0"]["1"]["float32"]
+    assert env["schedulers"][0]["address"] == "local:2"
+    assert len(env["schedulers"][0]["hosts"][HOST]) == 2
+    curves = pd.read_csv(Path(run_dir) / "curves.csv")
+    assert len(curves) == 8 * 3
+    assert (Path(run_dir) / "summary.md").is_file()
+
+
+# -- `dask scheduler` and two `dask worker` processes on 127.0.0.1 --------------------------------
+
+
+def _stop(processes) -> None:
+    for p in processes:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in processes:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A scheduler and two workers (with nannies, which restart a killed one), each offering
+    one `bench` slot, as the README starts them; yields the address, stops them after."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    scratch = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
+    log = (scratch / "dask.log").open("w")
+    common = {"env": env, "stdout": log, "stderr": subprocess.STDOUT, "start_new_session": True}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                address.rsplit(":", 1)[1],
+                "--no-dashboard",
+            ],
+            **common,
+        )
+    ]
+    try:
+        for n in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--resources",
+                        "bench=1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                        "--name",
+                        f"w{n}",
+                        "--local-directory",
+                        str(scratch / f"w{n}"),
+                        "--death-timeout",
+                        "60",
+                    ],
+                    **common,
+                )
+            )
+        with Client(address, timeout=START_TIMEOUT_S) as client:
+            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+        yield address
+    finally:
+        _stop(processes)
+        log.close()
+
+
+def _wait_for_workers(address, n=2):
+    from distributed import Client
+
+    with Client(address, timeout=START_TIMEOUT_S) as client:
+        client.wait_for_workers(n, timeout=START_TIMEOUT_S)
+
+
+def test_two_workers_give_the_local_rows(scheduler, local_run, tmp_path):
+    run_dir, status = execute(
+        _sweep(lrs=["0.5", "1.0"]),
+        out=tmp_path,
+        progress=False,
+        note=_quiet,
+        scheduler=scheduler,
+    )
+    assert status == "complete"
+    remote = _rows(run_dir)
+    _same_rows(remote, local_run)
+    assert remote["shared_host"].all()  # both workers run on this one machine
+
+
+def _cell_killer(address, kills: dict, done: threading.Event, log: list):
+    """Kill the Dask worker process running each cell key prefix in `kills`, that many times
+    (each time on the worker that runs it then), once the cell has run a moment."""
+    from distributed import Client
+
+    seen: dict[tuple, float] = {}
+    with Client(address, timeout=START_TIMEOUT_S) as client:
+        while not done.is_set() and any(kills.values()):
+            for worker, keys in client.processing().items():
+                for key in keys:
+                    target = next((k for k in kills if k in str(key) and kills[k] > 0), None)
+                    if target is None:
+                        continue
+                    first = seen.setdefault((key, worker), time.monotonic())
+                    if time.monotonic() - first < 1.0:
+                        continue
+                    with contextlib.suppress(Exception):
+                        pid = client.run(os.getpid, workers=[worker])[worker]
+                        os.kill(pid, signal.SIGKILL)
+                        kills[target] -= 1
+                        log.append((target, worker))
+            time.sleep(0.1)
+
+
+def test_worker_killed_mid_cell_is_retried_once_then_lost(scheduler, tmp_path):
+    long = {
+        "datasets": ["synthetic:n=1500"],
+        "batch_sizes": ["1"],
+        "epochs": ["40"],
+        "losses": ["cce"],
+        "lrs": ["0.01", "0.02"],
+    }
+    sweep = _sweep(**long)
+    from bench.sweep import expand
+
+    ids = sorted(cell.cell_id for cell in expand(sweep))
+    kills = {ids[0]: 1, ids[1]: 2}  # the first is retried and finishes; the second is lost
+    done, log = threading.Event(), []
+    killer = threading.Thread(target=_cell_killer, args=(scheduler, kills, done, log))
+    killer.start()
+    try:
+        run_dir, status = execute(
+            sweep, out=tmp_path, progress=False, note=_quiet, scheduler=scheduler
+        )
+    finally:
+        done.set()
+        killer.join(60)
+    assert status == "complete", log
+    rows = _rows(run_dir).set_index("cell_id")
+    assert len(log) == 3, log
+    retried, lost = rows.loc[ids[0]], rows.loc[ids[1]]
+    assert retried["status"] == "ok" and retried["lost_on"] == HOST
+    assert lost["status"] == "error" and lost["error"] == f"worker lost ({HOST})"
+    _wait_for_workers(scheduler)  # the nannies restart the killed workers
+
+
+def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        "--datasets",
+        "synthetic:n=1200",
+        "--backends",
+        "numpy-vec",
+        "--losses",
+        "cce",
+        "--lrs",
+        "0.01,0.02,0.03",
+        "--batch-sizes",
+        "1,4",
+        "--epochs",
+        "6",
+        "--threads",
+        "1",
+        "--name",
+        "resume",
+        "--out",
+        str(tmp_path),
+        "--scheduler",
+        scheduler,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        results = None
+        while time.monotonic() < deadline and run.poll() is None:
+            found = list(tmp_path.glob("*/results.csv"))
+            if found and len(found[0].read_text().splitlines()) >= 3:  # header + 2 cells
+                results = found[0]
+                break
+            time.sleep(0.1)
+        assert results is not None, run.communicate(timeout=30)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err
+    assert "--resume" in err
+    run_dir = results.parent
+    before = _rows(run_dir)
+    assert 2 <= len(before) < 6 and before["status"].eq("ok").all()
+    assert _env(run_dir)["status"] == "interrupted"
+    _, status = execute(
+        _sweep_of(run_dir),
+        resume=run_dir,
+        progress=False,
+        note=_quiet,
+        scheduler=scheduler,
+    )
+    after = _rows(run_dir)
+    assert status == "complete"
+    assert len(after) == 6 and not after.duplicated(["cell_id", "repeat"]).any()
+    kept = after.set_index("cell_id").loc[before["cell_id"], "finished_at"]
+    assert kept.tolist() == before["finished_at"].tolist()  # finished cells were not rerun
+
+
+def _sweep_of(run_dir):
+    from bench.runner import sweep_of_run
+
+    return sweep_of_run(run_dir)
