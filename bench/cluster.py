@@ -6,10 +6,11 @@ back into results.csv and curves.csv as it finishes. On the Dask worker a cell r
 locally: in the project's own worker process for its backend (bench.worker), threads pinned,
 one framework per process. The Dask task only starts and follows that process.
 
-- Timing: every cell asks for one unit of the worker resource `bench`. A machine that offers
-  one unit (`dask worker ADDRESS --nworkers 1 --nthreads 1 --resources bench=1`) runs one
-  cell at a time. A machine that offers more (several Dask workers or `bench=2`) runs cells
-  side by side by the user's choice: its rows say `shared_host` True.
+- Timing: every cell asks for one unit of the worker resource `bench` and is sent, restricted
+  to it, to a Dask worker that runs no other cell of the run. A machine with one such worker
+  (`dask worker ADDRESS --nworkers 1 --nthreads 1 --resources bench=1`) runs one cell at a
+  time. A machine with several (`--nworkers 2`, `local:N`) runs cells side by side by the
+  user's choice: its rows say `shared_host` True.
 - Data: each Dask worker loads or generates the dataset itself from its name, preprocessing,
   split seed and dtype (the same call as a local run; files from the sweep's data_dir or the
   host's cache), never sent through the scheduler. A host without the files fails its cells
@@ -19,10 +20,10 @@ one framework per process. The Dask task only starts and follows that process.
 - Code: each Dask worker's mlp-bench version and a hash of its bench/ and impls/ sources are
   compared with this machine's when the run connects; a mismatch is refused before anything
   runs (and a worker that joins later with other code gets no cells).
-- Lost workers: a cell whose Dask worker dies is run again on another worker as often as the
-  scheduler's `distributed.scheduler.allowed-failures` says (`--scheduler local:N` sets 1:
-  one retry); its row names the host it was lost on (`lost_on`). Past that, the cell is
-  recorded `error: worker lost (HOST)`.
+- Lost workers: a cell whose Dask worker dies is sent once more to another worker
+  (MAX_RETRIES); its row names the host it was lost on (`lost_on`). Lost again, it is recorded
+  `error: worker lost (HOST)`. The client places the cells itself, so a worker's death never
+  touches cells that were only waiting.
 - Ctrl-C stops submitting and cancels what is queued or running; finished cells stay, and
   `--resume` (with or without --scheduler) runs only the rest.
 """
@@ -262,12 +263,18 @@ class DaskExecutor:
                 f"{CONNECT_TIMEOUT_S:g} s); start one per machine with: "
                 + WORKER_COMMAND.format(address=self.spec.address or "ADDRESS")
             ) from None
-        facts = self.client.run(worker_facts)
+        facts = self.client.run(worker_facts, on_error="return")
         mine = identity()
-        wrong = {a: f for a, f in facts.items() if not same_code(mine, f["identity"])}
+        wrong = {
+            a: f
+            for a, f in facts.items()
+            if not isinstance(f, dict) or not same_code(mine, f["identity"])
+        }
         if wrong:
             lines = [
                 f"{a} on {f['identity']['host']} runs {_describe_code(f['identity'])}"
+                if isinstance(f, dict)
+                else f"{a} cannot load this mlp-bench's code ({type(f).__name__}: {_reason(f)})"
                 for a, f in sorted(wrong.items())
             ]
             raise UsageError(
@@ -313,6 +320,13 @@ class DaskExecutor:
         mine = identity()
         for address in new:
             f = (facts or {}).get(address)
+            if isinstance(f, Exception) and not isinstance(f, (OSError, TimeoutError)):
+                self.refused[address] = (
+                    f"Dask worker {address} cannot load this mlp-bench's code "
+                    f"({type(f).__name__}: {_reason(f)})"
+                )
+                self.note(f"warning: {self.refused[address]}: it gets no cells")
+                continue
             if not isinstance(f, dict):
                 continue  # gone again, or not answering yet: asked again next time
             if not same_code(mine, f["identity"]):

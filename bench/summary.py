@@ -22,6 +22,7 @@ import pandas as pd
 
 from bench import scaling
 from bench.header import header_section, not_run_sentence, peaks_text
+from bench.hosts import hosts_section
 from bench.markdown import (
     config_label,
     format_seconds,
@@ -106,6 +107,7 @@ def render_summary(
     view = RunView.of(results, env)
     sections = [
         header_section(view.rows, env, view.config_keys),
+        hosts_section(view.rows, env),  # runs on a Dask cluster (bench.cluster)
         verdict_section(view.rows, view.summary, env),
         how_to_read(view),
         *results_sections(view),

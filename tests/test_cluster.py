@@ -132,9 +132,9 @@ def test_code_identity_is_stable_and_compared():
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    """The comparison sweep (8 cells) run on this machine, without Dask."""
+    """The comparison sweep (4 cells) run on this machine, without Dask."""
     run_dir, status = execute(
-        _sweep(lrs=["0.5", "1.0"]),
+        _sweep(),
         out=tmp_path_factory.mktemp("local"),
         progress=False,
         note=_quiet,
@@ -144,7 +144,7 @@ def local_run(tmp_path_factory):
 
 
 def _same_rows(remote: pd.DataFrame, local: pd.DataFrame) -> None:
-    assert len(remote) == len(local) == 8
+    assert len(remote) == len(local) == 4
     keys = ["cell_id", "repeat", "batch_size", "loss", "lr", "status", "epochs_run", "n_train"]
     assert remote[keys].equals(local[keys])
     for column in ("test_acc", "train_loss"):
@@ -156,7 +156,7 @@ def _same_rows(remote: pd.DataFrame, local: pd.DataFrame) -> None:
 def test_local_cluster_gives_the_local_rows(local_run, tmp_path):
     pytest.importorskip("distributed")
     run_dir, status = execute(
-        _sweep(lrs=["0.5", "1.0"]),
+        _sweep(),
         out=tmp_path,
         progress=False,
         note=_quiet,
@@ -173,8 +173,10 @@ def test_local_cluster_gives_the_local_rows(local_run, tmp_path):
     assert env["schedulers"][0]["address"] == "local:2"
     assert len(env["schedulers"][0]["hosts"][HOST]) == 2
     curves = pd.read_csv(Path(run_dir) / "curves.csv")
-    assert len(curves) == 8 * 3
-    assert (Path(run_dir) / "summary.md").is_file()
+    assert len(curves) == 4 * 3
+    summary = (Path(run_dir) / "summary.md").read_text()
+    assert "## Hosts" in summary and f"| {HOST} |" in summary
+    assert "4 cells ran beside other cells of the run on the same machine" in summary
 
 
 # -- `dask scheduler` and two `dask worker` processes on 127.0.0.1 --------------------------------
@@ -270,7 +272,7 @@ def _wait_for_workers(address, n=2):
 
 def test_two_workers_give_the_local_rows(scheduler, local_run, tmp_path):
     run_dir, status = execute(
-        _sweep(lrs=["0.5", "1.0"]),
+        _sweep(),
         out=tmp_path,
         progress=False,
         note=_quiet,
@@ -408,3 +410,31 @@ def _sweep_of(run_dir):
     from bench.runner import sweep_of_run
 
     return sweep_of_run(run_dir)
+
+
+def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeypatch):
+    """A Dask worker loads the data itself; its dataset error becomes the cell's error,
+    with the host's name (run here as the task function, outside Dask)."""
+    import bench.datasets
+    from bench.sweep import expand
+
+    def missing(name, **_):
+        raise bench.datasets.DatasetError(f"{name}: data files not found in 3 searched folders")
+
+    monkeypatch.setattr(bench.datasets, "load_dataset", missing)
+    monkeypatch.setattr(cluster, "_DATA", {})
+    cell = expand(_sweep(datasets=["mnist"], losses=["cce"], batch_sizes=["8"]))[0]
+    job = {
+        "key": "k",
+        "cell": cell,
+        "data_dir": None,
+        "timeout": None,
+        "target_acc": None,
+        "code": cluster.identity(),
+        "probe_tag": "t/0",
+        "lost": [],
+    }
+    out = cluster.run_cell_task(job)
+    assert out["row"]["status"] == "error"
+    assert out["row"]["error"] == f"{HOST}: mnist: data files not found in 3 searched folders"
+    assert out["row"]["host"] == HOST and out["curves"] == []
