@@ -310,7 +310,10 @@ class DaskExecutor:
     def _live(self, facts: dict | None = None) -> dict[str, str]:
         """The Dask workers that take cells now, {address: host}: alive, offering the `bench`
         resource, their code checked (workers seen for the first time are checked here)."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # distributed before 2025: every worker without asking
+            info = self.client.scheduler_info()["workers"]
         new = [a for a in info if a not in self.by_address and a not in self.refused]
         if new and facts is None:
             try:
@@ -345,7 +348,9 @@ class DaskExecutor:
         return {
             a: self.by_address[a]
             for a, w in info.items()
-            if a in self.by_address and (w.get("resources") or {}).get(RESOURCE, 0) >= 1
+            if a in self.by_address
+            and a not in self.refused
+            and (w.get("resources") or {}).get(RESOURCE, 0) >= 1
         }
 
     def describe(self) -> dict:
