@@ -214,6 +214,8 @@ class DaskExecutor:
         self.hosts: dict[str, Host] = {}
         self.by_address: dict[str, str] = {}  # Dask worker address -> host name (checked)
         self.refused: dict[str, str] = {}  # Dask worker address -> why it gets no cells
+        self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this run
+        self.guard = contextlib.nullcontext  # around writing a finished cell
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -366,13 +368,14 @@ class DaskExecutor:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, run, progress: bool) -> None:
+    def run(self, run, progress: bool, guard=None) -> None:
         """bench.runner's steps for a run on Dask: the cells not yet finished go to the
         cluster (data and matmul probe happen on each worker's host). `run` is the runner's
-        _Run; this executor becomes its `runner` (closed with it)."""
-        from .progress import Progress
-        from .runner import cell_labels
+        _Run; this executor becomes its `runner` (closed with it; `finished` holds the cells
+        it wrote). `guard` is held around writing each finished cell (an interrupt waits)."""
+        from .progress import Progress, cell_labels
 
+        self.guard = guard or contextlib.nullcontext
         run.runner = self
         run.phases["dask_connect_s"] = self.connect_s
         run.todo = [c for c in run.cells if (c.cell_id, c.repeat) not in run.finished]
@@ -519,8 +522,10 @@ class DaskExecutor:
         return {**job["cell"].row(), "status": "error", "error": text, "started_at": None}
 
     def _write(self, result, sent: _Flight, store, run_id, session, rows, progress, labels):
-        row = self._finish(result, sent, store, run_id, session)
-        rows.append(row)
+        with self.guard():  # the row on disk and the counts here agree, even on Ctrl-C
+            row = self._finish(result, sent, store, run_id, session)
+            rows.append(row)
+            self.finished.add((row["cell_id"], row["repeat"]))
         label = _label(sent.job["cell"], labels) + (f" @ {row['host']}" if row.get("host") else "")
         progress.start_cell(label, 0)
         progress.end_cell(row)
