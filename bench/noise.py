@@ -21,17 +21,20 @@ import math
 from dataclasses import dataclass, field
 
 # A cell is noisy when the interquartile range of its steady-state epoch times is more than
-# 10% of their median. torch.utils.benchmark warns at the same 10% (and calls 25% gross).
-# Why 10% here: the differences this tool reports between backends start at about 1.1-1.2x,
-# and an epoch-time distribution wider than that cannot tell such a difference apart from
-# chance. Measured on a quiet 2-core machine, numpy-vec / numpy-loop / torch cells with 8
-# to 20 epochs kept their spread at 1-6%; beside one CPU-bound process of another program
-# the same cells reached 15-90% (numbers in the README's "Noise" section), so the threshold
-# separates the two with room on both sides.
+# 10% of their median; torch.utils.benchmark warns at the same 10% (and calls 25% gross).
+# Why 10%: the differences this tool reports between backends start at about 1.1-1.2x, and a
+# cell whose epoch times spread wider than that cannot tell such a difference from chance.
+# Measured on a 2-core machine shared with other work (six runs at load average 11-13, other
+# processes using 1.7-1.8 cores): cells with 1-50 ms epochs (numpy-vec, torch) spread 9-840%,
+# numpy-loop's 90 ms epochs 4-22% (long epochs average the interruptions out), while the
+# medians of those numpy-loop cells differed by up to 1.7x between the runs. So even 10% lets
+# some disturbed cells pass: the machine's load is judged as well (below); a threshold of 25%
+# would have passed every numpy-loop cell and 5 of the 12 torch cells of those runs.
 NOISY_SPREAD = 0.10
 
-# The matmul probe is one BLAS call repeated on the same arrays: on a quiet machine its
-# readings agree within a few percent, so a 10% spread already means other work interfered.
+# The matmul probe repeats one BLAS call (about 50 ms) on the same arrays; the same 10%
+# applies, since the roofline divides by it. In the six busy runs above its spread was 4-17%,
+# flagged in three: the probe's own spread alone does not show a busy machine reliably.
 PROBE_NOISY_SPREAD = 0.10
 
 # The machine is called busy when, during a session, other processes took on average at
