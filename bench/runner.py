@@ -496,12 +496,14 @@ def _close(run: _Run) -> None:
 
 
 def _report(run: _Run, interrupts: _Interrupts) -> None:
-    """Write summary.md and plots. Ctrl-C or SIGTERM here keeps what is written (summary.md
-    comes first) and says how to finish; the run folder stays as it is, resumable."""
+    """Write summary.md and plots, after an interrupted sweep too. Ctrl-C or SIGTERM here
+    keeps what is written (summary.md comes first) and says how to finish; the run folder
+    stays as it is, resumable."""
     watch = measure.Stopwatch()
+    said = []
+    interrupts.raised = False  # a (further) interrupt now stops the report
     try:
-        if not interrupts.raised:
-            _render(run.store.path)
+        _render(run.store.path, said.append)
     except Interrupted as exc:
         done = (run.store.path / "summary.md").is_file()
         print(
@@ -539,14 +541,14 @@ def _say_noise(run: _Run) -> None:
         run.note(line)
 
 
-def _render(run_dir: Path) -> None:
+def _render(run_dir: Path, note=None) -> None:
     """Write summary.md and plots; a failure here is reported and never loses the run."""
     from .report import write_report
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            write_report(run_dir)
+            write_report(run_dir, note=note)
         except Exception as exc:  # the CSVs are safe; the report can be made again
             print(
                 f"warning: the report could not be written ({type(exc).__name__}: {exc}); "

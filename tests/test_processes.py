@@ -263,6 +263,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
     assert f"{12 - done_first} of 12 cells did not run" in err
     assert env["cells_not_run"] == 12 - done_first
     assert env["sessions"][0]["cells_not_run"] == 12 - done_first
+    assert (run_dir / "summary.md").is_file()  # the report of the cells that ran
     first_probe = env["sessions"][0]["matmul"]["1"]["float32"]
     assert (
         len(first_probe["reps"]) >= 5 and first_probe["median"] == env["matmul_gflops"]["float32"]
@@ -301,11 +302,11 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
 
     real = runner._render
 
-    def render_then_term(run_dir):
+    def render_then_term(run_dir, note=None):
         (Path(run_dir) / "summary.md").write_text("# partial\n")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler interrupts this
-        real(run_dir)
+        real(run_dir, note)
 
     monkeypatch.setattr(runner, "_render", render_then_term)
     sweep = build_sweep(
