@@ -189,14 +189,16 @@ def planned_cells(env: dict) -> int | None:
 
 
 def not_run_sentence(rows: pd.DataFrame, env: dict) -> str:
-    """` 3 of 12 cells (cells × repeats) did not run.` when the run stopped early."""
+    """` 3 of 12 cells (cells × repeats) did not run.` when the run stopped early: env.json's
+    `cells_not_run` where the run recorded it, else its `cells` less the rows written."""
     planned = planned_cells(env)
-    if planned is None:
+    missing = env.get("cells_not_run")
+    if not isinstance(missing, int) or isinstance(missing, bool):
+        missing = None if planned is None else planned - len(rows)
+    if not missing or missing <= 0:
         return ""
-    missing = planned - len(rows)
-    if missing <= 0:
-        return ""
-    return f" {missing} of {planned} cells (cells × repeats) did not run."
+    of = f" of {planned}" if planned is not None else ""
+    return f" {missing}{of} cells (cells × repeats) did not run."
 
 
 def _status_notice(rows: pd.DataFrame, env: dict) -> str:

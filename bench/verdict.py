@@ -22,6 +22,7 @@ from bench.markdown import (
     label,
     plural,
 )
+from bench.noise import assess
 from bench.tables import (
     GROUP_KEYS,
     distinct,
@@ -29,11 +30,6 @@ from bench.tables import (
     is_missing,
     ordered_backends,
 )
-
-try:  # the machine-load and noise assessment of a run
-    from bench.noise import assess
-except ImportError:  # older checkouts without it: no noise warning can be given
-    assess = None
 
 ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
 _COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
@@ -70,7 +66,7 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
 
 def noise_warning(env: dict, rows: pd.DataFrame) -> str:
     """A plain warning when bench.noise judges the run's figures unreliable; "" otherwise."""
-    if assess is None or rows.empty:
+    if rows.empty:
         return ""
     result = assess(env, rows)
     if result.reliable:

@@ -418,7 +418,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_write_report_writes_summary_and_valid_pngs(run_dir):
-    files = report.write_report(run_dir)
+    files = report.write_report(run_dir, plots=True)
     assert files[0] == run_dir / "summary.md"
     pngs = files[1:]
     names = sorted(p.name for p in pngs)

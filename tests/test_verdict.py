@@ -190,6 +190,9 @@ def test_interrupted_run_counts_the_cells_that_did_not_run():
     failed = text.split("## Failed cells", 1)[1]
     assert "All 1 cells finished ok" not in text
     assert "5 of 6 cells (cells × repeats) did not run" in failed
+    # the run's own count, where it recorded one, wins over the arithmetic
+    recorded = report.render_summary(results, None, {**env, "cells_not_run": 2})
+    assert "2 of 6 cells (cells × repeats) did not run" in recorded
 
 
 def test_resumed_run_shows_the_original_command_and_each_resume():
