@@ -7,52 +7,29 @@ status: 0 done, 1 failed, 2 usage error, 130 interrupted (a run folder to --resu
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import stat
 import sys
+import time
 import traceback
 
 from .errors import BenchError, UsageError
 
-# flag -> sweep key (list flags take comma-separated values)
-LIST_FLAGS = {
-    "datasets": ("--datasets", "--dataset"),
-    "backends": ("--backends", "--backend"),
-    "batch_sizes": ("--batch-sizes", "--batch-size"),
-    "losses": ("--losses", "--loss"),
-    "optimizers": ("--optimizers", "--optimizer"),
-    "lrs": ("--lrs", "--lr"),
-    "hidden": ("--hidden",),
-    "activations": ("--activations", "--activation"),
-    "epochs": ("--epochs",),
-    "dtypes": ("--dtypes", "--dtype"),
-    "threads": ("--threads",),
-}
-SCALAR_FLAGS = {
-    "repeats": "--repeats",
-    "output": "--output",
-    "momentum": "--momentum",
-    "weight_decay": "--weight-decay",
-    "preprocess": "--preprocess",
-    "init": "--init",
-    "init_scale": "--init-scale",
-    "init_bias": "--init-bias",
-    "order": "--order",
-    "eval_every": "--eval-every",
-    "seed": "--seed",
-    "split_seed": "--split-seed",
-    "test_size": "--test-size",
-    "device": "--device",
-    "target_acc": "--target-acc",
-    "timeout": "--timeout",
-    "data_dir": "--data-dir",
-    "title": "--name",
-}
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .sweep import PART_KEYS, RUN_KEYS, build_sweep, default_base, integer_setting
+
+# The settings the command line takes: every key of the sweep's table that has a flag.
+SETTING_KEYS = {**PART_KEYS, **RUN_KEYS}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         if message.startswith("unrecognized arguments:"):
-            import difflib
-
             flags = _all_flags(self)
             for word in message.split(":", 1)[1].split():
                 close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
@@ -72,11 +49,19 @@ def _all_flags(parser) -> list[str]:
     return flags
 
 
-def _split_list(text: str, flag: str = "") -> list[str]:
+def _split_list(text: str, flag: str = "", key: str = "") -> list[str]:
+    """Comma-separated values; in dataset lists a comma followed by `key=value` continues the
+    parameters of the dataset before it: "synthetic:n=500,d=4,digits" is two datasets."""
     where = f"{flag}: " if flag else ""
     if not text.strip():
         raise UsageError(f"{where}the list is empty: give at least one value")
-    items = [item.strip() for item in text.split(",")]
+    items = []
+    for piece in (item.strip() for item in text.split(",")):
+        name, eq, _ = piece.partition("=")
+        if key == "datasets" and items and eq and ":" not in name and ":" in items[-1]:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
     if any(item == "" for item in items):
         raise UsageError(
             f"{where}empty item in the list {text!r}: write values separated by commas"
@@ -84,9 +69,25 @@ def _split_list(text: str, flag: str = "") -> list[str]:
     return items
 
 
-def _add_run(sub):
-    from .sweep import PART_KEYS, RUN_KEYS
+def _path(what: str):
+    """An argparse type for a path: an empty one is a usage error, not the current folder."""
 
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"the {what} is empty: give a path")
+        return text
+
+    return parse
+
+
+def _threads(text: str) -> int:
+    try:
+        return integer_setting("threads", text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_run(sub):
     p = sub.add_parser(
         "run",
         help="run a sweep and write a run folder",
@@ -97,19 +98,26 @@ def _add_run(sub):
     )
     source = p.add_argument_group("what to run")
     source.add_argument("--preset", help="a named sweep (see `python -m bench list`)")
-    source.add_argument("--config", metavar="FILE", help="a TOML file with a [sweep] table")
+    source.add_argument(
+        "--config",
+        metavar="FILE",
+        type=_path("config file"),
+        help="a TOML file with a [sweep] table",
+    )
     source.add_argument(
         "--resume",
         metavar="RUN_DIR",
+        type=_path("run folder"),
         help="finish an interrupted run folder (only its unfinished cells)",
     )
     axes = p.add_argument_group("axes (comma-separated lists; override the preset/config)")
-    for key, flags in LIST_FLAGS.items():
-        axes.add_argument(*flags, dest=key, metavar="LIST", help=PART_KEYS[key].help)
     settings = p.add_argument_group("settings (override the preset/config)")
-    for key, flag in SCALAR_FLAGS.items():
-        spec = PART_KEYS.get(key) or RUN_KEYS[key]
-        settings.add_argument(flag, dest=key, metavar="VALUE", help=spec.help)
+    for key in SETTING_KEYS.values():
+        if not key.cli_flags:
+            continue
+        group, metavar = (axes, "LIST") if key.axis else (settings, "VALUE")
+        kind = _path("data folder") if key.name == "data_dir" else None
+        group.add_argument(*key.cli_flags, dest=key.name, metavar=metavar, type=kind, help=key.help)
     where = p.add_argument_group("where to run")
     where.add_argument(
         "--scheduler",
@@ -120,7 +128,11 @@ def _add_run(sub):
     )
     out = p.add_argument_group("output")
     out.add_argument(
-        "--out", default="results", metavar="DIR", help="folder for run folders (default: results)"
+        "--out",
+        default="results",
+        metavar="DIR",
+        type=_path("results folder (--out)"),
+        help="folder for run folders (default: results)",
     )
     out.add_argument(
         "--quiet", action="store_true", help="no progress display; print only the run folder"
@@ -130,43 +142,51 @@ def _add_run(sub):
 
 def _overrides(args) -> dict:
     overrides = {}
-    for key in LIST_FLAGS:
-        value = getattr(args, key)
+    for key in SETTING_KEYS.values():
+        value = getattr(args, key.name, None)
         if value is not None:
-            overrides[key] = _split_list(value, LIST_FLAGS[key][0])
-    for key in SCALAR_FLAGS:
-        value = getattr(args, key)
-        if value is not None:
-            overrides[key] = value
+            overrides[key.name] = (
+                _split_list(value, key.cli_flags[0], key.name) if key.axis else value
+            )
     return overrides
 
 
 def _load_config(path: str) -> dict:
+    """The [sweep] table of a TOML file; every problem is a UsageError naming the file."""
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"config file is a folder: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the config file {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"config file is a folder: {path}")
+    if not stat.S_ISREG(mode):  # a FIFO would block forever, a device never ends
+        raise UsageError(f"config file {path} is not a regular file (a pipe, device or socket)")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not a TOML file: byte {exc.start} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path} is not usable: its tables or arrays nest too deep") from None
     if set(data) - {"sweep"}:
         extra = ", ".join(sorted(set(data) - {"sweep"}))
         raise UsageError(f"{path}: unknown table(s) {extra}; the settings go under [sweep]")
     if "sweep" not in data:
         raise UsageError(f"{path} has no [sweep] table")
+    if not isinstance(data["sweep"], dict):
+        raise UsageError(f"{path}: sweep must be a table ([sweep]), got {data['sweep']!r}")
     return data["sweep"]
 
 
 def _cmd_run(args) -> int:
-    from .presets import DEFAULT, preset_mapping
+    from .presets import preset_mapping
     from .runner import INTERRUPTED_EXIT, execute, sweep_of_run
-    from .sweep import build_sweep
 
     overrides = _overrides(args)
     if args.resume:
@@ -183,13 +203,12 @@ def _cmd_run(args) -> int:
             base, where = preset_mapping(args.preset), f"preset {args.preset}: "
         elif args.config:
             base, where = _load_config(args.config), f"{args.config}: "
-        elif {"losses", "lrs"} & overrides.keys():
-            base, where = {"title": "sweep"}, ""  # the default's per-loss lrs no longer apply
         else:
-            base, where = DEFAULT, ""
+            base, where = default_base(overrides), ""
         sweep = build_sweep(base, overrides, where=where)
     quiet = args.quiet
     note = (lambda text: None) if quiet else None
+    began = time.time()
     run_dir, status = execute(
         sweep,
         out=args.out,
@@ -199,10 +218,18 @@ def _cmd_run(args) -> int:
         note=note,
         scheduler=args.scheduler,
     )
-    if not quiet:
-        print(f"summary: {run_dir / 'summary.md'}", file=sys.stderr)
+    summary = run_dir / "summary.md"
+    if not quiet and _written_since(summary, began):  # a failed report is never announced
+        print(f"summary: {summary}", file=sys.stderr)
     print(run_dir)
     return INTERRUPTED_EXIT if status == "interrupted" else 0
+
+
+def _written_since(path, began: float) -> bool:
+    try:
+        return path.stat().st_mtime >= began - 1.0  # file systems keep coarse times
+    except OSError:
+        return False
 
 
 def _cmd_report(args) -> int:
@@ -262,18 +289,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-render summary.md and plots from a run folder, or tables from "
         "pytest-benchmark JSON",
     )
-    rep.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
-    rep.add_argument("--pytest-benchmark", metavar="FILE",
-                     help="pytest-benchmark JSON (--benchmark-json) to turn into tables")
-    rep.add_argument("--out", metavar="DIR",
-                     help="with --pytest-benchmark: folder for the tables "
-                     "(default: FILE's name + -report)")
+    rep.add_argument("run_dir", metavar="RUN_DIR", nargs="?", type=_path("run folder"))
+    rep.add_argument(
+        "--pytest-benchmark",
+        metavar="FILE",
+        type=_path("pytest-benchmark file"),
+        help="pytest-benchmark JSON (--benchmark-json) to turn into tables",
+    )
+    rep.add_argument(
+        "--out",
+        metavar="DIR",
+        type=_path("tables folder (--out)"),
+        help="with --pytest-benchmark: folder for the tables (default: FILE's name + -report)",
+    )
     rep.set_defaults(func=_cmd_report)
     lst = sub.add_parser("list", help="datasets, backends, losses, optimisers and presets")
-    lst.add_argument("--data-dir", help="also look for dataset files here")
+    lst.add_argument(
+        "--data-dir", type=_path("data folder"), help="also look for dataset files here"
+    )
     lst.set_defaults(func=_cmd_list)
     ver = sub.add_parser("verify", help="check that the installed backends compute the same")
-    ver.add_argument("--threads", type=int, default=None, help="threads per library")
+    ver.add_argument("--threads", type=_threads, default=None, help="threads per library")
     ver.add_argument(
         "--backends",
         metavar="LIST",

@@ -9,10 +9,11 @@ are the same, and the description says how. Every preset runs on every installed
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from .errors import UsageError
-from .sweep import unknown_name_message
+from .sweep import DEFAULT, unknown_name_message  # noqa: F401 (DEFAULT: the default sweep)
 
 
 @dataclass(frozen=True)
@@ -23,22 +24,6 @@ class Preset:
     reported: str | None = None  # what the notebook reported
     notes: tuple[str, ...] = field(default_factory=tuple)
 
-
-# The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
-# bce and mse average over the 10 outputs, which scales their gradients down 10x.
-DEFAULT = {
-    "title": "quick",
-    "datasets": ["digits"],
-    "batch_sizes": [1, 32, 256],
-    "optimizers": ["sgd"],
-    "hidden": ["100"],
-    "epochs": [10],
-    "parts": [
-        {"name": "cce", "losses": ["cce"], "lrs": [0.1]},
-        {"name": "bce", "losses": ["bce"], "lrs": [1.0]},
-        {"name": "mse", "losses": ["mse"], "lrs": [2.0]},
-    ],
-}
 
 PRESETS = {
     "seed000": Preset(
@@ -225,13 +210,26 @@ PRESETS["scaling"] = Preset(
         "epochs": [3],
         "preprocess": "standardize",
         "parts": [
-            {"name": "batch", "datasets": ["synthetic:n=5000,d=784,k=10"],
-             "hidden": ["256x128"], "batch_sizes": [1, 4, 16, 64, 256, 1024]},
-            {"name": "width", "datasets": ["synthetic:n=5000,d=784,k=10"],
-             "hidden": ["32", "64", "128", "256", "512", "1024"], "batch_sizes": [128]},
-            {"name": "samples", "hidden": ["256x128"], "batch_sizes": [128],
-             "datasets": [f"synthetic:n={n},d=784,k=10" for n in (2500, 5000, 10000, 20000,
-                                                                   40000)]},
+            {
+                "name": "batch",
+                "datasets": ["synthetic:n=5000,d=784,k=10"],
+                "hidden": ["256x128"],
+                "batch_sizes": [1, 4, 16, 64, 256, 1024],
+            },
+            {
+                "name": "width",
+                "datasets": ["synthetic:n=5000,d=784,k=10"],
+                "hidden": ["32", "64", "128", "256", "512", "1024"],
+                "batch_sizes": [128],
+            },
+            {
+                "name": "samples",
+                "hidden": ["256x128"],
+                "batch_sizes": [128],
+                "datasets": [
+                    f"synthetic:n={n},d=784,k=10" for n in (2500, 5000, 10000, 20000, 40000)
+                ],
+            },
         ],
     },
 )
@@ -259,8 +257,6 @@ def preset_mapping(name: str) -> dict:
     """The sweep mapping of preset `name` (a copy); UsageError naming the valid ones."""
     if name not in PRESETS:
         raise UsageError(unknown_name_message("preset", name, PRESETS))
-    import copy
-
     return copy.deepcopy(PRESETS[name].sweep)
 
 

@@ -27,7 +27,16 @@ from .progress import Progress, cell_labels, describe_accounting, time_accountin
 from .schema import AXES
 from .session import Session
 from .store import RunStore
-from .sweep import FULL_BATCH, Cell, Sweep, build_sweep, expand, hidden_text
+from .sweep import (
+    FULL_BATCH,
+    Cell,
+    Sweep,
+    build_sweep,
+    expand,
+    hidden_text,
+    merge_duplicates,
+    stored_sweep,
+)
 from .worker import DataRef, Worker, WorkerDied, WorkerTimeout, save_arrays
 
 STARTUP_TIMEOUT_S = 600.0  # a worker's import of its framework
@@ -403,9 +412,10 @@ def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:
         started_at=env.get("started_at") or this.entry["started_at"],
         resumed_at=this.entry["started_at"] if resume is not None else None,
         threads=threads[0] if len(threads) == 1 else threads,
-        sweep=sweep.to_dict(),
         cells=len(cells),
     )
+    if resume is None:  # a folder's stored sweep is never replaced
+        env["sweep"] = sweep.to_dict()
     store.write_env(env)
     return _Run(sweep, cells, store, env, this, finished, note, fresh=resume is None)
 
@@ -417,7 +427,9 @@ def _prepare(run: _Run, guard=None) -> None:
     refs, run.phases["data_s"] = measure.timed(
         prepare_data, run.cells, run.sweep.data_dir, run.data_folder, run.note
     )
-    run.cells = resolve_batches(run.cells, refs, run.note)
+    run.cells, merged = merge_duplicates(resolve_batches(run.cells, refs, run.note))
+    for text in merged:
+        run.note(text)
     run.todo = [c for c in run.cells if (c.cell_id, c.repeat) not in run.finished]
     if not run.fresh:
         run.note(
@@ -617,6 +629,4 @@ def sweep_of_run(run_dir) -> Sweep:
         env = store.read_env()
     finally:
         store.close()
-    if "sweep" not in env:
-        raise UsageError(f"{run_dir}/env.json holds no sweep to resume")
-    return build_sweep(env["sweep"], where=f"{run_dir}/env.json: ")
+    return stored_sweep(env.get("sweep"), where=f"{run_dir}/env.json: ")

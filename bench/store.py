@@ -30,8 +30,12 @@ from .schema import CURVE_COLUMNS, KEY_COLUMNS, RESULT_COLUMNS
 RESULTS, CURVES, ENV, LOCK, LOGS = "results.csv", "curves.csv", "env.json", ".lock", "logs"
 
 
+SLUG_MAX = 60  # characters of a name in a folder or file name (file names stop at 255 bytes)
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+    """A folder-name-safe form of `text`: ASCII letters, digits and ._- only, short."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:SLUG_MAX].strip("-.") or "run"
 
 
 # Every row this module writes is one physical line ending in "\r\n" (the csv module's

@@ -15,6 +15,9 @@ import itertools
 import json
 import math
 import numbers
+import os
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,10 +29,13 @@ from impls import (
     OUTPUT_NAMES,
     SCHEMES,
     MLPSpec,
+    available_backends,
 )
 from impls.init import BIAS_MODES
+from impls.registry import DEFAULT_BACKENDS, check_backend_name
 from impls.spec import unknown_name_message
 
+from . import datasets as _datasets
 from .errors import UsageError
 from .schema import AXES, SETTINGS
 
@@ -37,8 +43,45 @@ FULL_BATCH = 0  # batch_sizes entry meaning "the whole training set" ("full" in 
 ORDERS = ("shuffle", "fixed")
 DEVICES = ("cpu", "cuda")
 
-# key -> (axis: list-valued?, parser of one item, default)
-# Axis defaults that depend on the machine (backends, threads) are filled in by build_sweep.
+# Bounds of the integer settings, checked when they are parsed (a huge number would run and
+# then break the report forever after, or overflow a C integer in a library).
+INT32_MAX = 2**31 - 1  # sizes and counts: the largest a 32-bit index holds
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeds and many libraries' take 32-bit seeds
+LIMITS = {
+    "batch size": INT32_MAX,
+    "hidden layer width": 2**20,  # 1,048,576 units
+    "epochs": 10**7,
+    "threads": 4096,
+    "repeats": 10**4,
+    "eval_every": 10**7,
+    "seed": SEED_MAX,
+    "split_seed": SEED_MAX,
+}
+TIMEOUT_MAX = 10**7  # seconds (about 116 days): larger waits overflow the OS's timers
+NAME_MAX = 1000  # characters of a run's or part's name (folder names take the first 60)
+
+
+class _NotSet:
+    """The value of an optional setting nobody gave: no real value (None, "none") equals it."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "NOT_SET"
+
+    def __bool__(self):
+        return False
+
+    def __reduce__(self):
+        return (_NotSet, ())
+
+
+NOT_SET = _NotSet()
 
 
 def _name_parser(kind, valid):
@@ -50,38 +93,38 @@ def _name_parser(kind, valid):
     return parse
 
 
-def _backend_name(value):
-    from impls.registry import check_backend_name  # registered, entry point or module:Class
-
-    return check_backend_name(value)
-
-
 def _dataset_name(value):
     """The dataset's canonical name, so that spellings of the same data are one dataset."""
-    from .datasets import canonical_dataset_name
-
     if not isinstance(value, str):
         raise ValueError(f"dataset names are strings, got {value!r}")
-    return canonical_dataset_name(value)  # raises ValueError for unknown names / parameters
+    return _datasets.canonical_dataset_name(value)  # ValueError: unknown names / parameters
 
 
-def _data_dir(value):
-    """An explicit data folder, stored absolute so a resume from elsewhere finds it."""
-    from .datasets import resolve_data_dir
+def _integer(value, what: str, lo: int):
+    """An int from an int or a string of digits; never a float (1e20), a bool or a date."""
+    given = value
+    if isinstance(value, str) and re.fullmatch(r"\s*\+?[0-9]+\s*", value):
+        value = int(value.strip())
+    hi = LIMITS.get(what, INT32_MAX)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        kind = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{what} must be {kind}, got {given!r}")
+    if value > hi:
+        raise ValueError(f"{what} must be at most {_limit_text(hi)}, got {given!r}")
+    return int(value)
 
-    return resolve_data_dir(value)
+
+def _limit_text(hi: int) -> str:
+    named = {INT32_MAX: "2**31-1", SEED_MAX: "2**32-1", 2**20: "2**20"}
+    return f"{named[hi]} = {hi:,}" if hi in named else f"{hi:,}"
 
 
 def _positive_int(what):
-    def parse(value):
-        given = value
-        if isinstance(value, str) and value.strip().lstrip("+").isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{what} must be a positive integer, got {given!r}")
-        return int(value)
+    return lambda value: _integer(value, what, 1)
 
-    return parse
+
+def _non_negative_int(what):
+    return lambda value: _integer(value, what, 0)
 
 
 def _batch_size(value):
@@ -132,8 +175,8 @@ def parse_hidden(value) -> tuple[int, ...]:
         return tuple(_positive_int("hidden layer width")(item) for item in items)
     except ValueError:
         raise ValueError(
-            f"hidden layers are written as positive widths like 100 or 256x128 "
-            f"(or 'none'), got {value!r}"
+            f"hidden layers are written as positive widths like 100 or 256x128 (each at most "
+            f"{_limit_text(LIMITS['hidden layer width'])}), or 'none'; got {value!r}"
         ) from None
 
 
@@ -141,30 +184,64 @@ def hidden_text(hidden: tuple[int, ...]) -> str:
     return "x".join(str(h) for h in hidden) if hidden else "none"
 
 
-def _non_negative_int(what):
-    def parse(value):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"{what} must be an integer >= 0, got {value!r}")
-        return int(value)
-
-    return parse
-
-
 def _optional(parse):
+    """`parse`, with None (JSON null, Python's None) and NOT_SET meaning "not set".
+
+    Strings are always values: "none" is the preprocessing that keeps raw values.
+    """
+
     def wrapped(value):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-            return None
+        if value is None or value is NOT_SET:
+            return NOT_SET
         return parse(value)
 
     return wrapped
 
 
-def _preprocess(value):
-    from .datasets import PREPROCESSING
+def _name_text(what: str):
+    """A name shown in headings and folder names: one line of printable text."""
 
-    return _name_parser("preprocessing", PREPROCESSING)(value)
+    def parse(value):
+        if not isinstance(value, str):
+            raise ValueError(f"{what} must be a string, got {value!r}")
+        text = clean_text(value)
+        if not text:
+            raise ValueError(f"{what} is empty")
+        if len(text) > NAME_MAX:
+            raise ValueError(f"{what} is {len(text)} characters long; at most {NAME_MAX}")
+        return text
+
+    return parse
+
+
+def clean_text(value: str) -> str:
+    """`value` on one line: every line break and other space runs become one space, and
+    control and format characters go (they would break a heading, a CSV line or a terminal)."""
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in value
+        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+    )
+    return " ".join(kept.split())
+
+
+def _path_text(what: str):
+    """An explicit folder, stored absolute so a resume from elsewhere finds it."""
+
+    def parse(value):
+        if not isinstance(value, str):
+            raise ValueError(f"{what} must be a folder path (a string), got {value!r}")
+        if not value.strip():
+            raise ValueError(f"{what} is empty: give a folder")
+        if "\0" in value:
+            raise ValueError(f"{what} holds a NUL character")
+        return _datasets.resolve_data_dir(value)
+
+    return parse
+
+
+def _preprocess(value):
+    return _name_parser("preprocessing", _datasets.PREPROCESSING)(value)
 
 
 def _init_scheme(value):
@@ -173,96 +250,122 @@ def _init_scheme(value):
 
 @dataclass(frozen=True)
 class Key:
+    """One setting: its TOML key (and Part/Sweep field), how it is parsed, its default, its
+    help text, its command-line flags, and for an axis the Cell field holding one value."""
+
     name: str
     axis: bool  # list-valued: one of the sweep's axes
     parse: object
-    default: object
+    default: object  # NOT_SET: optional; None: the machine's (filled in by build_sweep)
     help: str
+    flags: tuple[str, ...] | None = None  # None: --name-with-dashes; (): no flag
+    cell: str | None = None  # axes: the Cell field (singular); settings: the same name
+
+    @property
+    def cli_flags(self) -> tuple[str, ...]:
+        if self.flags is not None:
+            return self.flags
+        flag = "--" + self.name.replace("_", "-")
+        if self.axis:  # --losses and --loss
+            return (flag, "--" + self.cell.replace("_", "-"))
+        return (flag,)
+
+
+def _axis(name, cell, parse, default, help, flags=None):
+    return Key(name, True, parse, default, help, flags, cell)
+
+
+def _setting(name, parse, default, help, flags=None):
+    return Key(name, False, parse, default, help, flags, name)
 
 
 PART_KEYS = {
     k.name: k
     for k in (
-        Key("datasets", True, _dataset_name, ("digits",), "datasets"),
-        Key("backends", True, _backend_name, None, "backends"),
-        Key("batch_sizes", True, _batch_size, (1, 32, 256), "batch sizes ('full' = whole set)"),
-        Key("losses", True, _name_parser("loss", LOSS_NAMES), ("cce", "bce", "mse"), "losses"),
-        Key(
+        _axis("datasets", "dataset", _dataset_name, ("digits",), "datasets"),
+        # registered names, entry points or module:Class
+        _axis("backends", "backend", check_backend_name, None, "backends"),
+        _axis(
+            "batch_sizes",
+            "batch_size",
+            _batch_size,
+            (1, 32, 256),
+            "batch sizes ('full' = whole set)",
+        ),
+        _axis("losses", "loss", _name_parser("loss", LOSS_NAMES), ("cce", "bce", "mse"), "losses"),
+        _axis(
             "optimizers",
-            True,
+            "optimizer",
             _name_parser("optimizer", OPTIMIZER_NAMES),
             ("sgd",),
             "optimisers",
         ),
-        Key("lrs", True, _number("lr", lo=0, lo_open=True), (0.1,), "learning rates"),
-        Key("hidden", True, parse_hidden, ((100,),), "hidden layers, e.g. 100 or 256x128"),
-        Key(
+        _axis("lrs", "lr", _number("lr", lo=0, lo_open=True), (0.1,), "learning rates"),
+        _axis(
+            "hidden",
+            "hidden",
+            parse_hidden,
+            ((100,),),
+            "hidden layers, e.g. 100 or 256x128",
+            flags=("--hidden",),
+        ),
+        _axis(
             "activations",
-            True,
+            "activation",
             _name_parser("activation", ACTIVATION_NAMES),
             ("relu",),
             "hidden activations",
         ),
-        Key("epochs", True, _positive_int("epochs"), (10,), "epochs"),
-        Key("dtypes", True, _name_parser("dtype", DTYPE_NAMES), ("float32",), "float types"),
-        Key("threads", True, _positive_int("threads"), None, "threads per library"),
-        Key("name", False, str, "main", "name of the sweep part"),
-        Key("repeats", False, _positive_int("repeats"), 1, "runs of each cell, seeds seed+r"),
-        Key(
-            "output",
-            False,
-            _optional(_name_parser("output activation", OUTPUT_NAMES)),
+        _axis("epochs", "epochs", _positive_int("epochs"), (10,), "epochs", flags=("--epochs",)),
+        _axis("dtypes", "dtype", _name_parser("dtype", DTYPE_NAMES), ("float32",), "float types"),
+        _axis(
+            "threads",
+            "threads",
+            _positive_int("threads"),
             None,
+            "threads per library",
+            flags=("--threads",),
+        ),
+        _setting("name", _name_text("part name"), "main", "name of the sweep part", flags=()),
+        _setting("repeats", _positive_int("repeats"), 1, "runs of each cell, seeds seed+r"),
+        _setting(
+            "output",
+            _optional(_name_parser("output activation", OUTPUT_NAMES)),
+            NOT_SET,
             "output activation (default: softmax for cce and mse, sigmoid for bce)",
         ),
-        Key(
-            "momentum",
-            False,
-            _number("momentum", lo=0, hi=1, hi_open=True),
-            0.0,
-            "SGD momentum",
-        ),
-        Key("weight_decay", False, _number("weight decay", lo=0), 0.0, "L2 weight decay λ"),
-        Key(
+        _setting("momentum", _number("momentum", lo=0, hi=1, hi_open=True), 0.0, "SGD momentum"),
+        _setting("weight_decay", _number("weight decay", lo=0), 0.0, "L2 weight decay λ"),
+        _setting(
             "preprocess",
-            False,
             _optional(_preprocess),
-            None,
-            "preprocessing (default: the dataset's)",
+            NOT_SET,
+            "preprocessing ('none' = raw values; default: the dataset's)",
         ),
-        Key("init", False, _init_scheme, "glorot_uniform", "initialisation scheme"),
-        Key(
+        _setting("init", _init_scheme, "glorot_uniform", "initialisation scheme"),
+        _setting(
             "init_scale",
-            False,
             _optional(_number("init scale", lo=0, lo_open=True)),
-            None,
+            NOT_SET,
             "±limit of 'uniform', std of 'normal'",
         ),
-        Key(
+        _setting(
             "init_bias",
-            False,
             _name_parser("bias init", BIAS_MODES),
             "zeros",
             "biases: zeros or like_weights",
         ),
-        Key(
-            "order",
-            False,
-            _name_parser("order", ORDERS),
-            "shuffle",
-            "sample order per epoch",
-        ),
-        Key("eval_every", False, _positive_int("eval_every"), 1, "evaluate every N epochs"),
-        Key("seed", False, _non_negative_int("seed"), 0, "base seed"),
-        Key("split_seed", False, _non_negative_int("split_seed"), 42, "train/test split seed"),
-        Key(
+        _setting("order", _name_parser("order", ORDERS), "shuffle", "sample order per epoch"),
+        _setting("eval_every", _positive_int("eval_every"), 1, "evaluate every N epochs"),
+        _setting("seed", _non_negative_int("seed"), 0, "base seed"),
+        _setting("split_seed", _non_negative_int("split_seed"), 42, "train/test split seed"),
+        _setting(
             "test_size",
-            False,
             _number("test size", lo=0, lo_open=True, hi=1, hi_open=True),
             0.2,
             "test fraction where the dataset has no fixed split",
         ),
-        Key("device", False, _name_parser("device", DEVICES), "cpu", "torch's device"),
+        _setting("device", _name_parser("device", DEVICES), "cpu", "torch's device"),
     )
 }
 
@@ -270,108 +373,86 @@ PART_KEYS = {
 RUN_KEYS = {
     k.name: k
     for k in (
-        Key(
+        _setting(
             "target_acc",
-            False,
             _optional(_number("target accuracy", lo=0, lo_open=True, hi=1)),
-            None,
+            NOT_SET,
             "test accuracy for time-to-target",
         ),
-        Key(
+        _setting(
             "timeout",
-            False,
-            _optional(_number("timeout", lo=0, lo_open=True)),
-            None,
+            _optional(_number("timeout", lo=0, lo_open=True, hi=TIMEOUT_MAX)),
+            NOT_SET,
             "seconds per cell before it is stopped",
         ),
-        Key("data_dir", False, _optional(_data_dir), None, "folder with dataset files"),
-        Key("title", False, str, "sweep", "name of the run (its folder name)"),
+        _setting(
+            "data_dir", _optional(_path_text("data_dir")), NOT_SET, "folder with dataset files"
+        ),
+        _setting(
+            "title",
+            _name_text("title"),
+            "sweep",
+            "name of the run (its folder name)",
+            flags=("--name",),
+        ),
     )
 }
 
+# The Cell's fields: the part's name, one value of each axis, the settings, the repeat and
+# its seed (seed + repeat). Nothing else: the cell_id hashes all of them but the last two.
+_CELL_FIELDS = (
+    "part",
+    *(k.cell for k in PART_KEYS.values() if k.axis),
+    *(
+        k.name
+        for k in PART_KEYS.values()
+        if not k.axis and k.name not in ("name", "repeats", "seed")
+    ),
+    "repeat",
+    "seed",
+)
 
-@dataclass(frozen=True)
-class Part:
-    """One Cartesian product of axes with its fixed settings; fields as in PART_KEYS."""
+Part = dataclasses.make_dataclass(
+    "Part", [(k.name, object) for k in PART_KEYS.values()], frozen=True
+)
+Part.__module__ = __name__
+Part.__doc__ = """One Cartesian product of axes with its fixed settings; fields as in PART_KEYS.
 
-    name: str
-    datasets: tuple
-    backends: tuple
-    batch_sizes: tuple
-    losses: tuple
-    optimizers: tuple
-    lrs: tuple
-    hidden: tuple
-    activations: tuple
-    epochs: tuple
-    dtypes: tuple
-    threads: tuple
-    repeats: int
-    output: str | None
-    momentum: float
-    weight_decay: float
-    preprocess: str | None
-    init: str
-    init_scale: float | None
-    init_bias: str
-    order: str
-    eval_every: int
-    seed: int
-    split_seed: int
-    test_size: float
-    device: str
+Axes are tuples; an optional setting nobody gave is NOT_SET."""
 
 
 @dataclass(frozen=True)
 class Sweep:
     title: str
-    parts: tuple[Part, ...]
+    parts: tuple
     target_acc: float | None = None
     timeout: float | None = None
     data_dir: str | None = None
 
     def to_dict(self) -> dict:
-        """A plain mapping that build_sweep turns back into this sweep (stored in env.json)."""
-        run = {k: getattr(self, k) for k in RUN_KEYS}
+        """A plain mapping that build_sweep turns back into this sweep (stored in env.json).
+
+        Settings that were not set are left out: absent means not set."""
+        run = {k: getattr(self, k) for k in RUN_KEYS if getattr(self, k) is not None}
         parts = []
         for part in self.parts:
-            d = dataclasses.asdict(part)
+            d = {f.name: getattr(part, f.name) for f in dataclasses.fields(part)}
             d["hidden"] = [hidden_text(h) for h in part.hidden]
             d["batch_sizes"] = ["full" if b == FULL_BATCH else b for b in part.batch_sizes]
-            parts.append({k: list(v) if isinstance(v, tuple) else v for k, v in d.items()})
+            parts.append(
+                {
+                    k: list(v) if isinstance(v, tuple) else v
+                    for k, v in d.items()
+                    if v is not NOT_SET
+                }
+            )
         return {**run, "parts": parts}
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One point of a part, for one repeat: everything a worker needs to run it."""
+class _CellMethods:
+    """What a Cell computes from its fields (the fields come from the key table)."""
 
-    part: str
-    dataset: str
-    backend: str
-    loss: str
-    optimizer: str
-    lr: float
-    batch_size: int  # FULL_BATCH until resolved against the dataset's size
-    hidden: tuple[int, ...]
-    activation: str
-    epochs: int
-    dtype: str
-    threads: int
-    output: str
-    momentum: float
-    weight_decay: float
-    preprocess: str | None
-    init: str
-    init_scale: float | None
-    init_bias: str
-    order: str
-    eval_every: int
-    device: str
-    split_seed: int
-    test_size: float
-    repeat: int
-    seed: int
+    __slots__ = ()
 
     @property
     def init_text(self) -> str:
@@ -411,11 +492,21 @@ class Cell:
             "cell_id": self.cell_id,
             "hidden": hidden_text(self.hidden),
             "init": self.init_text,
-            "preprocess": self.preprocess or "",
         }
         for name in ("part", *AXES, *SETTINGS, "repeat", "seed"):
             values.setdefault(name, getattr(self, name))
         return values
+
+
+Cell = dataclasses.make_dataclass(
+    "Cell", [(name, object) for name in _CELL_FIELDS], bases=(_CellMethods,), frozen=True
+)
+Cell.__module__ = __name__
+Cell.__doc__ = """One point of a part, for one repeat: everything a worker needs to run it.
+
+Every setting is concrete here: preprocess is what the dataset gets ("none" = raw values),
+output the activation used, init_scale None for the scheme's own; batch_size is FULL_BATCH
+until resolved against the dataset's size."""
 
 
 def _suggest_key(key, valid) -> str:
@@ -432,11 +523,12 @@ def _parse_value(key: Key, value, where: str):
             if not items:
                 raise ValueError(f"{key.name} is empty: give at least one value")
             parsed = tuple(key.parse(item) for item in items)
-            return tuple(dict.fromkeys(parsed))  # drop repeats, keep order
+            # values are normalised by their parser ("0500" -> 500): equal ones run once
+            return tuple(dict.fromkeys(parsed))
         return key.parse(value)
     except ValueError as exc:
         raise UsageError(f"{where}{key.name}: {exc}") from None
-    except TypeError:
+    except (TypeError, AttributeError):
         raise UsageError(f"{where}{key.name}: cannot use {value!r} here") from None
 
 
@@ -450,10 +542,7 @@ def check_keys(mapping: Mapping, valid: Mapping, where: str) -> None:
 
 
 def default_backends() -> tuple[str, ...]:
-    from impls import available_backends
-    from impls.registry import DEFAULT_BACKENDS  # the peers run by name or the peers preset
-
-    usable = tuple(
+    usable = tuple(  # the peers run by name or with the peers preset
         name
         for name, reason in available_backends().items()
         if reason is None and name in DEFAULT_BACKENDS
@@ -462,9 +551,34 @@ def default_backends() -> tuple[str, ...]:
 
 
 def default_threads() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+# The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
+# bce and mse average over the 10 outputs, which scales their gradients down 10x.
+DEFAULT = {
+    "title": "quick",
+    "datasets": ["digits"],
+    "batch_sizes": [1, 32, 256],
+    "optimizers": ["sgd"],
+    "hidden": ["100"],
+    "epochs": [10],
+    "parts": [
+        {"name": "cce", "losses": ["cce"], "lrs": [0.1]},
+        {"name": "bce", "losses": ["bce"], "lrs": [1.0]},
+        {"name": "mse", "losses": ["mse"], "lrs": [2.0]},
+    ],
+}
+
+
+def default_base(overrides: Mapping) -> dict:
+    """The mapping a run starts from when neither a preset nor a config file is given.
+
+    DEFAULT pairs each loss with its own learning rate; once the losses or learning rates
+    are given, those pairs no longer apply and the plain key defaults do."""
+    if {"losses", "lrs"} & {k for k, v in overrides.items() if v is not None}:
+        return {"title": "sweep"}
+    return DEFAULT
 
 
 def build_sweep(
@@ -476,26 +590,34 @@ def build_sweep(
     mappings of part keys (each may set "name"). `overrides` (the command line) replace the
     same keys in every part. Raises UsageError for anything invalid.
     """
+    if base is not None and not isinstance(base, Mapping):
+        raise UsageError(f"{where}the sweep must be a table of settings, got {base!r}")
+    base_in = base
     base = dict(base or {})
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    parts_in = base.pop("parts", None) or [{}]
+    parts_in = base.pop("parts", None)
+    if parts_in is None:
+        parts_in = [{}]
     if not isinstance(parts_in, list) or not all(isinstance(p, Mapping) for p in parts_in):
-        raise UsageError(f"{where}parts must be a list of tables")
+        raise UsageError(f"{where}parts must be a list of tables ([[sweep.parts]] in TOML)")
+    if not parts_in:
+        raise UsageError(f"{where}parts is empty: give at least one [[sweep.parts]] table")
     valid = {**PART_KEYS, **RUN_KEYS}
     check_keys(base, valid, where)
     check_keys(overrides, valid, "")
     run = {}
     for name, key in RUN_KEYS.items():
         if name in overrides:
-            run[name] = _parse_value(key, overrides[name], "")
+            value = _parse_value(key, overrides[name], "")
         elif name in base:
-            run[name] = _parse_value(key, base[name], where)
+            value = _parse_value(key, base[name], where)
         else:
-            run[name] = key.default
+            value = key.default
+        run[name] = None if value is NOT_SET else value
     machine_defaults = {"backends": default_backends(), "threads": (default_threads(),)}
     parts = []
     for i, part_in in enumerate(parts_in):
-        part_where = f"{where}parts[{i}]." if len(parts_in) > 1 else where
+        part_where = f"{where}parts[{i}]." if "parts" in (base_in or {}) else where
         check_keys(part_in, PART_KEYS, part_where)
         values = {}
         for name, key in PART_KEYS.items():
@@ -509,6 +631,12 @@ def build_sweep(
                 values[name] = machine_defaults[name]
             else:
                 values[name] = key.default if not key.axis else tuple(key.default)
+        if values["seed"] + values["repeats"] - 1 > SEED_MAX:
+            at = "" if {"seed", "repeats"} & overrides.keys() else part_where
+            raise UsageError(
+                f"{at}seed: seed + repeats - 1 must be at most {_limit_text(SEED_MAX)}, "
+                f"got {values['seed']} + {values['repeats']} - 1"
+            )
         parts.append(Part(**values))
     names = [p.name for p in parts]
     if len(set(names)) != len(names):
@@ -518,8 +646,27 @@ def build_sweep(
     return sweep
 
 
+def stored_sweep(stored, where: str) -> Sweep:
+    """The sweep a run folder stored in env.json, checked as strictly as a new one.
+
+    A folder's sweep is never replaced: a missing or broken one is an error, never the
+    default sweep."""
+    hint = "; a run folder's sweep is never replaced: start a new run instead"
+    if not isinstance(stored, Mapping) or not isinstance(stored.get("parts"), list):
+        raise UsageError(f"{where}holds no sweep to resume (sweep = {_short(stored)}){hint}")
+    try:
+        return build_sweep(stored, where=where + "sweep.")
+    except UsageError as exc:
+        raise UsageError(f"{exc} (the stored sweep no longer validates){hint}") from None
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def expand(sweep: Sweep) -> list[Cell]:
-    """Every cell x repeat of the sweep, in run order.
+    """Every cell x repeat of the sweep, in run order, with every setting made concrete.
 
     Repeats vary slowest and backends fastest, so the backends of one configuration run
     one after another and slow drifts of the machine touch them all alike.
@@ -555,12 +702,12 @@ def expand(sweep: Sweep) -> list[Cell]:
                         epochs=epochs,
                         dtype=dtype,
                         threads=threads,
-                        output=part.output or MLPSpec((2, 2), loss=loss).output,
+                        output=_given(part.output, MLPSpec((2, 2), loss=loss).output),
                         momentum=part.momentum if opt == "sgd" else 0.0,
                         weight_decay=part.weight_decay,
-                        preprocess=part.preprocess,
+                        preprocess=_given(part.preprocess, default_preprocess(ds)),
                         init=part.init,
-                        init_scale=part.init_scale,
+                        init_scale=_given(part.init_scale, None),
                         init_bias=part.init_bias,
                         order=part.order,
                         eval_every=part.eval_every,
@@ -574,6 +721,36 @@ def expand(sweep: Sweep) -> list[Cell]:
     return cells
 
 
+def _given(value, default):
+    return default if value is NOT_SET else value
+
+
+def default_preprocess(dataset: str) -> str:
+    """The preprocessing dataset `dataset` gets when none is given."""
+    base, _ = _datasets.parse_dataset_name(dataset)
+    return _datasets.DATASETS[base].default_preprocess
+
+
+def merge_duplicates(cells) -> tuple[list, list[str]]:
+    """Cells that became the same once resolved (batch size 'full' and the training set's
+    size, say) run once: the first is kept. Returns the cells and a note per merge."""
+    seen, kept, notes = {}, [], []
+    for cell in cells:
+        key = (cell.cell_id, cell.repeat)
+        if key in seen:
+            first = seen[key]
+            if cell.repeat == 0:
+                notes.append(
+                    f"note: {cell.label().rsplit(' · ', 1)[0]} is given twice in part "
+                    f"{cell.part!r} ('full' is {cell.dataset}'s {first.batch_size} training "
+                    "samples); it runs once"
+                )
+            continue
+        seen[key] = cell
+        kept.append(cell)
+    return kept, notes
+
+
 def check_combinations(sweep: Sweep) -> None:
     """Reject impossible combinations (e.g. bce with a softmax output) before anything runs."""
     for part in sweep.parts:
@@ -583,12 +760,17 @@ def check_combinations(sweep: Sweep) -> None:
                 MLPSpec(
                     (2, 2),
                     loss=loss,
-                    output=part.output,
+                    output=_given(part.output, None),
                     optimizer=opt,
                     momentum=part.momentum if opt == "sgd" else 0.0,
                     weight_decay=part.weight_decay,
                 )
             except ValueError as exc:
                 raise UsageError(f"{where}{exc}") from None
-        if part.init_scale is not None and SCHEMES[part.init][1] is None:
+        if part.init_scale is not NOT_SET and SCHEMES[part.init][1] is None:
             raise UsageError(f"{where}init scheme {part.init!r} takes no init_scale")
+
+
+def integer_setting(what: str, value) -> int:
+    """A positive integer setting parsed and bounded as in a sweep (e.g. verify's threads)."""
+    return _integer(value, what, 1)

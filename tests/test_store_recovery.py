@@ -78,7 +78,8 @@ def test_results_truncated_to_20_bytes_then_resume(tmp_path, capsys):
 
 def test_part_named_with_a_line_separator_survives_resume(tmp_path, capsys):
     """Before: a part named "a\\u2028b" was split by str.splitlines(); a resume of the finished
-    folder deleted both rows and ran them again."""
+    folder deleted both rows and ran them again. Names are now one line of text (the store
+    keeps such characters too: see test_line_breaks_in_values_are_written_as_spaces)."""
     config = tmp_path / "c.toml"
     config.write_text(
         '[sweep]\ntitle = "sep"\ndatasets = ["digits"]\nbackends = ["numpy-vec"]\n'
@@ -89,7 +90,7 @@ def test_part_named_with_a_line_separator_survives_resume(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--quiet", "--out", str(tmp_path)]) == 0
     run_dir = Path(capsys.readouterr().out.strip())
     before = (run_dir / "results.csv").read_bytes()
-    assert [r["part"] for r in _rows(run_dir / "results.csv")] == ["a\u2028b"] * 2
+    assert [r["part"] for r in _rows(run_dir / "results.csv")] == ["a b"] * 2
     assert main(["run", "--resume", str(run_dir)]) == 0
     assert "2 of 2 cells already finished, 0 to run" in capsys.readouterr().err
     assert (run_dir / "results.csv").read_bytes() == before
@@ -142,9 +143,18 @@ def test_an_older_header_is_upgraded_without_losing_rows(tmp_path):
 
 def test_line_breaks_in_values_are_written_as_spaces(tmp_path):
     store = _store_with(tmp_path, 0)
-    store.append_cell(_row("a", error="one\rtwo\r\nthree\nfour\u2028five"), [])
-    assert _rows(store.results_path)[0]["error"] == "one two three four\u2028five"
-    assert store.recover(note=lambda m: None) == {("a", 0)}
+    for i, sep in enumerate(SPLITLINES_BREAKS):
+        store.append_cell(_row(f"a{i}", part=f"a{sep}b", error="one\rtwo\r\nthree\nfour"), [])
+    store.close()
+    store = RunStore.open(store.path)
+    assert store.recover(note=lambda m: None) == {(f"a{i}", 0) for i in range(13)}
+    rows = _rows(store.results_path)
+    assert {r["error"] for r in rows} == {"one two three four"}
+    csv_breaks = ("\n", "\r", "\r\n")
+    assert [r["part"] for r in rows] == [
+        "a b" if sep in csv_breaks else f"a{sep}b" for sep in SPLITLINES_BREAKS
+    ]
+    assert not (store.path / "results.csv.damaged").exists()
     store.close()
 
 
