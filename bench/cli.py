@@ -11,7 +11,6 @@ import difflib
 import os
 import stat
 import sys
-import time
 import traceback
 
 from .errors import BenchError, UsageError
@@ -208,7 +207,7 @@ def _cmd_run(args) -> int:
         sweep = build_sweep(base, overrides, where=where)
     quiet = args.quiet
     note = (lambda text: None) if quiet else None
-    began = time.time()
+    before = _stamp(args.resume, "summary.md")
     run_dir, status = execute(
         sweep,
         out=args.out,
@@ -219,17 +218,22 @@ def _cmd_run(args) -> int:
         scheduler=args.scheduler,
     )
     summary = run_dir / "summary.md"
-    if not quiet and _written_since(summary, began):  # a failed report is never announced
+    written = _stamp(run_dir, "summary.md") not in (None, before)
+    if not quiet and written:  # a report that failed is never announced
         print(f"summary: {summary}", file=sys.stderr)
     print(run_dir)
     return INTERRUPTED_EXIT if status == "interrupted" else 0
 
 
-def _written_since(path, began: float) -> bool:
+def _stamp(folder, name: str):
+    """What tells one version of a file from the next (None: no such file)."""
+    if folder is None:
+        return None
     try:
-        return path.stat().st_mtime >= began - 1.0  # file systems keep coarse times
+        st = os.stat(os.path.join(folder, name))
     except OSError:
-        return False
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _cmd_report(args) -> int:
