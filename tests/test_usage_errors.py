@@ -342,7 +342,7 @@ def test_a_failed_report_is_not_announced(tmp_path, capsys, monkeypatch):
     """Before: the run printed `summary: RUN_DIR/summary.md` though no summary was written."""
     import bench.report
 
-    def broken(run_dir):
+    def broken(run_dir, **kwargs):
         raise OverflowError("int too large to convert to float")
 
     monkeypatch.setattr(bench.report, "write_report", broken)
