@@ -215,6 +215,12 @@ def test_cache_folder_default_home(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_dir() == tmp_path / "home" / ".cache" / "mlp-bench"
+    # a relative XDG_CACHE_HOME is ignored, as the XDG spec says (it made the cache follow
+    # the working directory)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "mlp-bench"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "mlp-bench"
 
 
 def test_search_order_precedence(tmp_path, monkeypatch):

@@ -29,10 +29,11 @@ SYSTEM_DATA_DIRS: dict[str, tuple[str, ...]] = {
 
 
 def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/mlp-bench if XDG_CACHE_HOME is set and non-empty, else
-    ~/.cache/mlp-bench. The folder is not created."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    """$XDG_CACHE_HOME/mlp-bench if XDG_CACHE_HOME is an absolute path, else
+    ~/.cache/mlp-bench (the XDG spec says to ignore a relative one, which would otherwise
+    put the cache in whatever the working directory is). The folder is not created."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", "")).expanduser()
+    base = xdg if xdg.is_absolute() else Path.home() / ".cache"
     return base / "mlp-bench"
 
 
