@@ -15,8 +15,9 @@ one framework per process. The Dask task only starts and follows that process.
   split seed and dtype (the same call as a local run; files from the sweep's data_dir or the
   host's cache), never sent through the scheduler. A host without the files fails its cells
   with the dataset's message and the host's name.
-- Hosts: every Dask worker's machine (CPU, cores, BLAS, versions) and the matmul peak
-  measured there go into env.json's `hosts`; each row's roofline uses its own host's peak.
+- Hosts: every Dask worker's machine (CPU, cores, BLAS, versions; with `--device cuda`, what
+  torch sees there) and the matmul peak measured there go into env.json's `hosts`; each row's
+  roofline uses its own host's peak. Torch cells on a GPU go only to hosts with CUDA.
 - Code: each Dask worker's mlp-bench version and a hash of its bench/ and impls/ sources are
   compared with this machine's when the run connects; a mismatch is refused before anything
   runs (and a worker that joins later with other code gets no cells).
@@ -216,6 +217,7 @@ class DaskExecutor:
         self.refused: dict[str, str] = {}  # Dask worker address -> why it gets no cells
         self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this run
         self.guard = contextlib.nullcontext  # around writing a finished cell
+        self.cuda_hosts: set[str] | None = None  # hosts where torch sees CUDA (when asked)
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -436,18 +438,19 @@ class DaskExecutor:
                         self._lost(sent, queue, store, run_id, session, rows, progress, labels)
                 busy = {sent.address for sent in flight.values()}
                 for address, host in live.items():
-                    if queue and address not in busy:
-                        job = queue.popleft()
+                    job = None if address in busy else self._next_for(queue, host)
+                    if job is not None:
                         shared = self.hosts[host].slots(live) > 1
                         flight[self._submit(job, address)] = _Flight(job, address, shared)
                 if len(self.hosts) != known:
                     self._record_hosts(store, session)
-                if live or flight:
+                if flight or not queue:
                     alone_since = time.monotonic()
                 elif time.monotonic() - alone_since > NO_WORKERS_S:
                     raise BenchError(
                         f"no Dask worker of {self.spec.text} has taken cells for "
-                        f"{NO_WORKERS_S:g} s: {len(queue)} cells did not run; start workers "
+                        f"{NO_WORKERS_S:g} s (none alive, or none with a device the cells "
+                        f"need): {len(queue)} cells did not run; start workers "
                         f"and finish with: python -m bench run --resume {store.path} "
                         f"--scheduler {self.spec.text}"
                     )
@@ -471,6 +474,43 @@ class DaskExecutor:
             if flight:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(flight), force=True)
+
+    def _next_for(self, queue, host: str):
+        """The first queued job `host` can run (torch cells on a GPU need a host where torch
+        sees one), taken off the queue; None if none."""
+        for job in queue:
+            if self._fits(job["cell"], host):
+                queue.remove(job)
+                return job
+        return None
+
+    def _fits(self, cell, host: str) -> bool:
+        if self.cuda_hosts is None or cell.backend != "torch" or cell.device == "cpu":
+            return True
+        return host in self.cuda_hosts
+
+    def check_devices(self, cells) -> None:
+        """With torch cells on a GPU (`--device cuda`): ask torch on each host what it sees
+        (recorded in env.json's hosts as `devices`); those cells go only to hosts with CUDA,
+        and a cluster without any is a usage error before anything runs."""
+        wanted = sorted({c.device for c in cells if c.backend == "torch" and c.device != "cpu"})
+        if not wanted:
+            return
+        found = {}
+        for host in self.hosts.values():
+            try:
+                answer = self.client.run(worker_devices, workers=host.workers[:1])
+                found[host.name] = next(iter(answer.values()), None)
+            except Exception:
+                found[host.name] = None
+            host.facts["devices"] = found[host.name]
+        self.cuda_hosts = {h for h, f in found.items() if f and f.get("cuda")}
+        if not self.cuda_hosts and any(f is not None for f in found.values()):
+            raise UsageError(
+                f"--device {wanted[0]}: torch finds no CUDA device on any host of the Dask "
+                f"cluster ({', '.join(found)}: torch.cuda.is_available() is False); use "
+                "--device cpu"
+            )
 
     def _submit(self, job: dict, address: str):
         attempt = len(job["lost"])
@@ -594,10 +634,24 @@ class DaskExecutor:
             self.cluster = None
 
 
-def connect(text: str, note) -> DaskExecutor:
+def worker_devices() -> dict | None:
+    """Run on a Dask worker: what torch sees there (in a short process of its own), or None
+    without torch."""
+    from .session import _torch_devices
+
+    return _torch_devices()
+
+
+def connect(text: str, note, cells=()) -> DaskExecutor:
     """Parse `--scheduler`, connect, check every worker's code and resources; UsageError (exit
     2) before anything runs when the scheduler cannot be reached or refuses."""
-    return DaskExecutor(parse_scheduler(text), note).connect()
+    executor = DaskExecutor(parse_scheduler(text), note).connect()
+    try:
+        executor.check_devices(cells)
+    except BaseException:
+        executor.close()
+        raise
+    return executor
 
 
 def _reason(exc: BaseException) -> str:

@@ -355,7 +355,7 @@ def execute(
         warnings_ = session.thread_warnings(cells)
     for text in warnings_:
         note(f"warning: {text}")
-    executor = _connect(scheduler, note)
+    executor = _connect(scheduler, note, cells)
     try:
         run = _open_run(sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note)
     except BaseException:
@@ -383,14 +383,14 @@ def execute(
     return run.store.path, run.status
 
 
-def _connect(scheduler: str | None, note):
+def _connect(scheduler: str | None, note, cells):
     """The Dask cluster for `--scheduler`, connected and checked before any folder exists
     (a scheduler that cannot be reached is a usage error); None for a local run."""
     if scheduler is None:
         return None
     from .cluster import connect
 
-    return connect(scheduler, note)
+    return connect(scheduler, note, cells)
 
 
 def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:

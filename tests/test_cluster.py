@@ -438,3 +438,49 @@ def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeyp
     assert out["row"]["status"] == "error"
     assert out["row"]["error"] == f"{HOST}: mnist: data files not found in 3 searched folders"
     assert out["row"]["host"] == HOST and out["curves"] == []
+
+
+def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
+    """`--device cuda` with --scheduler: torch is asked on each host; torch cells go only to
+    hosts with CUDA, other cells anywhere; no CUDA anywhere is a usage error."""
+    import collections
+
+    from bench.sweep import expand
+
+    class FakeClient:  # what client.run returns: {worker address: worker_devices()}
+        def __init__(self, cuda):
+            self.cuda = cuda
+
+        def run(self, fn, workers):
+            assert fn is cluster.worker_devices
+            return {workers[0]: {"cuda": workers[0] in self.cuda, "count": 1, "torch": "2"}}
+
+    def executor(cuda):
+        ex = cluster.DaskExecutor(cluster.parse_scheduler("local:1"), _quiet)
+        ex.hosts = {
+            "gpu-box": cluster.Host("gpu-box", {}, ["tcp://10.0.0.1:1"]),
+            "cpu-box": cluster.Host("cpu-box", {}, ["tcp://10.0.0.2:1"]),
+        }
+        ex.client = FakeClient(cuda)
+        return ex
+
+    cells = expand(
+        _sweep(backends=["torch", "numpy-vec"], losses=["cce"], batch_sizes=["8"], device="cuda")
+    )
+    torch_cell = next(c for c in cells if c.backend == "torch")
+    numpy_cell = next(c for c in cells if c.backend == "numpy-vec")
+    ex = executor({"tcp://10.0.0.1:1"})
+    ex.check_devices(cells)
+    assert ex.cuda_hosts == {"gpu-box"}
+    assert ex.hosts["cpu-box"].facts["devices"]["cuda"] is False
+    assert ex._fits(torch_cell, "gpu-box") and not ex._fits(torch_cell, "cpu-box")
+    assert ex._fits(numpy_cell, "cpu-box")
+    queue = collections.deque([{"cell": torch_cell}, {"cell": numpy_cell}])
+    assert ex._next_for(queue, "cpu-box")["cell"] is numpy_cell
+    assert ex._next_for(queue, "cpu-box") is None and len(queue) == 1
+    with pytest.raises(UsageError, match="--device cuda: torch finds no CUDA device on any host"):
+        executor(set()).check_devices(cells)
+    cpu_only = expand(_sweep(backends=["torch"], losses=["cce"], batch_sizes=["8"]))
+    ex = executor(set())
+    ex.check_devices(cpu_only)  # nothing asked: no GPU cells
+    assert ex.cuda_hosts is None
