@@ -248,10 +248,25 @@ def _cmd_report(args) -> int:
             raise UsageError("give the RUN_DIR to report on (or --pytest-benchmark FILE)")
         from .report import write_report
 
+        _settle_stale_status(args.run_dir)
         paths = write_report(args.run_dir)
     for path in paths:
         print(path)
     return 0
+
+
+def _settle_stale_status(run_dir) -> None:
+    """A folder whose env.json says "running" with its process gone is said to be, and
+    recorded as, interrupted (where the folder can be written; else only said)."""
+    from .store import RunStore, stale_running
+
+    sentence = stale_running(run_dir)
+    if sentence is None:
+        return
+    try:
+        RunStore.open(run_dir).close()  # says it and records "interrupted"
+    except (BenchError, OSError):
+        print(f"note: {sentence}", file=sys.stderr)
 
 
 def _cmd_list(args) -> int:

@@ -322,3 +322,16 @@ def test_no_space_left_is_said_plainly(tmp_path):
         f"python -m bench run --resume {store.path}"
     )
     store.close()
+
+
+def test_report_on_a_stale_running_folder_says_so(tmp_path, capsys):
+    """Before: env.json stayed "running" for ever after a process that was killed."""
+    assert main(["run", *TINY, "--batch-sizes", "256", "--out", str(tmp_path)]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    env = json.loads((run_dir / "env.json").read_text())
+    env.update(status="running", owner={"pid": 2**22 + 1, "host": "elsewhere"})
+    (run_dir / "env.json").write_text(json.dumps(env))
+    assert main(["report", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {run_dir}/env.json said the run is still running, but its process " in err
+    assert json.loads((run_dir / "env.json").read_text())["status"] == "interrupted"
