@@ -136,6 +136,12 @@ def _add_run(sub):
     out.add_argument(
         "--quiet", action="store_true", help="no progress display; print only the run folder"
     )
+    out.add_argument(
+        "--verify",
+        action="store_true",
+        help="first check that the sweep's backends compute the same (as `bench verify`) and "
+        "store the worst differences in env.json",
+    )
     return p
 
 
@@ -208,6 +214,17 @@ def _cmd_run(args) -> int:
     quiet = args.quiet
     note = (lambda text: None) if quiet else None
     before = _stamp(args.resume, "summary.md")
+    env_extra = {}
+    if args.verify:
+        from .sweep import expand
+        from .verify import verify_backends
+
+        cells = expand(sweep)
+        env_extra["verify"] = verify_backends(
+            backends=dict.fromkeys(c.backend for c in cells),
+            threads=min(c.threads for c in cells),
+            out=None if quiet else sys.stderr,
+        )
     run_dir, status = execute(
         sweep,
         out=args.out,
@@ -216,6 +233,7 @@ def _cmd_run(args) -> int:
         command=" ".join(["python -m bench", *args.argv]),
         note=note,
         scheduler=args.scheduler,
+        env_extra=env_extra,
     )
     summary = run_dir / "summary.md"
     written = _stamp(run_dir, "summary.md") not in (None, before)
@@ -291,6 +309,8 @@ def _cmd_verify(args) -> int:
         return run_in_subprocess(names)
     from .verify import run_verify
 
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: threads must be a positive integer, got {args.threads}")
     return run_verify(threads=args.threads)
 
 

@@ -339,11 +339,14 @@ def execute(
     command=None,
     note=None,
     scheduler: str | None = None,
+    env_extra=None,
 ) -> tuple[Path, str]:
     """Run `sweep` (or finish the run folder `resume`); return (run folder, final status).
 
     `scheduler` (a Dask scheduler's address, or local:N) runs the cells on a Dask cluster
-    (bench.cluster) instead of this machine's workers.
+    (bench.cluster) instead of this machine's workers. `env_extra`: fields added to env.json
+    (e.g. `verify`, from `bench run --verify`).
+
     Raises UsageError / BenchError for problems found before training starts.
     """
     note = note or (lambda text: print(text, file=sys.stderr))
@@ -357,7 +360,9 @@ def execute(
         note(f"warning: {text}")
     executor = _connect(scheduler, note, cells)
     try:
-        run = _open_run(sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note)
+        run = _open_run(
+            sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note, env_extra
+        )
     except BaseException:
         if executor is not None:
             executor.close()
@@ -393,7 +398,7 @@ def _connect(scheduler: str | None, note, cells):
     return connect(scheduler, note, cells)
 
 
-def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:
+def _open_run(sweep, cells, out, resume, command, warnings_, note, env_extra=None) -> _Run:
     """Open the run folder and write env.json (status "running", the sweep, this session)
     before anything else, so that a run killed at any point can be resumed."""
     if resume is not None:
@@ -413,6 +418,7 @@ def _open_run(sweep, cells, out, resume, command, warnings_, note) -> _Run:
         resumed_at=this.entry["started_at"] if resume is not None else None,
         threads=threads[0] if len(threads) == 1 else threads,
         cells=len(cells),
+        **(env_extra or {}),
     )
     if resume is None:  # a folder's stored sweep is never replaced
         env["sweep"] = sweep.to_dict()
