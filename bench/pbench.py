@@ -164,7 +164,8 @@ def overhead_table(data: dict) -> pd.DataFrame:
     times = {}
     for info, stats in _benchmarks(data):
         if info.get("kind") == "overhead" and isinstance(info.get("variant"), str):
-            key = (info["backend"], info["model"], int(info["batch_size"]))
+            order = info.get("order", "fixed")
+            key = (info["backend"], info["model"], order, int(info["batch_size"]))
             entry = times.setdefault(key, {})
             entry[info["variant"]] = stats["median"]
             if "ratio_to_plain" in info:
@@ -177,6 +178,7 @@ def overhead_table(data: dict) -> pd.DataFrame:
         {
             "framework": fw,
             "model": model,
+            "order": order,
             "batch_size": bs,
             "mlp_bench_s": t["mlp-bench"],
             "plain_s": t["plain"],
@@ -188,12 +190,13 @@ def overhead_table(data: dict) -> pd.DataFrame:
                 )
             ),
         }
-        for (fw, model, bs), t in sorted(times.items())
+        for (fw, model, order, bs), t in sorted(times.items())
         if "mlp-bench" in t and "plain" in t
     ]
     columns = [
         "framework",
         "model",
+        "order",
         "batch_size",
         "mlp_bench_s",
         "plain_s",
@@ -202,7 +205,7 @@ def overhead_table(data: dict) -> pd.DataFrame:
         "ratio_p10",
         "ratio_p90",
     ]
-    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[3:]})
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[4:]})
 
 
 def _overhead_section(table: pd.DataFrame) -> str:
@@ -211,7 +214,8 @@ def _overhead_section(table: pd.DataFrame) -> str:
         "",
         "Each framework backend, driven as `bench run` drives it, against the code a user of "
         "the framework writes for the same training: `model.fit(X, Y, epochs=E, "
-        "batch_size=b, shuffle=False)` for Keras, the textbook loop over tensor slices for "
+        "batch_size=b, shuffle=False)` (fixed order) or `shuffle=True` for Keras, the textbook "
+        "loop over tensor slices (fixed) or `torch.randperm` index slices (shuffled) for "
         "PyTorch; E epochs per round on both sides (`tests/benchmarks/"
         "test_framework_overhead.py`). Ratio above 1: the backend is slower than plain code. "
         "The first ratio divides the two benchmarks' medians, taken minutes apart; the "
@@ -223,6 +227,7 @@ def _overhead_section(table: pd.DataFrame) -> str:
         [
             r.framework,
             r.model,
+            r.order,
             str(r.batch_size),
             format_seconds(r.mlp_bench_s),
             format_seconds(r.plain_s),
@@ -236,13 +241,14 @@ def _overhead_section(table: pd.DataFrame) -> str:
     header = [
         "framework",
         "model",
+        "order",
         "batch",
         "mlp-bench",
         "plain",
         "ratio",
         "interleaved ratio (p10–p90)",
     ]
-    lines.append(md_table(header, body, n_left=2))
+    lines.append(md_table(header, body, n_left=3))
     return "\n".join(lines)
 
 

@@ -100,7 +100,7 @@ def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
     # the framework-overhead pairs: not result rows, but a table of ratios
     assert "## Against plain framework code" in summary
     assert re.search(
-        r"\| torch\s+\| digits-64-100-10 \|\s+32 \|.*\| 1\.20× \|\s+"
+        r"\| torch\s+\| digits-64-100-10 \| fixed \|\s+32 \|.*\| 1\.20× \|\s+"
         r"1\.10× \(1\.05–1\.18\) \|",
         summary,
     )

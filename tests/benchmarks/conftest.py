@@ -1,58 +1,143 @@
-"""Benchmark fixtures: threads pinned once for every library, the matmul peak, the data.
+"""Benchmark fixtures, and one process per framework.
 
-`pytest tests/benchmarks --benchmark-only` measures; in the default test run the benchmarks
-are disabled by tests/conftest.py and each one executes once, as a test.
+Frameworks never share a process (two OpenMP runtimes and two thread pools in one process
+make thread settings unreliable). So the benchmarks are split into groups — `numpy` (the NumPy
+backends and the yardstick), `torch`, `keras` — and the pytest process that collects them runs
+each group in a `python -m pytest` process of its own, then reports each benchmark's outcome
+as if it had run here. This holds for `pytest tests/benchmarks --benchmark-only` (the
+measuring run; each group process prints its own pytest-benchmark table, and with
+`--benchmark-json FILE` their JSON is merged into FILE) and for the default `pytest` run,
+where the benchmarks are disabled and each executes once, as a test (tests/conftest.py).
+
+Measuring uses the benchmark sizes below; run as tests they use a few hundred samples and one
+thread, so the suite stays quick: they check that every benchmark works, not how fast.
 """
 
+import json
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import measure
 from bench.threads import pin_threads
-from impls import available_backends
 
-THREADS = int(os.environ.get("MLP_BENCH_THREADS", "0")) or len(os.sched_getaffinity(0))
+GROUP_ENV = "MLP_BENCH_BENCHMARK_GROUP"  # set in a group's process: the group it runs
+REPORTS_ENV = "MLP_BENCH_BENCHMARK_REPORTS"  # there: file for its test reports (JSON lines)
+GROUPS = ("numpy", "torch", "keras")
+FRAMEWORKS = ("torch", "tensorflow", "keras")
+# frameworks a group's process must never have loaded
+FOREIGN = {
+    "numpy": ("torch", "tensorflow", "keras"),
+    "torch": ("tensorflow", "keras"),
+    "keras": ("torch",),
+}
 BATCH_SIZES = (1, 32, 256, 1024)
 BUDGET_S = float(os.environ.get("MLP_BENCH_BUDGET_S", "2.0"))  # timed seconds per benchmark
+# samples when measuring, and when the benchmarks only run as tests
+SIZES = {"mnist-784-256-128-10": (2048, 128), "mnist60000-784-256-128-10": (60000, 256)}
+DIGITS_AS_TEST = 128
+
+
+def group_of(backend: str | None) -> str:
+    if backend is None or backend.startswith("numpy") or backend == "jacobian-yardstick":
+        return "numpy"
+    return "keras" if backend.startswith("keras") else backend
+
+
+def _item_group(item) -> str | None:
+    """The group of a benchmark item under tests/benchmarks, else None."""
+    if "benchmark" not in getattr(item, "fixturenames", ()):
+        return None
+    if Path(__file__).parent not in Path(str(item.path)).parents:
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return group_of(params.get("backend") or params.get("framework"))
+
+
+def measuring(config) -> bool:
+    """True when pytest-benchmark times (--benchmark-only / --benchmark-enable)."""
+    session = getattr(config, "_benchmarksession", None)
+    return session is not None and not session.disabled
+
+
+def threads_for(config) -> int:
+    given = int(os.environ.get("MLP_BENCH_THREADS", "0"))
+    if given:
+        return given
+    return len(os.sched_getaffinity(0)) if measuring(config) else 1
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def own_process():
+    """In a group's process, each benchmark ends with no other group's framework loaded."""
+    yield
+    group = os.environ.get(GROUP_ENV)
+    loaded = [name for name in FOREIGN.get(group, ()) if name in sys.modules]
+    assert not loaded, f"the {group} benchmarks' process has loaded {', '.join(loaded)}"
+
+
+@pytest.fixture(scope="session")
+def threads(request):
+    return threads_for(request.config)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def pinned_threads():
-    """Pin every installed framework to THREADS threads before it runs anything."""
-    usable = [b for b, reason in available_backends().items() if reason is None]
+def pinned_threads(threads):
+    """Pin this process's framework (its group's only) and NumPy's BLAS to `threads`."""
+    group = os.environ.get(GROUP_ENV)
     effective = {}
-    for backend in ("torch", "keras"):
-        if backend in usable:
-            effective.update(pin_threads(THREADS, backend))
-    effective.update(pin_threads(THREADS))
+    if group in ("torch", "keras"):
+        from impls import available_backends
+
+        if available_backends()[group] is None:
+            effective.update(pin_threads(threads, group))
+    effective.update(pin_threads(threads))
     return effective
 
 
 @pytest.fixture(scope="session")
-def matmul_peak(pinned_threads):
-    """float32 GFLOP/s of NumPy's matmul with the same threads."""
-    return measure.matmul_gflops("float32")
+def matmul_peak(request, pinned_threads):
+    """float32 GFLOP/s of NumPy's matmul with the same threads (not probed when the
+    benchmarks run as tests)."""
+    return measure.matmul_gflops("float32") if measuring(request.config) else float("nan")
 
 
 @pytest.fixture(scope="session")
-def models():
-    """name -> (layer sizes, X, Y) for the two benchmark models."""
-    from bench.datasets import load_dataset
+def models(request):
+    """name -> (layer sizes, X, Y), made on first use."""
+    full = measuring(request.config)
+    made = {}
 
-    digits = load_dataset("digits", seed=42)
-    rng = np.random.default_rng(0)
-    n = 2048
-    X = rng.standard_normal((n, 784)).astype(np.float32)
-    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
-    return {
-        "digits-64-100-10": ((64, 100, 10), digits.X_train, digits.Y_train),
-        "mnist-784-256-128-10": ((784, 256, 128, 10), X, Y),
-    }
+    def get(name):
+        if name not in made:
+            if name.startswith("digits"):
+                from sklearn.datasets import load_digits
+
+                digits = load_digits()
+                X = (digits.data / 16.0).astype(np.float32)
+                Y = np.eye(10, dtype=np.float32)[digits.target]
+                n = 1437 if full else DIGITS_AS_TEST  # 1437: the digits training split's size
+                made[name] = ((64, 100, 10), X[:n], Y[:n])
+            else:
+                n = SIZES[name][0 if full else 1]
+                rng = np.random.default_rng(0)
+                X = rng.standard_normal((n, 784), dtype=np.float32)
+                Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+                made[name] = ((784, 256, 128, 10), X, Y)
+        return made[name]
+
+    return get
 
 
-def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info):
+def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info, threads):
     """Time `fn` with pytest-benchmark: one warm-up round, then as many rounds as fit the
     budget (3..50); attach throughput, GFLOP/s and its share of the matmul peak."""
     if benchmark.disabled:
@@ -61,11 +146,188 @@ def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info):
     _, first = measure.timed(fn)
     _, second = measure.timed(fn)
     rounds = int(min(50, max(3, BUDGET_S / max(second, 1e-6))))
-    benchmark.extra_info.update(info, first_call_s=first, threads=THREADS)
+    benchmark.extra_info.update(info, first_call_s=first, threads=threads)
     benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
     median = benchmark.stats.stats.median
     gflops = 6.0 * n_weights * n_samples / median / 1e9
     benchmark.extra_info.update(
-        samples_per_s=n_samples / median, gflops=gflops, matmul_peak_gflops=peak,
+        samples_per_s=n_samples / median,
+        gflops=gflops,
+        matmul_peak_gflops=peak,
         roofline=gflops / peak,
     )
+
+
+# --------------------------------------------------------------------------- one process per group
+
+
+def pytest_configure(config):
+    config._group_runs = {}
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection and pytest-benchmark's own marks
+def pytest_collection_modifyitems(session, config, items):
+    group = os.environ.get(GROUP_ENV)
+    if group is not None:  # a group's process: only its group's benchmarks
+        kept = [i for i in items if _item_group(i) == group]
+        dropped = [i for i in items if _item_group(i) != group]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+        return
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is not None and bs.skip:
+        return  # --benchmark-skip: nothing to run
+    delegated = {}
+    for item in items:
+        name = _item_group(item)
+        if name is not None:
+            delegated.setdefault(name, []).append(item)
+    config._delegated = {item.nodeid: name for name, its in delegated.items() for item in its}
+    config._group_items = delegated
+    if delegated and bs is not None:
+        config._merged_json = bs.json  # the group processes' JSON is merged into it
+        bs.json = None
+
+
+def _child_args(config, group, nodeids, tmp):
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *nodeids]
+    option = config.option
+    if option.benchmark_only:
+        args.append("--benchmark-only")
+    if option.benchmark_enable:
+        args.append("--benchmark-enable")
+    for name in ("sort", "group_by", "columns", "name"):
+        value = getattr(option, f"benchmark_{name}", None)
+        if value:
+            value = ",".join(value) if isinstance(value, (list, tuple)) else value
+            args += [f"--benchmark-{name.replace('_', '-')}", str(value)]
+    if getattr(config, "_merged_json", None):
+        args += ["--benchmark-json", str(Path(tmp) / f"{group}.json")]
+    if option.maxfail:
+        args.append(f"--maxfail={option.maxfail}")
+    args.append("-v" if option.verbose > 0 else "-q")
+    return args
+
+
+def _run_group(config, group):
+    tmp = tempfile.mkdtemp(prefix=f"mlp-bench-benchmarks-{group}-")
+    try:
+        return _run_group_in(config, group, tmp)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _run_group_in(config, group, tmp):
+    reports = Path(tmp) / "reports.jsonl"
+    nodeids = [item.nodeid for item in config._group_items[group]]
+    env = dict(os.environ, **{GROUP_ENV: group, REPORTS_ENV: str(reports)})
+    args = _child_args(config, group, nodeids, tmp)
+    live = measuring(config)
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if live and terminal is not None:
+        terminal.write_line(f"\n-- {group} benchmarks, in a process of their own --")
+    if live and capture is not None:
+        with capture.global_and_fixture_disabled():
+            done = subprocess.run(args, cwd=config.rootpath, env=env)
+        output = ""
+    else:
+        done = subprocess.run(args, cwd=config.rootpath, env=env, capture_output=True, text=True)
+        output = done.stdout + done.stderr
+    by_node = {}
+    if reports.exists():
+        for line in reports.read_text().splitlines():
+            record = json.loads(line)
+            by_node.setdefault(record["nodeid"], []).append(record)
+    run = {"reports": by_node, "returncode": done.returncode, "output": output, "tmp": tmp}
+    json_path = Path(tmp) / f"{group}.json"
+    run["json"] = json.loads(json_path.read_text()) if json_path.exists() else None
+    config._group_runs[group] = run
+    return run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    config = item.config
+    group = getattr(config, "_delegated", {}).get(item.nodeid)
+    if group is None:
+        return None
+    from _pytest.reports import TestReport
+
+    run = config._group_runs.get(group) or _run_group(config, group)
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    records = run["reports"].get(item.nodeid)
+    if not records:
+        tail = "\n".join(run["output"].splitlines()[-40:])
+        records = [
+            {
+                "when": "call",
+                "outcome": "failed",
+                "longrepr": f"the {group} benchmarks' process did not run this benchmark "
+                f"(exit status {run['returncode']})\n{tail}",
+                "duration": 0.0,
+            }
+        ]
+    for record in records:
+        longrepr = record["longrepr"]
+        if record["outcome"] == "skipped" and isinstance(longrepr, list):
+            longrepr = tuple(longrepr)
+        report = TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords={k: 1 for k in item.keywords},
+            outcome=record["outcome"],
+            longrepr=longrepr,
+            when=record["when"],
+            duration=record["duration"],
+            user_properties=[("pid", record["pid"]), ("frameworks", record["frameworks"])],
+        )
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def pytest_runtest_logreport(report):
+    """In a group's process: record each report for the process that started this one."""
+    path = os.environ.get(REPORTS_ENV)
+    if not path or os.environ.get(GROUP_ENV) is None:
+        return
+    longrepr = report.longrepr
+    if report.outcome == "skipped" and isinstance(longrepr, tuple):
+        longrepr = list(longrepr)
+    elif longrepr is not None:
+        longrepr = report.longreprtext
+    record = {
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "longrepr": longrepr,
+        "duration": report.duration,
+        "pid": os.getpid(),
+        "frameworks": " ".join(name for name in FRAMEWORKS if name in sys.modules),
+    }
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def pytest_sessionfinish(session):
+    import shutil
+
+    config = session.config
+    runs = getattr(config, "_group_runs", {})
+    target = getattr(config, "_merged_json", None)
+    parts = [run["json"] for run in runs.values() if run.get("json")]
+    if target and parts:
+        merged = dict(parts[0])
+        merged["benchmarks"] = [b for part in parts for b in part["benchmarks"]]
+        merged["groups_in_own_process"] = sorted(runs)
+        Path(target).write_text(json.dumps(merged, indent=2))
+        terminal = config.pluginmanager.getplugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"benchmark JSON of {len(parts)} group processes: {target}")
+    for run in runs.values():
+        shutil.rmtree(run["tmp"], ignore_errors=True)

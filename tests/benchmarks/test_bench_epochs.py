@@ -21,42 +21,51 @@ def _model(backend, sizes):
 @pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model_name", MODELS)
-def test_train_epoch(benchmark, models, matmul_peak, model_name, batch_size, backend):
+def test_train_epoch(benchmark, models, matmul_peak, threads, model_name, batch_size, backend):
     require_backend(backend)
-    sizes, X, Y = models[model_name]
+    sizes, X, Y = models(model_name)
     spec, model = _model(backend, sizes)
     order = np.random.default_rng(1).permutation(len(X))
     benchmark.group = f"train epoch | {model_name} | batch {batch_size}"
-    run_benchmark(
-        benchmark, lambda: model.train_epoch(X, Y, batch_size, order), len(X), spec.n_weights,
-        matmul_peak, {"backend": backend, "model": model_name, "batch_size": batch_size,
-                      "kind": "train", "n_samples": len(X)},
-    )
+    info = {
+        "backend": backend,
+        "model": model_name,
+        "batch_size": batch_size,
+        "kind": "train",
+        "n_samples": len(X),
+        "order": "shuffled",
+    }
+    run = lambda: model.train_epoch(X, Y, batch_size, order)  # noqa: E731
+    run_benchmark(benchmark, run, len(X), spec.n_weights, matmul_peak, info, threads)
     assert np.isfinite(model.predict_proba(X[:8])).all()
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model_name", MODELS)
-def test_predict_proba(benchmark, models, matmul_peak, model_name, batch_size, backend):
+def test_predict_proba(benchmark, models, matmul_peak, threads, model_name, batch_size, backend):
     require_backend(backend)
-    sizes, X, _ = models[model_name]
+    sizes, X, _ = models(model_name)
     spec, model = _model(backend, sizes)
     Xb = X[:batch_size]
     benchmark.group = f"predict | {model_name} | batch {batch_size}"
-    run_benchmark(
-        benchmark, lambda: model.predict_proba(Xb), len(Xb), spec.n_weights / 3, matmul_peak,
-        {"backend": backend, "model": model_name, "batch_size": batch_size, "kind": "predict",
-         "n_samples": len(Xb)},
-    )
+    info = {
+        "backend": backend,
+        "model": model_name,
+        "batch_size": batch_size,
+        "kind": "predict",
+        "n_samples": len(Xb),
+    }
+    predict = lambda: model.predict_proba(Xb)  # noqa: E731
+    run_benchmark(benchmark, predict, len(Xb), spec.n_weights / 3, matmul_peak, info, threads)
     P = model.predict_proba(Xb)
     assert P.shape == (len(Xb), sizes[-1])
 
 
-def test_jacobian_yardstick(benchmark, models, matmul_peak):
+def test_jacobian_yardstick(benchmark, models, matmul_peak, threads):
     """The per-sample Jacobian formulation, in numpy-loop's batch-1 digits group; it computes
     what numpy-loop computes, so the comparison is of formulations only."""
-    sizes, X, Y = models["digits-64-100-10"]
+    sizes, X, Y = models("digits-64-100-10")
     spec, reference = _model("numpy-loop", sizes)
     model = JacobianMLP(init_params(spec, seed=0), lr=spec.lr)
     order = np.random.default_rng(1).permutation(len(X))
@@ -68,8 +77,13 @@ def test_jacobian_yardstick(benchmark, models, matmul_peak):
         np.testing.assert_allclose(W, W2, atol=1e-5)
         np.testing.assert_allclose(b, b2, atol=1e-5)
     benchmark.group = "train epoch | digits-64-100-10 | batch 1"
-    run_benchmark(
-        benchmark, lambda: model.train_epoch(X, Y, 1, order), len(X), spec.n_weights,
-        matmul_peak, {"backend": model.backend, "model": "digits-64-100-10", "batch_size": 1,
-                      "kind": "train", "n_samples": len(X)},
-    )
+    info = {
+        "backend": model.backend,
+        "model": "digits-64-100-10",
+        "batch_size": 1,
+        "kind": "train",
+        "n_samples": len(X),
+        "order": "shuffled",
+    }
+    run = lambda: model.train_epoch(X, Y, 1, order)  # noqa: E731
+    run_benchmark(benchmark, run, len(X), spec.n_weights, matmul_peak, info, threads)
