@@ -46,6 +46,28 @@ def digits():
     return X_tr, Y_tr, X_te, Y_te
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="also run the tests marked slow (left out by default)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the tests marked slow, unless asked for (--run-slow, or -m naming markers),
+    or when the benchmarks measure (every benchmark is then wanted)."""
+    option = config.option
+    if option.run_slow or option.markexpr or getattr(option, "benchmark_only", False):
+        return
+    if getattr(option, "benchmark_enable", False):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Benchmarks measure only when asked (`--benchmark-only` or `--benchmark-enable`); in the

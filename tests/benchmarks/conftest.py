@@ -28,13 +28,16 @@ from bench.threads import pin_threads
 
 GROUP_ENV = "MLP_BENCH_BENCHMARK_GROUP"  # set in a group's process: the group it runs
 REPORTS_ENV = "MLP_BENCH_BENCHMARK_REPORTS"  # there: file for its test reports (JSON lines)
-GROUPS = ("numpy", "torch", "keras")
-FRAMEWORKS = ("torch", "tensorflow", "keras")
-# frameworks a group's process must never have loaded
+FRAMEWORKS = ("torch", "tensorflow", "jax", "keras")
+# group -> frameworks its process must never have loaded (Keras on TensorFlow loads jax, and
+# Keras on torch loads jax, by themselves)
 FOREIGN = {
-    "numpy": ("torch", "tensorflow", "keras"),
-    "torch": ("tensorflow", "keras"),
+    "numpy": ("torch", "tensorflow", "jax", "keras"),
+    "torch": ("tensorflow", "jax", "keras"),
     "keras": ("torch",),
+    "jax": ("torch", "tensorflow", "keras"),
+    "keras-jax": ("torch", "tensorflow"),
+    "keras-torch": ("tensorflow",),
 }
 BATCH_SIZES = (1, 32, 256, 1024)
 BUDGET_S = float(os.environ.get("MLP_BENCH_BUDGET_S", "2.0"))  # timed seconds per benchmark
@@ -44,9 +47,26 @@ DIGITS_AS_TEST = 128
 
 
 def group_of(backend: str | None) -> str:
-    if backend is None or backend.startswith("numpy") or backend == "jacobian-yardstick":
+    """The process a backend's benchmarks run in: one per framework setup; the NumPy
+    backends, the yardstick and scikit-learn (NumPy underneath) share one."""
+    if (
+        backend is None
+        or backend.startswith("numpy")
+        or backend in ("jacobian-yardstick", "sklearn")
+    ):
         return "numpy"
-    return "keras" if backend.startswith("keras") else backend
+    return backend
+
+
+def require(backend: str) -> None:
+    """Skip when `backend` cannot run in this process, saying why."""
+    from impls import BACKENDS, available_backends
+
+    reason = available_backends()[backend]
+    if reason is not None:
+        pytest.skip(f"backend {backend}: {reason}")
+    if BACKENDS[backend].process_env and os.environ.get(GROUP_ENV) != backend:
+        pytest.skip(f"backend {backend}: runs in its group's own process only")
 
 
 def _item_group(item) -> str | None:
@@ -92,13 +112,12 @@ def threads(request):
 @pytest.fixture(scope="session", autouse=True)
 def pinned_threads(threads):
     """Pin this process's framework (its group's only) and NumPy's BLAS to `threads`."""
+    from impls import BACKENDS, available_backends
+
     group = os.environ.get(GROUP_ENV)
     effective = {}
-    if group in ("torch", "keras"):
-        from impls import available_backends
-
-        if available_backends()[group] is None:
-            effective.update(pin_threads(threads, group))
+    if group in BACKENDS and group != "sklearn" and available_backends()[group] is None:
+        effective.update(pin_threads(threads, group))
     effective.update(pin_threads(threads))
     return effective
 
@@ -165,6 +184,32 @@ def pytest_configure(config):
     config._group_runs = {}
 
 
+# Run as tests (the default run), the benchmarks check that each one works, at both ends of the
+# batch sizes and for the backends a run uses by default; the rest of the matrix (and the
+# peers' benchmarks, whose backends have their own tests) is marked slow: --run-slow runs it.
+AS_TEST = {
+    "batch_size": {1, 1024},
+    "overhead": {("digits-64-100-10", 32), ("mnist60000-784-256-128-10", 1024)},
+}
+
+
+def _representative(item) -> bool:
+    from impls.registry import DEFAULT_BACKENDS
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    backend = params.get("backend") or params.get("framework")
+    if backend is not None and backend not in (*DEFAULT_BACKENDS, "sklearn"):
+        return False
+    if "variant" in params:
+        return (params["model_name"], params["batch_size"]) in AS_TEST["overhead"]
+    return params.get("batch_size", 1) in AS_TEST["batch_size"]
+
+
+def pytest_itemcollected(item):
+    if _item_group(item) is not None and not _representative(item):
+        item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection and pytest-benchmark's own marks
 def pytest_collection_modifyitems(session, config, items):
     group = os.environ.get(GROUP_ENV)
@@ -191,7 +236,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def _child_args(config, group, nodeids, tmp):
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *nodeids]
+    # the nodeids are already selected here (slow ones included only if asked for)
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--run-slow", *nodeids]
     option = config.option
     if option.benchmark_only:
         args.append("--benchmark-only")
@@ -224,7 +270,11 @@ def _run_group(config, group):
 def _run_group_in(config, group, tmp):
     reports = Path(tmp) / "reports.jsonl"
     nodeids = [item.nodeid for item in config._group_items[group]]
+    from impls import BACKENDS
+
     env = dict(os.environ, **{GROUP_ENV: group, REPORTS_ENV: str(reports)})
+    if group in BACKENDS:
+        env.update(BACKENDS[group].process_env)  # e.g. KERAS_BACKEND for keras-jax
     args = _child_args(config, group, nodeids, tmp)
     live = measuring(config)
     terminal = config.pluginmanager.getplugin("terminalreporter")

@@ -3,11 +3,10 @@ model. Groups put the backends of one model and batch size side by side."""
 
 import numpy as np
 import pytest
-from conftest import require_backend
 
 from impls import BACKENDS, MLPSpec, init_params, make_model
 
-from .conftest import BATCH_SIZES, run_benchmark
+from .conftest import BATCH_SIZES, require, run_benchmark
 from .yardstick import JacobianMLP
 
 MODELS = ("digits-64-100-10", "mnist-784-256-128-10")
@@ -22,7 +21,7 @@ def _model(backend, sizes):
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model_name", MODELS)
 def test_train_epoch(benchmark, models, matmul_peak, threads, model_name, batch_size, backend):
-    require_backend(backend)
+    require(backend)
     sizes, X, Y = models(model_name)
     spec, model = _model(backend, sizes)
     order = np.random.default_rng(1).permutation(len(X))
@@ -44,7 +43,7 @@ def test_train_epoch(benchmark, models, matmul_peak, threads, model_name, batch_
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model_name", MODELS)
 def test_predict_proba(benchmark, models, matmul_peak, threads, model_name, batch_size, backend):
-    require_backend(backend)
+    require(backend)
     sizes, X, _ = models(model_name)
     spec, model = _model(backend, sizes)
     Xb = X[:batch_size]

@@ -24,12 +24,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import require_backend
 
 from bench import measure
 from impls import MLPSpec, init_params, make_model
 
-from .conftest import BUDGET_S, run_benchmark
+from .conftest import BUDGET_S, require, run_benchmark
 
 EPOCHS = 3
 CASES = (
@@ -136,7 +135,7 @@ PLAIN = {"keras": _plain_keras, "torch": _plain_torch}
 def test_against_plain_framework_code(
     benchmark, models, matmul_peak, threads, model_name, batch_size, order, framework, variant
 ):
-    require_backend(framework)
+    require(framework)
     if framework == "keras" and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         pytest.skip("the plain-fit reference is written for Keras on TensorFlow")
     sizes, X, Y = models(model_name)
