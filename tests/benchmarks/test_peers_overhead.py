@@ -19,11 +19,10 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import require_backend
 
 from impls import init_params
 
-from .conftest import run_benchmark
+from .conftest import require, run_benchmark
 from .test_framework_overhead import EPOCHS, LR, _mlp_bench, _spec, interleaved_ratio
 
 CASES = [("digits-64-100-10", 32), ("mnist-784-256-128-10", 256)]
@@ -145,15 +144,15 @@ VARIANTS = [(fw, v) for fw, plains in PLAIN.items() for v in ("mlp-bench", *plai
 @pytest.mark.parametrize("framework, variant", VARIANTS)
 @pytest.mark.parametrize("model_name, batch_size", CASES)
 def test_peer_against_plain_code(
-    benchmark, models, matmul_peak, model_name, batch_size, framework, variant
+    benchmark, models, matmul_peak, threads, model_name, batch_size, framework, variant
 ):
-    require_backend(framework)
-    sizes, X, Y = models[model_name]
+    require(framework)
+    sizes, X, Y = models(model_name)
     spec = _spec(sizes)
     params = init_params(spec, seed=0)
     plains = PLAIN[framework]
     if variant == "mlp-bench":
-        fn = _mlp_bench(framework, spec, params, X, Y, batch_size)
+        fn = _mlp_bench(framework, spec, params, X, Y, batch_size, "fixed")
     else:
         fn = plains[variant](spec, params, X, Y, batch_size)
     benchmark.group = f"overhead | {framework} | {model_name} | batch {batch_size}"
@@ -168,10 +167,12 @@ def test_peer_against_plain_code(
             "variant": variant,
             "model": model_name,
             "batch_size": batch_size,
+            "order": "fixed",
             "kind": "overhead",
             "epochs": EPOCHS,
             "n_samples": EPOCHS * len(X),
         },
+        threads,
     )
     if variant == "mlp-bench" and not benchmark.disabled:
         reference = next(iter(plains.values()))(spec, params, X, Y, batch_size)
