@@ -75,8 +75,24 @@ def _pin_keras(n: int) -> dict[str, int]:
 
 
 # backend -> how to pin its framework (NumPy's BLAS is pinned for every backend)
-# (jax, keras-jax: XLA's CPU thread pool has no count to set; the env variables above stand)
-FRAMEWORK_PINS = {"torch": _pin_torch, "keras": _pin_keras, "keras-torch": _pin_torch}
+def _pin_xla(n: int) -> dict[str, int]:
+    """XLA's CPU backend (jax, keras-jax) has no thread-count setting; one thread can be asked
+    for with its flags, read when JAX loads: Eigen's thread pool off, one intra-op thread.
+    With n > 1 XLA keeps its own pool (one thread per core), which nothing here can limit."""
+    if n != 1:
+        return {}
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    return {"xla_intra_op": 1}
+
+
+FRAMEWORK_PINS = {
+    "torch": _pin_torch,
+    "keras": _pin_keras,
+    "keras-torch": _pin_torch,
+    "jax": _pin_xla,
+    "keras-jax": _pin_xla,
+}
 
 
 def pin_threads(n: int, backend: str | None = None) -> dict[str, int]:
