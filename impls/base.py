@@ -7,13 +7,16 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from . import core
 from .spec import MLPSpec
 
 Params = list  # [(W (n_in, n_out), b (n_out,)), ...] as NumPy arrays
+PREDICT_CHUNK = 4096  # rows per forward pass in the hand-written backends' predict_proba
 
 
 def check_params(spec: MLPSpec, params, copy: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Return `params` as [(W, b), ...] NumPy arrays of spec.dtype after checking every shape.
+    """Return `params` as [(W, b), ...] C-ordered NumPy arrays of spec.dtype after checking
+    every shape. With copy=False the arrays are the caller's own where they already fit.
 
     Raises ValueError naming the first layer whose shape or values do not fit `spec`.
     """
@@ -30,8 +33,10 @@ def check_params(spec: MLPSpec, params, copy: bool = True) -> list[tuple[np.ndar
     for i, ((W, b), n_in, n_out) in enumerate(
         zip(pairs, spec.layer_sizes[:-1], spec.layer_sizes[1:])
     ):
-        W = np.array(W, dtype=spec.dtype, copy=copy, order="C")
-        b = np.array(b, dtype=spec.dtype, copy=copy, order="C")
+        # copy=None: a copy only where the dtype or memory order must change (NumPy >= 2
+        # raises for copy=False then; any float dtype and order is accepted and converted)
+        W = np.array(W, dtype=spec.dtype, copy=True if copy else None, order="C")
+        b = np.array(b, dtype=spec.dtype, copy=True if copy else None, order="C")
         if W.shape != (n_in, n_out) or b.shape != (n_out,):
             raise ValueError(
                 f"layer {i}: expected W {(n_in, n_out)} and b {(n_out,)}, "
@@ -171,3 +176,82 @@ class MLPModel(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend={self.backend!r} spec={self.spec!r}>"
+
+
+class HandWrittenMLP(MLPModel):
+    """What the hand-written backends share: parameters, optimiser, the epoch loop, I/O.
+
+    A subclass gives `_gradients(X, Y)`: the per-sample losses and the batch-mean gradients
+    for one batch, from `impls.core`. That is the only place the backends differ (the whole
+    batch at once, or one sample at a time). Everything here and in the core is written
+    against the array namespace `xp` (NumPy unless given), so the same code runs on any
+    array library that follows the array API standard.
+
+    Options: `adam_epsilon_on` ("v_hat", default, or "v"), where Adam adds its epsilon (see
+    `impls.core.adam_step`), used to show in the parity tests that Keras differs from the
+    others by that placement alone; `xp`, the array library to compute with (its `asarray`
+    makes the parameters, whose namespace the core then uses).
+    """
+
+    def __init__(self, spec, params, adam_epsilon_on: str = "v_hat", xp=np):
+        super().__init__(spec, params)
+        if spec.device != "cpu":
+            raise ValueError(f"backend {self.backend!r} runs on the CPU only, got {spec.device!r}")
+        self.params = [(xp.asarray(W), xp.asarray(b)) for W, b in check_params(spec, params)]
+        self.xp = core.namespace(self.params[0][0])
+        self._flat = [a for pair in self.params for a in pair]
+        self._step, self._state = core.make_optimizer(spec, self._flat, adam_epsilon_on)
+
+    @abstractmethod
+    def _gradients(self, X, Y):
+        """(per-sample data losses (m,), [(dW, db), ...] of the batch-mean data loss)."""
+
+    def _decayed_gradients(self, X, Y):
+        losses, grads = self._gradients(X, Y)
+        core.add_weight_decay(self.params, grads, self.spec.weight_decay)
+        return losses, grads
+
+    def loss_and_gradients(self, X, Y):
+        """(mean data loss, [(dW, db), ...] of the objective) on one batch, without an update."""
+        xp = self.xp
+        X = xp.asarray(check_features(self.spec, X))
+        Y = xp.asarray(np.ascontiguousarray(Y, dtype=self.spec.dtype))
+        losses, grads = self._decayed_gradients(X, Y)
+        return float(xp.mean(losses)), [(np.asarray(dW), np.asarray(db)) for dW, db in grads]
+
+    def _train_ordered(self, X, Y, batch_size):
+        xp = self.xp
+        X, Y = xp.asarray(X), xp.asarray(Y)
+        n = X.shape[0]
+        losses = []  # per batch, summed once at the end (no device round trip per batch)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch_losses, grads = self._decayed_gradients(X[start:stop, :], Y[start:stop, :])
+            self._step(self._flat, [g for pair in grads for g in pair], self._state)
+            losses.append(batch_losses)
+        return float(xp.sum(xp.concat(losses))) / n
+
+    def _predict(self, X):
+        spec, xp = self.spec, self.xp
+        X = xp.asarray(X)
+        n = X.shape[0]
+        chunks = [
+            core.predict(
+                self.params,
+                X[start : min(start + PREDICT_CHUNK, n), :],
+                spec.activation,
+                spec.output,
+            )
+            for start in range(0, n, PREDICT_CHUNK)
+        ]
+        if not chunks:
+            return np.empty((0, spec.n_outputs), dtype=spec.dtype)
+        return np.asarray(xp.concat(chunks))
+
+    def get_params(self):
+        return [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in self.params]
+
+    def set_params(self, params):
+        for (W, b), (W_new, b_new) in zip(self.params, check_params(self.spec, params)):
+            W[...] = self.xp.asarray(W_new)
+            b[...] = self.xp.asarray(b_new)

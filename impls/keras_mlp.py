@@ -112,7 +112,7 @@ class KerasMLP(MLPModel):
     is also tracked as a metric, since Keras's reported loss includes the penalty.
 
     Adam: Keras adds epsilon to sqrt(v) with the bias correction folded into the step size;
-    see `impls.core.Adam` (epsilon_on="v") for the exact difference from the other backends.
+    see `impls.core.adam_step` (epsilon_on="v") for the exact difference from the other backends.
 
     `steps_per_execution` is Keras's `compile` option of that name: with k > 1, `fit` runs k
     training steps per call into the compiled function (a loop inside the graph) instead of

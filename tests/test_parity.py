@@ -14,6 +14,7 @@ Two differences by design are named and bounded here:
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -30,10 +31,15 @@ ORDINARY = {"momentum": 0.9, "betas": (0.9, 0.999), "decay": 0.01}
 FLOAT32_EXACT = {"momentum": 0.875, "betas": (0.875, 0.9990234375), "decay": 2.0**-7}
 
 
-def _data(loss):
+def _data(kind):
+    """(X, Y) for loss `kind` (one-hot targets, 0/1 for bce), or "soft" cce targets."""
+    if kind == "soft":
+        rng = np.random.default_rng(3)
+        X = rng.normal(size=(N_SAMPLES, LAYERS[0]))
+        return X, rng.dirichlet(np.ones(LAYERS[-1]), size=N_SAMPLES)
     rng = np.random.default_rng(11)
     X = rng.normal(size=(N_SAMPLES, LAYERS[0]))
-    if loss == "bce":
+    if kind == "bce":
         Y = rng.integers(0, 2, size=(N_SAMPLES, LAYERS[-1])).astype(float)
     else:
         Y = np.eye(LAYERS[-1])[rng.integers(0, LAYERS[-1], N_SAMPLES)]
@@ -55,7 +61,25 @@ def _spec(loss, opt, decay, dtype, hyper):
     )
 
 
-def _train(backend, spec, X, Y, batch_size, **options):
+def _train(backend, spec, data, batch_size, **options):
+    """(params, predictions, epoch losses) of `backend` after EPOCHS epochs on _data(data).
+    numpy-vec's runs are computed once and shared by all the backends compared with them."""
+    if backend == "numpy-vec":
+        return _reference(spec, data, batch_size, tuple(sorted(options.items())))
+    return _run(backend, spec, data, batch_size, **options)
+
+
+@functools.cache
+def _reference(spec, data, batch_size, options):
+    result = _run("numpy-vec", spec, data, batch_size, **dict(options))
+    params, proba, losses = result
+    for a in (proba, losses, *[x for pair in params for x in pair]):
+        a.flags.writeable = False  # shared between tests: nobody may change it
+    return result
+
+
+def _run(backend, spec, data, batch_size, **options):
+    X, Y = _data(data)
     model = make_model(backend, spec, init_params(spec, seed=5), **options)
     losses = []
     for epoch in range(EPOCHS):
@@ -87,11 +111,10 @@ def test_backend_matches_numpy_vec(backend, loss, opt, decay, batch_size, dtype)
     require_backend(backend)
     hyper = FLOAT32_EXACT if (backend == "keras" and dtype == "float64") else ORDINARY
     spec = _spec(loss, opt, decay, dtype, hyper)
-    X, Y = _data(loss)
     # Keras places Adam's epsilon differently by design (module docstring).
     options = {"adam_epsilon_on": "v"} if backend == "keras" else {}
-    reference = _train("numpy-vec", spec, X, Y, batch_size, **options)
-    result = _train(backend, spec, X, Y, batch_size)
+    reference = _train("numpy-vec", spec, loss, batch_size, **options)
+    result = _train(backend, spec, loss, batch_size)
     assert _worst_difference(result, reference) <= TOL[dtype]
     # the epoch losses agree too (Keras accumulates its loss tracker in float32)
     np.testing.assert_allclose(result[2], reference[2], rtol=1e-5, atol=1e-6)
@@ -108,10 +131,9 @@ def test_keras_adam_epsilon_placement_effect():
     """
     require_backend("keras")
     spec = dataclasses.replace(_spec("cce", "adam", False, "float32", ORDINARY), eps=1e-4)
-    X, Y = _data("cce")
-    keras_run = _train("keras", spec, X, Y, 1)
-    standard = _train("numpy-vec", spec, X, Y, 1)
-    kerasish = _train("numpy-vec", spec, X, Y, 1, adam_epsilon_on="v")
+    keras_run = _train("keras", spec, "cce", 1)
+    standard = _train("numpy-vec", spec, "cce", 1)
+    kerasish = _train("numpy-vec", spec, "cce", 1, adam_epsilon_on="v")
     gap = _worst_difference(keras_run, standard)
     placement_effect = _worst_difference(kerasish, standard)
     assert _worst_difference(keras_run, kerasish) <= TOL["float32"]
@@ -124,12 +146,11 @@ def test_keras_float64_rounds_hyperparameters():
     """With ordinary hyperparameters (0.9, 0.999, 0.01), Keras's float64 run drifts from the
     others by float32 rounding of those constants: well above 1e-9, well below 1e-5."""
     require_backend("keras")
-    X, Y = _data("cce")
     for opt in ("sgd+momentum", "adam"):
         spec = _spec("cce", opt, True, "float64", ORDINARY)
         gap = _worst_difference(
-            _train("keras", spec, X, Y, 7),
-            _train("numpy-vec", spec, X, Y, 7, adam_epsilon_on="v"),
+            _train("keras", spec, "cce", 7),
+            _train("numpy-vec", spec, "cce", 7, adam_epsilon_on="v"),
         )
         assert 1e-9 < gap < 1e-5, opt
 
@@ -139,9 +160,6 @@ def test_soft_targets_follow_the_same_cce(backend):
     """cce with non-one-hot targets: -sum(y log softmax(z)) everywhere (torch's probability
     path of CrossEntropyLoss rather than its class-index path)."""
     require_backend(backend)
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(N_SAMPLES, LAYERS[0]))
-    Y = rng.dirichlet(np.ones(LAYERS[-1]), size=N_SAMPLES)
     spec = _spec("cce", "sgd", False, "float64", FLOAT32_EXACT)
-    gap = _worst_difference(_train(backend, spec, X, Y, 7), _train("numpy-vec", spec, X, Y, 7))
+    gap = _worst_difference(_train(backend, spec, "soft", 7), _train("numpy-vec", spec, "soft", 7))
     assert gap <= TOL["float64"]
