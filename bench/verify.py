@@ -3,8 +3,7 @@
 Every installed backend trains the same small network from the same weights on the same
 sample orders, in its own worker process, and its parameters, predictions and epoch losses are
 compared with a plain reference MLP written below. The cases cover every optimiser path a
-backend has: plain SGD (no momentum, no decay: the path the NumPy backends shortcut, and the
-one every headline speed figure uses), SGD with weight decay, SGD with momentum with and
+backend has: plain SGD (no momentum, no decay: the one every headline speed figure uses), SGD with weight decay, SGD with momentum with and
 without decay, and Adam with and without decay; for every loss (with each hidden activation
 and output activation used at least once), at batch 1 (online updates) and at a batch size
 that leaves a short last batch; in float32 and float64.
@@ -16,7 +15,7 @@ core or in a backend's fast path cannot hide by being compared with itself.
 Hyperparameters are exactly representable in float32 (learning rates 2^-k, momentum 0.875,
 betas 0.875 and 0.9990234375, epsilon and weight decay powers of two), because Keras rounds
 Python-float hyperparameters to float32 even in float64 work; Keras's Adam is compared with the
-reference using Keras's placement of epsilon (see impls.core.Adam).
+reference using Keras's placement of epsilon (see impls.core.adam_step).
 """
 
 from __future__ import annotations
