@@ -23,7 +23,7 @@ rather than approximated:
   from the reported loss. That costs one call's validation per batch (see the overhead
   benchmark), so without weight decay the epoch is one call.
 - Adam adds ε to sqrt(v) with the bias correction folded into the step size, as Keras does
-  (see `impls.core.Adam`, epsilon_on="v"): the parity suite compares it with that placement.
+  (see `impls.core.adam_step`, epsilon_on="v"): the parity suite compares it with that placement.
 
 Combinations scikit-learn cannot express raise NotImplementedError at construction, with the
 reason (`unsupported_reason`): cce with two outputs (MLPClassifier models two classes with a
