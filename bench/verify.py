@@ -3,10 +3,11 @@
 Every installed backend trains the same small network from the same weights on the same
 sample orders, in its own worker process, and its parameters, predictions and epoch losses are
 compared with a plain reference MLP written below. The cases cover every optimiser path a
-backend has: plain SGD (no momentum, no decay: the one every headline speed figure uses), SGD with weight decay, SGD with momentum with and
-without decay, and Adam with and without decay; for every loss (with each hidden activation
-and output activation used at least once), at batch 1 (online updates) and at a batch size
-that leaves a short last batch; in float32 and float64.
+backend has: plain SGD (no momentum, no decay: the one every headline speed figure uses), SGD
+with weight decay, SGD with momentum with and without decay, and Adam with and without decay;
+for every loss (with each hidden activation and output activation used at least once), at
+batch 1 (online updates) and at a batch size that leaves a short last batch; in float32 and
+float64.
 
 The reference is written here, apart from `impls`, in the most direct form (whole-batch
 matrices, new arrays everywhere, no fused or in-place steps), so that a mistake in the shared
