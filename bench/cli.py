@@ -70,10 +70,15 @@ def _split_list(text: str, flag: str = "", key: str = "") -> list[str]:
 
 def _path(what: str):
     """An argparse type for a path: an empty one is a usage error, not the current folder."""
+    return _given(what, "a path")
+
+
+def _given(what: str, kind: str = "one"):
+    """An argparse type for a value that must not be empty (empty would mean "not given")."""
 
     def parse(text: str) -> str:
         if not text.strip():
-            raise argparse.ArgumentTypeError(f"the {what} is empty: give a path")
+            raise argparse.ArgumentTypeError(f"the {what} is empty: give {kind}")
         return text
 
     return parse
@@ -96,7 +101,9 @@ def _add_run(sub):
         "10 epochs.",
     )
     source = p.add_argument_group("what to run")
-    source.add_argument("--preset", help="a named sweep (see `python -m bench list`)")
+    source.add_argument(
+        "--preset", type=_given("preset name"), help="a named sweep (see `python -m bench list`)"
+    )
     source.add_argument(
         "--config",
         metavar="FILE",
@@ -121,6 +128,7 @@ def _add_run(sub):
     where.add_argument(
         "--scheduler",
         metavar="ADDRESS",
+        type=_given("scheduler address"),
         help="send the cells to a Dask cluster: a scheduler address (tcp://HOST:8786), or "
         "local:N for N local Dask worker processes; needs mlp-bench[dask]. See the README's "
         "'Running across machines'",
@@ -194,7 +202,7 @@ def _cmd_run(args) -> int:
     from .runner import INTERRUPTED_EXIT, execute, sweep_of_run
 
     overrides = _overrides(args)
-    if args.resume:
+    if args.resume is not None:
         if overrides or args.preset or args.config:
             raise UsageError(
                 "--resume continues the run's own sweep; drop the other flags "
@@ -202,11 +210,11 @@ def _cmd_run(args) -> int:
             )
         sweep = sweep_of_run(args.resume)
     else:
-        if args.preset and args.config:
+        if args.preset is not None and args.config is not None:
             raise UsageError("give --preset or --config, not both")
-        if args.preset:
+        if args.preset is not None:
             base, where = preset_mapping(args.preset), f"preset {args.preset}: "
-        elif args.config:
+        elif args.config is not None:
             base, where = _load_config(args.config), f"{args.config}: "
         else:
             base, where = default_base(overrides), ""

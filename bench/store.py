@@ -256,7 +256,8 @@ class RunStore:
         """An existing run folder, to resume it. Raises NotARunError if it is not one."""
         path = Path(path)
         if not path.is_dir():
-            raise NotARunError(f"{path} is not a run folder: no such folder")
+            what = "it is a file" if path.exists() else "no such folder"
+            raise NotARunError(f"{path} is not a run folder: {what}")
         if not (path / ENV).is_file():
             raise NotARunError(
                 f"{path} is not a run folder: no {ENV} (a run folder is what "

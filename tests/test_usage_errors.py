@@ -119,6 +119,8 @@ def test_verify_threads_are_checked(capsys, given):
             "argument --pytest-benchmark: the pytest-benchmark file is empty: give a path",
         ),
         (["list", "--data-dir="], "argument --data-dir: the data folder is empty: give a path"),
+        (["run", "--preset="], "argument --preset: the preset name is empty: give one"),
+        (["run", "--name="], "title: title is empty"),
     ],
 )
 def test_empty_paths_are_usage_errors(tmp_path, capsys, monkeypatch, args, message):
@@ -353,3 +355,12 @@ def test_a_failed_report_is_not_announced(tmp_path, capsys, monkeypatch):
     assert f"retry with: python -m bench report {run_dir}" in captured.err
     assert "summary:" not in captured.err
     assert not (run_dir / "summary.md").exists()
+
+
+def test_resume_of_a_file_says_it_is_a_file(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("x")
+    assert _error(["run", "--resume", str(path)], capsys) == (
+        2,
+        f"error: {path} is not a run folder: it is a file",
+    )
