@@ -149,6 +149,7 @@ class Session:
             "status": "running",
             "pid": os.getpid(),
             "host": envinfo.host(),
+            "git_commit": env.get("git_commit"),  # the code this session ran
             "load": {
                 "start": envinfo.public(self._start),
                 "end": None,
