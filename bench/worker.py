@@ -365,7 +365,9 @@ class Worker:
     def _log_tail(self) -> str:
         """The last line the worker wrote to its log (e.g. an import error), if any."""
         try:
-            lines = Path(self.log_path).read_text(errors="replace").strip().splitlines()
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+                lines = f.read().decode(errors="replace").strip().splitlines()
         except (OSError, TypeError):
             return ""
         return f": {lines[-1].strip()}" if lines else ""
