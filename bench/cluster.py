@@ -223,7 +223,7 @@ class DaskExecutor:
 
     def connect(self) -> DaskExecutor:
         distributed = _import_distributed()
-        watch = time.monotonic()
+        watch = measure.Stopwatch()
         logging.getLogger("distributed").setLevel(logging.ERROR)
         try:
             if self.spec.local_workers is not None:
@@ -255,7 +255,7 @@ class DaskExecutor:
         except BaseException:
             self.close()
             raise
-        self.connect_s = time.monotonic() - watch
+        self.connect_s = watch.elapsed()
         return self
 
     def _check_first_workers(self) -> None:
@@ -426,7 +426,7 @@ class DaskExecutor:
         )
         self._record_hosts(store, session)
         flight: dict = {}  # future -> _Flight
-        alone_since = time.monotonic()
+        alone = measure.Stopwatch()  # since a worker last lived or a cell was in flight
         try:
             while queue or flight:
                 live = self._live()
@@ -445,8 +445,8 @@ class DaskExecutor:
                 if len(self.hosts) != known:
                     self._record_hosts(store, session)
                 if flight or not queue:
-                    alone_since = time.monotonic()
-                elif time.monotonic() - alone_since > NO_WORKERS_S:
+                    alone.restart()
+                elif alone.elapsed() > NO_WORKERS_S:
                     raise BenchError(
                         f"no Dask worker of {self.spec.text} has taken cells for "
                         f"{NO_WORKERS_S:g} s (none alive, or none with a device the cells "

@@ -196,14 +196,17 @@ def _start_backend(backend: str | None, threads: int, log_path: str | None):
         ) from exc
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_parent(parent_pid: int, signal_ok: bool = True) -> None:
     """End this process within about WATCHDOG_S of its parent's end, whatever it is doing.
 
     Linux: the kernel sends SIGKILL when the parent ends (prctl PR_SET_PDEATHSIG), even in
-    the middle of a long C call. Everywhere: a daemon thread compares the parent's pid with
-    the one it started with (a worker whose parent ended is adopted by another process).
+    the middle of a long C call. The kernel means the parent's *thread* that started this
+    process, so it is used only for workers started from the parent's main thread
+    (`signal_ok`); a Dask task's thread may end while its worker lives on. Everywhere: a
+    daemon thread compares the parent's pid with the one it started with (a worker whose
+    parent ended is adopted by another process).
     """
-    if sys.platform.startswith("linux"):
+    if signal_ok and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -279,7 +282,9 @@ class WorkerTimeout(Exception):
 
 def _command(fd: int, threads: int, backend: str | None, log_path: str | None) -> list[str]:
     """The worker program's command line (see `main`)."""
+    main_thread = threading.current_thread() is threading.main_thread()
     args = (str(fd), str(os.getpid()), str(threads), backend or "", log_path or "")
+    args += ("1" if main_thread else "0",)
     return [sys.executable, "-m", "bench.worker", *args]
 
 
@@ -393,10 +398,11 @@ class Worker:
 
 
 def main(argv=None) -> None:
-    """`python -m bench.worker FD PARENT_PID THREADS BACKEND LOG`: the worker program."""
-    fd, parent_pid, threads, backend, log_path = (argv or sys.argv[1:])[:5]
+    """`python -m bench.worker FD PARENT_PID THREADS BACKEND LOG MAIN_THREAD`: the worker
+    program (MAIN_THREAD: 1 when the parent started it from its main thread)."""
+    fd, parent_pid, threads, backend, log_path, main_thread = (argv or sys.argv[1:])[:6]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    _die_with_parent(int(parent_pid))
+    _die_with_parent(int(parent_pid), signal_ok=main_thread == "1")
     conn = Connection(int(fd))
     try:
         worker_main(conn, backend or None, int(threads), log_path or None)
