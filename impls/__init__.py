@@ -5,7 +5,9 @@ from impls import MLPSpec, init_params, make_model, available_backends
 spec = MLPSpec(layer_sizes=(64, 100, 10), loss="cce", optimizer="sgd", lr=0.1)
 params = init_params(spec, seed=0)
 model = make_model("numpy-vec", spec, params)
-mean_loss = model.train_epoch(X, Y, batch_size=32, order=perm)
+data = model.stage(X, Y)  # once: the data where the model computes
+mean_loss = model.train_epoch(data, batch_size=32, order=perm)
+mean_loss = model.train_epoch(X, Y, batch_size=32, order=perm)  # arrays are accepted too
 P = model.predict_proba(X)
 ```
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from abc import ABC, abstractmethod
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -86,13 +87,25 @@ def _is_identity(order: np.ndarray) -> bool:
     return bool(order[0] == 0 and (np.diff(order) == 1).all())
 
 
+class Staged(NamedTuple):
+    """A cell's data as one model keeps it (`MLPModel.stage`): X and Y in the backend's own
+    arrays (NumPy, torch tensors, ...), n samples, and which model staged them."""
+
+    X: Any
+    Y: Any
+    n: int
+    owner: int
+
+
 class MLPModel(ABC):
     """One backend's network, built from an `MLPSpec` and initial parameters.
 
     Subclasses implement `_train_ordered` (one epoch over already ordered, already typed data),
     `_predict`, `get_params` and `set_params`. The public methods here check the inputs the
-    same way for every backend and gather the epoch's samples in `order` once, so every
-    backend receives the same contiguous arrays.
+    same way for every backend. By default data is staged as NumPy arrays and each epoch's
+    samples are gathered in `order` on the host, so every backend receives the same
+    contiguous arrays; a backend that computes elsewhere overrides `_stage` (place the data
+    once) and `_train_staged` (apply the order there, then train).
     """
 
     backend: str = ""
@@ -133,13 +146,42 @@ class MLPModel(ABC):
             np.copyto(Yo, np.take(Y, order, axis=0), casting="unsafe")
         return Xo, Yo
 
-    def train_epoch(self, X, Y, batch_size: int, order=None) -> float:
+    def stage(self, X, Y) -> Staged:
+        """X (n, n_inputs) and Y (n, n_outputs), checked once and placed where the model
+        computes, for any number of `train_epoch(data, batch_size, order)` calls.
+
+        The default keeps NumPy arrays of the spec's dtype on the host; a backend that computes
+        elsewhere (a GPU, a framework's tensors) overrides `_stage` and `_train_staged`.
+        """
+        X, Y = self._check_data(X, Y)
+        return Staged(*self._stage(X, Y), n=X.shape[0], owner=id(self))
+
+    def train_epoch(self, X, Y=None, batch_size=None, order=None) -> float:
         """One pass over the samples in `order`, in consecutive slices of `batch_size`.
 
+        Called as `train_epoch(data, batch_size, order)` with `data` from `stage`, or as
+        `train_epoch(X, Y, batch_size, order)` with arrays (staged for this call only).
         One optimiser update per batch on the mean of the per-sample gradients. Returns the
         sample-weighted mean of the batches' data losses, each computed in the forward pass
         before its update (no weight-decay term).
         """
+        if isinstance(X, Staged):
+            data = X
+            if Y is not None:  # positional: train_epoch(data, batch_size[, order])
+                if order is not None:
+                    raise TypeError("train_epoch(data, batch_size, order) takes no fourth value")
+                batch_size, order = Y, batch_size
+            if data.owner != id(self):
+                raise ValueError("data was staged by another model: stage it with this one")
+        else:
+            if Y is None:
+                raise TypeError("train_epoch needs X and Y, or data from stage(X, Y)")
+            data = self.stage(X, Y)
+        batch_size = check_batch_size(batch_size)
+        order = check_order(order, data.n)
+        return float(self._train_staged(data, batch_size, order))
+
+    def _check_data(self, X, Y):
         spec = self.spec
         X = np.asarray(X)
         Y = np.asarray(Y)
@@ -149,10 +191,18 @@ class MLPModel(ABC):
             raise ValueError(
                 f"Y must be shaped ({X.shape[0]}, {spec.n_outputs}) to match X, got {Y.shape}"
             )
-        batch_size = check_batch_size(batch_size)
-        order = check_order(order, X.shape[0])
-        Xo, Yo = self._gather(X, Y, order)
-        return float(self._train_ordered(Xo, Yo, batch_size))
+        return X, Y
+
+    def _stage(self, X: np.ndarray, Y: np.ndarray):
+        """(X, Y) as the backend keeps them; here C-ordered NumPy arrays of the spec's dtype
+        (the caller's own arrays where they already are)."""
+        dtype = self.spec.dtype
+        return np.ascontiguousarray(X, dtype=dtype), np.ascontiguousarray(Y, dtype=dtype)
+
+    def _train_staged(self, data: Staged, batch_size: int, order: np.ndarray) -> float:
+        """One epoch over staged data in `order`: here, gather on the host, then train."""
+        Xo, Yo = self._gather(data.X, data.Y, order)
+        return self._train_ordered(Xo, Yo, batch_size)
 
     def predict_proba(self, X) -> np.ndarray:
         """The output activation for every row of X, as a NumPy array (n, n_outputs)."""

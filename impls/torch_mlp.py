@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import MLPModel, check_params
+from .base import MLPModel, _is_identity, check_params
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 # output activation applied to the logits for predictions (and, for mse, before the loss)
@@ -86,11 +86,25 @@ class TorchMLP(MLPModel):
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(self.device, non_blocking=True)
 
-    def _train_ordered(self, X, Y, batch_size):
-        Xt = self._tensor(X)
+    def _stage(self, X, Y):
+        """X and the targets as tensors on the model's device, once per cell. The targets are
+        class indices where Y is one-hot: CrossEntropyLoss's fast path, the same values."""
+        X, Y = super()._stage(X, Y)
         labels = _one_hot_labels(Y) if self.spec.loss == "cce" else None
-        # class indices where Y is one-hot: CrossEntropyLoss's fast path, the same values
-        Yt = self._tensor(Y) if labels is None else self._tensor(labels)
+        return self._tensor(X), self._tensor(Y if labels is None else labels)
+
+    def _train_staged(self, data, batch_size, order):
+        """The epoch's order applied where the tensors are (index_select on the device), then
+        the epoch; in the order 0..n-1 the staged tensors are used as they are."""
+        Xt, Yt = data.X, data.Y
+        if order.shape[0] != data.n or not _is_identity(order):
+            index = torch.from_numpy(np.ascontiguousarray(order)).to(self.device)
+            Xt, Yt = Xt.index_select(0, index), Yt.index_select(0, index)
+        return self._train_ordered(Xt, Yt, batch_size)
+
+    def _train_ordered(self, Xt, Yt, batch_size):
+        """One epoch over tensors already in order. It ends when the batch losses reach the
+        host (one transfer), so the device has finished before the caller's clock stops."""
         net, opt, loss_fn = self.net, self.optimizer, self.loss_fn
         net.train()
         n = Xt.shape[0]
