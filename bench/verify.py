@@ -442,6 +442,11 @@ def verify_backends(backends=None, threads=None, log_dir=None, out=sys.stdout) -
             "tolerance: 1e-4 in float32, 1e-9 in float64 ('!' marks a case past it) — " + verdict,
             file=out,
         )
+        for backend, limits in record["tolerance_by_backend"].items():
+            from impls.registry import BACKENDS
+
+            wider = ", ".join(f"{limit:g} in {dtype}" for dtype, limit in limits.items())
+            print(f"{backend}: {wider}: {BACKENDS[backend].tolerance_reason}", file=out)
         if not record["passed"]:
             for line in record["failed"]:
                 print(f"  {line}", file=out)
