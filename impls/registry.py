@@ -109,7 +109,7 @@ BACKENDS = {
             "the keras backend's code on Keras 3's PyTorch backend",
             process_env=(("KERAS_BACKEND", "torch"),),
             adam_epsilon_on="v",
-            tolerance=(("float64", 1e-6),),
+            tolerance=(("float64", 1e-5),),
             tolerance_reason=_KERAS_FLOAT64,
         ),
         Backend(
