@@ -51,6 +51,22 @@ _KERAS_FLOAT64 = (
     "(e.g. ops.mean, so the bce and mse means over the outputs) run in float32"
 )
 
+
+def _keras_on(keras_backend, label, extra_env, float64_tolerance):
+    """The keras backend's code on another Keras 3 backend, in worker processes that select it."""
+    return Backend(
+        f"keras-{keras_backend}",
+        "impls.keras_mlp",
+        "KerasMLP",
+        f"keras-{keras_backend}",
+        f"the keras backend's code on Keras 3's {label} backend",
+        process_env=(("KERAS_BACKEND", keras_backend), *extra_env),
+        adam_epsilon_on="v",
+        tolerance=(("float64", float64_tolerance),),
+        tolerance_reason=_KERAS_FLOAT64,
+    )
+
+
 BACKENDS = {
     b.name: b
     for b in (
@@ -90,28 +106,8 @@ BACKENDS = {
             "jax",
             "JAX: parameter pytree, value_and_grad, a jitted step scanned over the epoch, optax",
         ),
-        Backend(
-            "keras-jax",
-            "impls.keras_mlp",
-            "KerasMLP",
-            "keras-jax",
-            "the keras backend's code on Keras 3's JAX backend",
-            process_env=(("KERAS_BACKEND", "jax"), ("JAX_ENABLE_X64", "1")),
-            adam_epsilon_on="v",
-            tolerance=(("float64", 1e-7),),
-            tolerance_reason=_KERAS_FLOAT64,
-        ),
-        Backend(
-            "keras-torch",
-            "impls.keras_mlp",
-            "KerasMLP",
-            "keras-torch",
-            "the keras backend's code on Keras 3's PyTorch backend",
-            process_env=(("KERAS_BACKEND", "torch"),),
-            adam_epsilon_on="v",
-            tolerance=(("float64", 1e-5),),
-            tolerance_reason=_KERAS_FLOAT64,
-        ),
+        _keras_on("jax", "JAX", (("JAX_ENABLE_X64", "1"),), float64_tolerance=1e-7),
+        _keras_on("torch", "PyTorch", (), float64_tolerance=1e-5),
         Backend(
             "sklearn",
             "impls.sklearn_mlp",
