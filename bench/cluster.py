@@ -57,6 +57,7 @@ CONNECT_TIMEOUT_S = 15.0  # reaching the scheduler and finding a first worker
 CANCEL_CHECK_S = 0.5  # how often a running cell asks whether the client still wants it
 MAX_RETRIES = 1  # a cell whose Dask worker died runs once more, on another worker
 POLL_S = 0.2  # how often the client looks at its cells in flight and at the workers
+LOST_AFTER_S = 3.0  # a worker missing from the scheduler's list this long has left
 NO_WORKERS_S = 120.0  # with cells to run and no worker to take them, the run stops
 INSTALL_HINT = 'pip install "mlp-bench[dask]"'
 WORKER_COMMAND = "dask worker {address} --nworkers 1 --nthreads 1 --resources bench=1"
@@ -218,6 +219,7 @@ class DaskExecutor:
         self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this run
         self.guard = contextlib.nullcontext  # around writing a finished cell
         self.cuda_hosts: set[str] | None = None  # hosts where torch sees CUDA (when asked)
+        self._missing: dict[str, float] = {}  # address -> since when the scheduler omits it
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -432,7 +434,7 @@ class DaskExecutor:
                 live = self._live()
                 known = len(self.hosts)
                 for future, sent in list(flight.items()):
-                    if sent.address not in live and not future.done():
+                    if self._gone(sent.address, live) and not future.done():
                         del flight[future]
                         future.cancel()
                         self._lost(sent, queue, store, run_id, session, rows, progress, labels)
@@ -474,6 +476,15 @@ class DaskExecutor:
             if flight:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(flight), force=True)
+
+    def _gone(self, address: str, live: dict) -> bool:
+        """Whether the Dask worker at `address` has left: missing from the scheduler's list
+        for LOST_AFTER_S in a row (a single list can come back empty on a busy machine)."""
+        if address in live:
+            self._missing.pop(address, None)
+            return False
+        since = self._missing.setdefault(address, time.monotonic())
+        return time.monotonic() - since >= LOST_AFTER_S
 
     def _next_for(self, queue, host: str):
         """The first queued job `host` can run (torch cells on a GPU need a host where torch

@@ -484,3 +484,15 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
     ex = executor(set())
     ex.check_devices(cpu_only)  # nothing asked: no GPU cells
     assert ex.cuda_hosts is None
+
+
+def test_a_worker_is_lost_only_after_missing_for_a_while(monkeypatch):
+    """The scheduler's worker list can come back empty once on a busy machine: a cell in
+    flight is given up only when its worker stays missing (seen: two cells restarted)."""
+    ex = cluster.DaskExecutor(cluster.parse_scheduler("local:1"), _quiet)
+    address = "tcp://127.0.0.1:1"
+    assert not ex._gone(address, {address: "vm"})
+    assert not ex._gone(address, {})  # missing once
+    monkeypatch.setattr(cluster, "LOST_AFTER_S", 0.0)
+    assert ex._gone(address, {})  # still missing past the grace period
+    assert not ex._gone(address, {address: "vm"}) and address not in ex._missing
