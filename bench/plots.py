@@ -39,14 +39,20 @@ from bench.tables import (
 )
 
 DPI = 110
-# One colour per backend in every figure: the NumPy pair in blues/purples, frameworks warm.
+# One colour per backend in every figure: the NumPy pair in blues/purples, frameworks warm,
+# the peers (JAX, Keras on other engines, scikit-learn) each a colour of its own.
 BACKEND_COLORS = {
     "numpy-loop": "#9467bd",
     "numpy-vec": "#1f77b4",
     "keras": "#d62728",
     "torch": "#ff7f0e",
+    "jax": "#2ca02c",
+    "keras-jax": "#e377c2",
+    "keras-torch": "#8c564b",
+    "sklearn": "#bcbd22",
 }
-_OTHER_COLORS = ("#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Any other backend (a user's own): a colour from this palette, chosen by a hash of its name.
+_OTHER_COLORS = ("#7f7f7f", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _LINESTYLES = ("-", "--", ":", "-.")
 _STYLE = {
@@ -64,7 +70,7 @@ _DECADES = 2  # a log axis when the data spans more than this many powers of ten
 
 
 def backend_color(backend: str) -> str:
-    """The backend's colour: fixed for the four known ones, stable by name for any other."""
+    """The backend's colour: fixed for the registered ones, stable by name for any other."""
     if backend in BACKEND_COLORS:
         return BACKEND_COLORS[backend]
     return _OTHER_COLORS[zlib.crc32(str(backend).encode()) % len(_OTHER_COLORS)]

@@ -32,7 +32,16 @@ from bench.schema import (
 
 # The backend every other one is compared with, and the order backends are listed in.
 REFERENCE_BACKEND = "numpy-vec"
-BACKEND_ORDER = ("numpy-loop", "numpy-vec", "keras", "torch")
+BACKEND_ORDER = (
+    "numpy-loop",
+    "numpy-vec",
+    "keras",
+    "torch",
+    "jax",
+    "keras-jax",
+    "keras-torch",
+    "sklearn",
+)
 
 # The keys of one summary row: every axis of a sweep and the sweep part, not the repeat.
 GROUP_KEYS = ("part", *AXES)
@@ -273,7 +282,7 @@ def varying_within(
 
 
 def ordered_backends(names: Iterable) -> list[str]:
-    """Backends in the project's order (numpy-loop, numpy-vec, keras, torch), then others."""
+    """Backends in the project's order (BACKEND_ORDER), then any others by name."""
     names = {str(n) for n in names if not is_missing(n)}
     known = [b for b in BACKEND_ORDER if b in names]
     return known + sorted(names - set(known))

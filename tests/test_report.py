@@ -474,7 +474,10 @@ def test_safe_names_and_colours():
     assert plots.backend_color("torch") == plots.BACKEND_COLORS["torch"]
     known = set(plots.BACKEND_COLORS.values())
     assert len(known) == len(plots.BACKEND_COLORS)  # the known backends never share a colour
-    others = ["jax", "sklearn", "keras-jax", "mymodule:MyMLP"]
+    from impls import BACKENDS
+
+    assert set(BACKENDS) <= set(plots.BACKEND_COLORS)  # every registered backend: its own
+    others = ["mymodule:MyMLP", "their-mlp", "pkg.sub:Net", "numpy-vec2"]
     for name in others:  # any other backend: a colour of its own palette, never a known one's
         assert plots.backend_color(name) in plots._OTHER_COLORS
         assert plots.backend_color(name) not in known
