@@ -232,8 +232,9 @@ def objective(params, X, Y, spec):
 
 # --------------------------------------------------------------------------- optimisers
 # An optimiser is a pair of functions: init(params, ...) -> state, and step(params, grads,
-# state), which updates the parameter arrays and the state in place. params and grads are flat
-# lists of arrays in the same order; the state holds the hyperparameters and the slots.
+# state), which updates the parameter arrays and the state in place (and may overwrite the
+# gradients, its scratch space). params and grads are flat lists of arrays in the same order;
+# the state holds the hyperparameters and the slots.
 
 
 def _constant(value, like):
@@ -255,11 +256,12 @@ def sgd_init(params, lr, momentum=0.0):
 
 
 def sgd_step(params, grads, state):
-    """p -= lr g;  with momentum mu: v = mu v + g, p -= lr v."""
+    """p -= lr g;  with momentum mu: v = mu v + g, p -= lr v. The gradients are used as scratch."""
     lr, velocity = state["lr"], state["velocity"]
     if velocity is None:
         for p, g in zip(params, grads):
-            p -= lr * g
+            g *= lr  # in place: no temporary the size of W for lr g
+            p -= g
         return
     for p, g, v in zip(params, grads, velocity):
         v *= state["momentum"]
@@ -305,12 +307,22 @@ def adam_step(params, grads, state):
         step_size, sqrt_v_scale = state["lr"] / bc1, 1.0 / bc2**0.5
     else:
         step_size, sqrt_v_scale = state["lr"] * bc2**0.5 / bc1, 1.0
+    # In place, with the gradients as scratch: three temporaries per array instead of eight
+    # (each the size of W, fresh memory at large sizes).
     for p, g, m, v in zip(params, grads, state["m"], state["v"]):
-        m *= b1
-        m += (1.0 - b1) * g
+        g_squared = g * g
+        g_squared *= 1.0 - b2
         v *= b2
-        v += (1.0 - b2) * (g * g)
-        p -= step_size * m / (sqrt_v_scale * xp.sqrt(v) + state["eps"])
+        v += g_squared  # v = b2 v + (1 - b2) g^2
+        g *= 1.0 - b1
+        m *= b1
+        m += g  # m = b1 m + (1 - b1) g
+        denominator = xp.sqrt(v)
+        denominator *= sqrt_v_scale
+        denominator += state["eps"]
+        update = m / denominator
+        update *= step_size
+        p -= update
 
 
 def make_optimizer(spec, params, epsilon_on="v_hat"):
