@@ -642,7 +642,7 @@ def build_sweep(
     if len(set(names)) != len(names):
         raise UsageError(f"{where}part names must differ, got {names}")
     sweep = Sweep(parts=tuple(parts), **run)
-    check_combinations(sweep)
+    check_combinations(sweep, where)
     return sweep
 
 
@@ -751,10 +751,11 @@ def merge_duplicates(cells) -> tuple[list, list[str]]:
     return kept, notes
 
 
-def check_combinations(sweep: Sweep) -> None:
-    """Reject impossible combinations (e.g. bce with a softmax output) before anything runs."""
+def check_combinations(sweep: Sweep, source: str = "") -> None:
+    """Reject impossible combinations (e.g. bce with a softmax output) before anything runs;
+    `source` names where the sweep came from (a config file, a preset)."""
     for part in sweep.parts:
-        where = f"part {part.name!r}: " if len(sweep.parts) > 1 else ""
+        where = source + (f"part {part.name!r}: " if len(sweep.parts) > 1 else "")
         for loss, opt in itertools.product(part.losses, part.optimizers):
             try:
                 MLPSpec(

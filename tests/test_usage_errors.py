@@ -167,6 +167,10 @@ def _config_error(tmp_path, capsys, text: str | bytes):
         ("[sweep]\nparts = []\n", "FILE: parts is empty: give at least one [[sweep.parts]] table"),
         ("sweep = 3\n", "FILE: sweep must be a table ([sweep]), got 3"),
         ("[sweep]\ntitle = '   '\n", "FILE: title: title is empty"),
+        (
+            "[sweep]\nlosses = ['bce']\noutput = 'softmax'\n",
+            "FILE: loss 'bce' cannot be used with output 'softmax'; it needs output 'sigmoid'",
+        ),
     ],
 )
 def test_config_values_name_the_file_and_key(tmp_path, capsys, text, message):
