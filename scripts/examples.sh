@@ -23,6 +23,8 @@ run() {  # run NAME ARGS...: python -m bench run ARGS --out results/examples, if
     fi
 }
 
+# README "What a run measures" and the time accounting: the default sweep
+run quick
 # README "Presets: the seed notebooks"
 run seed000 --preset seed000 --backends numpy-loop,numpy-vec,torch
 run seed001 --preset seed001 --datasets fashion-mnist --backends numpy-vec,torch
