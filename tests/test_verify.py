@@ -25,7 +25,7 @@ def test_cases_cover_every_optimiser_path_loss_batch_and_dtype():
         (s["optimizer"], bool(s.get("momentum")), bool(s.get("weight_decay"))) for s in settings
     }
     assert paths == {
-        ("sgd", False, False),  # plain SGD: the NumPy backends' shortcut
+        ("sgd", False, False),  # plain SGD: where a backend may take a shortcut
         ("sgd", False, True),
         ("sgd", True, False),
         ("sgd", True, True),
