@@ -106,7 +106,7 @@ BACKENDS = {
             "jax",
             "JAX: parameter pytree, value_and_grad, a jitted step scanned over the epoch, optax",
         ),
-        _keras_on("jax", "JAX", (("JAX_ENABLE_X64", "1"),), float64_tolerance=1e-7),
+        _keras_on("jax", "JAX", (("JAX_ENABLE_X64", "1"),), float64_tolerance=1e-5),
         _keras_on("torch", "PyTorch", (), float64_tolerance=1e-5),
         Backend(
             "sklearn",
