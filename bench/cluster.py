@@ -219,7 +219,7 @@ class DaskExecutor:
         self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this run
         self.guard = contextlib.nullcontext  # around writing a finished cell
         self.cuda_hosts: set[str] | None = None  # hosts where torch sees CUDA (when asked)
-        self._missing: dict[str, float] = {}  # address -> since when the scheduler omits it
+        self._missing: dict = {}  # address -> Stopwatch since the scheduler omits it
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -483,8 +483,8 @@ class DaskExecutor:
         if address in live:
             self._missing.pop(address, None)
             return False
-        since = self._missing.setdefault(address, time.monotonic())
-        return time.monotonic() - since >= LOST_AFTER_S
+        watch = self._missing.setdefault(address, measure.Stopwatch())
+        return watch.elapsed() >= LOST_AFTER_S
 
     def _next_for(self, queue, host: str):
         """The first queued job `host` can run (torch cells on a GPU need a host where torch
