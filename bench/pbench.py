@@ -57,10 +57,16 @@ def _benchmarks(data, where: str = "the JSON") -> list[tuple[dict, dict]]:
                 raise UsageError(f"{what}: '{name}' is a {type(value).__name__}, not an object")
         if "backend" not in info or "median" not in stats:
             continue
-        problems = [f"stats.{k}" for k in ("median", "min", "max", "iqr")
-                    if k in stats and stats[k] is not None and not _number(stats[k])]
-        problems += [f"extra_info.{k}" for k in ("backend", "model")
-                     if not isinstance(info.get(k), str) or not info[k]]
+        problems = [
+            f"stats.{k}"
+            for k in ("median", "min", "max", "iqr")
+            if k in stats and stats[k] is not None and not _number(stats[k])
+        ]
+        problems += [
+            f"extra_info.{k}"
+            for k in ("backend", "model")
+            if not isinstance(info.get(k), str) or not info[k]
+        ]
         size = info.get("batch_size")
         if not (_number(size) and size == int(size) and size > 0):
             problems.append("extra_info.batch_size")
@@ -106,8 +112,11 @@ def _rows(data: dict, source: str, where: str = "the JSON") -> list[dict]:
             "epoch_s_min": stats.get("min"),
             "epoch_s_max": stats.get("max"),
             # the rounds' interquartile range over their median, as bench run's cells have
-            "epoch_s_spread": (stats["iqr"] / stats["median"]
-                               if _number(stats.get("iqr")) and stats["median"] > 0 else None),
+            "epoch_s_spread": (
+                stats["iqr"] / stats["median"]
+                if _number(stats.get("iqr")) and stats["median"] > 0
+                else None
+            ),
             "train_s": stats.get("total"),
             "samples_per_s": info.get("samples_per_s"),
             "gflops": info.get("gflops"),
@@ -145,7 +154,8 @@ def _env(data: dict, source: str, rows: list[dict], converted_by: str) -> dict:
         "threads": threads,
         "matmul_gflops": {"float32": peak} if peak else {},
         "git_commit": (data.get("commit_info") or {}).get("id")
-        if isinstance(data.get("commit_info"), dict) else None,
+        if isinstance(data.get("commit_info"), dict)
+        else None,
         "versions": {"pytest-benchmark": data.get("version")},
     }
 
@@ -260,8 +270,10 @@ def _format(value):
 
 def _read_json(json_path: Path):
     if json_path.is_dir():
-        raise UsageError(f"{json_path} is a folder, not a pytest-benchmark JSON file "
-                         "(the file `--benchmark-json FILE` wrote)")
+        raise UsageError(
+            f"{json_path} is a folder, not a pytest-benchmark JSON file "
+            "(the file `--benchmark-json FILE` wrote)"
+        )
     try:
         return json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -294,7 +306,8 @@ def convert(json_path, out_dir=None, command: str | None = None) -> list[Path]:
         )
     out = Path(out_dir) if out_dir else json_path.with_name(json_path.stem + "-report")
     command = command or f"python -m bench report --pytest-benchmark {json_path}" + (
-        f" --out {out_dir}" if out_dir else "")
+        f" --out {out_dir}" if out_dir else ""
+    )
     env = _env(data, json_path.stem, rows, command)
     columns = [*RESULT_COLUMNS, *(c for c in ("epoch_s_spread",) if c not in RESULT_COLUMNS)]
     table = io.StringIO(newline="")

@@ -456,7 +456,15 @@ def _report(run: _Run, interrupts: _Interrupts) -> None:
     said = []
     interrupts.raised = False  # a (further) interrupt now stops the report
     try:
-        _render(run.store.path, said.append)
+        # summary.md is written whole before an interrupt is taken (it is quick; a second
+        # Ctrl-C right after the first would otherwise leave no report at all), the figures
+        # after it, interruptibly.
+        with interrupts.hold():
+            from .report import plots_wanted  # (pandas and matplotlib load here: seconds)
+
+            _render(run.store.path, said.append, plots=False)
+        if plots_wanted(None):
+            _render(run.store.path, said.append)
     except Interrupted as exc:
         done = (run.store.path / "summary.md").is_file()
         print(
@@ -494,14 +502,14 @@ def _say_noise(run: _Run) -> None:
         run.note(line)
 
 
-def _render(run_dir: Path, note=None) -> None:
+def _render(run_dir: Path, note=None, plots: bool | None = None) -> None:
     """Write summary.md and plots; a failure here is reported and never loses the run."""
     from .report import write_report
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            write_report(run_dir, note=note)
+            write_report(run_dir, note=note, plots=plots)
         except Exception as exc:  # the CSVs are safe; the report can be made again
             print(
                 f"warning: the report could not be written ({type(exc).__name__}: {exc}); "

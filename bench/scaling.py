@@ -37,8 +37,11 @@ def scaling_axis(cells: pd.DataFrame) -> str | None:
         "n_train": cells["n_train"].nunique(),
     }
     varying = [axis for axis, n in values.items() if n > 1]
-    other = [k for k in ("loss", "optimizer", "lr", "activation", "dtype", "threads", "epochs")
-             if k in cells and cells[k].nunique() > 1]
+    other = [
+        k
+        for k in ("loss", "optimizer", "lr", "activation", "dtype", "threads", "epochs")
+        if k in cells and cells[k].nunique() > 1
+    ]
     if len(varying) != 1 or other or values[varying[0]] < MIN_POINTS:
         return None
     if varying[0] == "width" and cells["hidden"].map(hidden_width).isna().any():
@@ -48,8 +51,7 @@ def scaling_axis(cells: pd.DataFrame) -> str | None:
 
 def fit_slopes(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (part, backend) scaling study: axis, slope, intercept, points, r2."""
-    columns = ["part", "axis", "backend", "slope", "intercept", "points", "r2", "x_min",
-               "x_max"]
+    columns = ["part", "axis", "backend", "slope", "intercept", "points", "r2", "x_min", "x_max"]
     ok = results[results["status"] == "ok"].dropna(subset=["epoch_s"])
     rows = []
     for (part, backend), cells in ok.groupby(["part", "backend"], sort=False):
@@ -66,6 +68,17 @@ def fit_slopes(results: pd.DataFrame) -> pd.DataFrame:
         residual = lt - (slope * lx + intercept)
         spread = ((lt - lt.mean()) ** 2).sum()
         r2 = 1 - (residual**2).sum() / spread if spread > 0 else math.nan
-        rows.append([part, axis, backend, float(slope), float(intercept), len(frame),
-                     float(r2), float(frame["x"].min()), float(frame["x"].max())])
+        rows.append(
+            [
+                part,
+                axis,
+                backend,
+                float(slope),
+                float(intercept),
+                len(frame),
+                float(r2),
+                float(frame["x"].min()),
+                float(frame["x"].max()),
+            ]
+        )
     return pd.DataFrame(rows, columns=columns)

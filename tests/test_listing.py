@@ -16,9 +16,14 @@ def test_every_name_is_listed_with_a_description(tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_BENCH_DATA", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     text = listing.render_listing(data_dir=tmp_path)
-    for title, names in [("backends", BACKENDS), ("preprocessing", PREPROCESSING),
-                         ("losses", LOSS_NAMES), ("optimizers", OPTIMIZER_NAMES),
-                         ("activations", ACTIVATION_NAMES), ("presets", PRESETS)]:
+    for title, names in [
+        ("backends", BACKENDS),
+        ("preprocessing", PREPROCESSING),
+        ("losses", LOSS_NAMES),
+        ("optimizers", OPTIMIZER_NAMES),
+        ("activations", ACTIVATION_NAMES),
+        ("presets", PRESETS),
+    ]:
         rows = _section(text, title)
         assert set(rows) == set(names), title
         assert all(description.strip() for description in rows.values()), title
@@ -29,8 +34,11 @@ def test_every_name_is_listed_with_a_description(tmp_path, monkeypatch):
 
 def test_unavailable_backend_says_why(monkeypatch):
     reason = 'PyTorch is not installed: pip install "mlp-bench[torch]"'
-    monkeypatch.setattr(listing, "available_backends",
-                        lambda: {name: (reason if name == "torch" else None) for name in BACKENDS})
+    monkeypatch.setattr(
+        listing,
+        "available_backends",
+        lambda: {name: (reason if name == "torch" else None) for name in BACKENDS},
+    )
     rows = _section(listing.render_listing(), "backends")
     assert rows["torch"].endswith(f"[unavailable: {reason}]")
     assert "unavailable" not in rows["numpy-vec"]

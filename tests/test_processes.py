@@ -263,7 +263,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
     assert f"{12 - done_first} of 12 cells did not run" in err
     assert env["cells_not_run"] == 12 - done_first
     assert env["sessions"][0]["cells_not_run"] == 12 - done_first
-    assert (run_dir / "summary.md").is_file()  # the report of the cells that ran
+    assert (run_dir / "summary.md").is_file(), err  # the report of the cells that ran
     first_probe = env["sessions"][0]["matmul"]["1"]["float32"]
     assert (
         len(first_probe["reps"]) >= 5 and first_probe["median"] == env["matmul_gflops"]["float32"]
@@ -302,12 +302,14 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
 
     real = runner._render
 
-    def render_then_term(run_dir, note=None):
-        (Path(run_dir) / "summary.md").write_text("# partial\n")
-        os.kill(os.getpid(), signal.SIGTERM)
+    def render_then_term(run_dir, note=None, plots=None):
+        if plots is False:  # summary.md alone: written whole before an interrupt is taken
+            return real(run_dir, note, plots=False)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the figures are drawn
         time.sleep(5)  # the handler interrupts this
-        real(run_dir, note)
+        real(run_dir, note, plots=plots)
 
+    monkeypatch.delenv("MLP_BENCH_NO_PLOTS", raising=False)
     monkeypatch.setattr(runner, "_render", render_then_term)
     sweep = build_sweep(
         {
@@ -323,7 +325,8 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
     err = capsys.readouterr().err
     assert status == "interrupted"
     assert f"python -m bench report {run_dir}" in err and "summary.md is written" in err
-    assert (run_dir / "summary.md").read_text() == "# partial\n"
+    assert (run_dir / "summary.md").read_text().startswith("# mlp-bench")
+    assert not list((run_dir / "plots").glob("*.png"))  # the figures were stopped
     assert _env_json(run_dir)["status"] == "complete"  # every cell ran: nothing to resume
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
 
