@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from impls.spec import unknown_name_message
+
 from .errors import UsageError
-from .sweep import DEFAULT, unknown_name_message  # noqa: F401 (DEFAULT: the default sweep)
+from .sweep import DEFAULT  # noqa: F401 (DEFAULT: the default sweep)
 
 
 @dataclass(frozen=True)
