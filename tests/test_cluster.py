@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import cluster
+from bench import cluster, cluster_tasks
 from bench.errors import UsageError
 from bench.runner import execute
 from bench.sweep import build_sweep
@@ -422,7 +422,7 @@ def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeyp
         raise bench.datasets.DatasetError(f"{name}: data files not found in 3 searched folders")
 
     monkeypatch.setattr(bench.datasets, "load_dataset", missing)
-    monkeypatch.setattr(cluster, "_DATA", {})
+    monkeypatch.setattr(cluster_tasks, "_DATA", {})
     cell = expand(_sweep(datasets=["mnist"], losses=["cce"], batch_sizes=["8"]))[0]
     job = {
         "key": "k",
