@@ -46,6 +46,10 @@ START_LOAD_BUSY = 0.5
 ADVICE_QUIET = "rerun on a quiet machine (close other programs, wait for builds and tests)"
 ADVICE_THREADS = "use --threads 1, which other work disturbs least"
 ADVICE_REPEATS = "add --repeats 3 (or more epochs) to see how much the figures move"
+ADVICE_LONGER = (
+    "give the noisy cells more work per epoch (more samples or a larger model): on a quiet "
+    "machine, epochs of a few milliseconds still move by the system's own interruptions"
+)
 
 
 @dataclass
@@ -135,6 +139,21 @@ def noisy_cells(results) -> set:
     return {(str(c), int(r)) for c, r in zip(flagged["cell_id"], flagged["repeat"])}
 
 
+def _epoch_range(results, cells) -> str:
+    """', epochs of A-B ms' for the noisy cells' steady epochs, or '' where not recorded."""
+    if "epoch_s" not in results:
+        return ""
+    keys = [(str(c), int(r)) for c, r in zip(results["cell_id"], results["repeat"])]
+    times = [
+        float(t) for key, t in zip(keys, results["epoch_s"]) if key in cells and math.isfinite(t)
+    ]
+    if not times:
+        return ""
+    lo, hi = min(times) * 1e3, max(times) * 1e3
+    span = f"{lo:.3g} ms" if lo == hi else f"{lo:.3g}-{hi:.3g} ms"
+    return f"; their steady epochs take {span}"
+
+
 def assess(env: dict, results) -> Assessment:
     """How far a run's timings can be trusted, in plain words (see the module's docstring).
 
@@ -149,15 +168,17 @@ def assess(env: dict, results) -> Assessment:
             timed = results[results["status"].astype(str) == "ok"]
         reasons.append(
             f"{len(cells)} of {len(timed)} cells are noisy (their epoch times spread more "
-            f"than {100 * NOISY_SPREAD:.0f}% around the median)"
+            f"than {100 * NOISY_SPREAD:.0f}% around the median{_epoch_range(results, cells)})"
         )
     probe = _probe_reasons(env or {})
     reasons += probe
     if not reasons:
         return Assessment()
     advice = []
-    if busy or probe or len(cells) > 1:
+    if busy or probe:
         advice.append(ADVICE_QUIET)
+    elif cells:  # a quiet machine and a steady probe: the cells themselves are too short
+        advice.append(ADVICE_LONGER)
     threads = results["threads"] if results is not None and "threads" in results else []
     if any(int(t) > 1 for t in threads if str(t).isdigit()):
         advice.append(ADVICE_THREADS)

@@ -25,6 +25,16 @@ run() {  # run NAME ARGS...: python -m bench run ARGS --out results/examples, if
 
 # README "What a run measures" and the time accounting: the default sweep
 run quick
+# README "Noise": the same small sweep on a quiet machine, then with two CPU-bound programs beside it
+noise=(--datasets digits --losses cce --backends numpy-vec,numpy-loop,torch --batch-sizes 32,256 --epochs 12 --threads 1)
+run noise-quiet "${noise[@]}" --name noise-quiet
+if [ "$want" = "  " ] || [[ "$want" == *" noise-busy "* ]]; then
+    python -c 'while True: pass' & hog1=$!
+    python -c 'while True: pass' & hog2=$!
+    sleep 25  # let the load average see them
+    run noise-busy "${noise[@]}" --name noise-busy || true
+    kill "$hog1" "$hog2"
+fi
 # README "Presets: the seed notebooks"
 run seed000 --preset seed000 --backends numpy-loop,numpy-vec,torch
 run seed001 --preset seed001 --datasets fashion-mnist --backends numpy-vec,torch

@@ -110,6 +110,21 @@ def test_a_busy_run_says_why_and_what_to_do():
     assert a.lines()[0].startswith("warning: ")
 
 
+def test_short_noisy_cells_on_a_quiet_machine_are_not_blamed_on_the_machine():
+    """A quiet machine and a steady probe, but 2 ms epochs spreading 38%: the advice is to give
+    those cells more work, not to find a quieter machine."""
+    results = _results([False, True, True])
+    results["epoch_s"] = [0.046, 0.0018, 0.0044]
+    a = noise.assess(_env(), results)
+    assert not a.reliable
+    assert a.reasons == [
+        "2 of 3 cells are noisy (their epoch times spread more than 10% around the median; "
+        "their steady epochs take 1.8-4.4 ms)"
+    ]
+    assert "more work per epoch" in a.advice and "quiet machine" not in a.advice.split(":")[0]
+    assert "--repeats" in a.advice
+
+
 def test_load_busy_rules():
     start = {"loadavg": [0.3, 0.2, 0.1], "cpu_count": 2}
     assert noise.load_busy({"start": start, "other_cpu_s": 0.5}, wall_s=10.0) is False
