@@ -358,6 +358,10 @@ def _noise_band(ok: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     half = ok["epoch_s_spread"] * median / 2
     lo = (median - half).where(half.notna(), ok["epoch_s_min"]).fillna(median)
     hi = (median + half).where(half.notna(), ok["epoch_s_max"]).fillna(median)
+    # a spread above 2 would put the band's low end below zero: no epoch was faster than the
+    # fastest one measured, nor slower than the slowest
+    lo = pd.concat([lo, ok["epoch_s_min"]], axis=1).max(axis=1)
+    hi = pd.concat([hi, ok["epoch_s_max"]], axis=1).min(axis=1)
     return lo.clip(upper=median), hi.clip(lower=median)
 
 

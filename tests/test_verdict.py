@@ -97,6 +97,24 @@ def test_the_noise_band_uses_the_spread_and_repeats():
     )
 
 
+def test_a_spread_above_two_keeps_the_band_within_the_epochs_measured():
+    # a jittery 2.6 ms cell spreading 300%: median -/+ half the spread would go below zero
+    # (the summary printed "0.0647–-0.0742×"); the band stays within its fastest and slowest epoch
+    results = _results(
+        {
+            ("numpy-vec", 64): [(0.00324, 0.9, 0.0031, 0.0036)],
+            ("torch", 64): [(0.00258, 0.9, 0.0020, 0.0140)],
+        },
+        epoch_s_spread=3.0,
+    )
+    s = tables.summarize(results)
+    fast = s[s["backend"] == "torch"].iloc[0]
+    # low end: the fastest epoch (the spread would give -1.3 ms); high end: median + half the spread
+    assert (fast["epoch_s_lo"], fast["epoch_s_hi"]) == pytest.approx((0.0020, 0.00645))
+    line = _verdict(report.render_summary(results, None, ENV))
+    assert "-" not in re.search(r"torch 1\.3× numpy-vec, ([^)]*)\)", line).group(1).replace("–", "")
+
+
 def test_accuracy_split_quotes_measured_parity_and_never_a_fixed_figure():
     cells = {
         ("numpy-vec", 1): [(0.02, 0.936, 0.019, 0.021)],
