@@ -5,9 +5,10 @@ get the training set's size."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 from pathlib import Path
 
-from .errors import BenchError, UsageError
+from .errors import BenchError, DiskFullError, UsageError
 from .sweep import FULL_BATCH, Cell
 from .worker import DataRef, save_arrays
 
@@ -40,13 +41,33 @@ def prepare_data(cells, data_dir, folder: Path, note) -> dict[tuple, DataRef]:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         sub = folder / f"data-{len(refs)}"
-        save_arrays(sub, ds.X_train, ds.Y_train, ds.X_test, ds.Y_test)
+        try:
+            save_arrays(sub, ds.X_train, ds.Y_train, ds.X_test, ds.Y_test)
+        except OSError as exc:
+            raise _disk_full(exc, sub) from None
         refs[key] = DataRef(str(sub), ds.n_train, ds.n_test, ds.n_features, ds.n_classes)
         note(
             f"data: {name} ({ds.preprocess}, {dtype}): {ds.n_train} train, {ds.n_test} test, "
             f"{ds.n_features} features, {ds.n_classes} classes — {ds.source}"
         )
     return refs
+
+
+def _disk_full(exc: OSError, sub: Path) -> OSError:
+    """A full disk while the prepared arrays are written, said as such: NumPy reports a short
+    write as "N requested and M written", without an errno."""
+    short_write = exc.errno is None and "requested and" in str(exc)
+    if not short_write and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return exc
+    what = (
+        "the disk is full"
+        if exc.errno == errno.ENOSPC
+        else "the disk is full or a file size limit was reached"
+    )
+    return DiskFullError(
+        f"{what} while writing the prepared data into {sub} ({exc}); free space, then run the "
+        "same command again"
+    )
 
 
 def resolve_batches(cells, refs, note) -> list[Cell]:

@@ -312,6 +312,23 @@ def test_disk_full_names_the_file_and_how_to_resume(tmp_path):
     assert json.loads((run_dir / "env.json").read_text())["status"] == "complete"
 
 
+def test_disk_full_while_the_data_is_prepared_is_said_plainly(tmp_path):
+    """Before: `error: OSError: 160000 requested and 49968 written` (NumPy's short write)."""
+    out = tmp_path / "out"
+    main_py = "from bench.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+    done = _limited(
+        main_py, 100_000, "run", "--datasets", "synthetic:n=2000,d=100,k=2", "--backends",
+        "numpy-vec", "--losses", "cce", "--epochs", "1", "--threads", "1", "--quiet", "--out",
+        str(out),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the disk is full or a file size limit was reached while "
+                           "writing the prepared data into ")  # fmt: skip
+    assert last.endswith("free space, then run the same command again")
+    assert "OSError:" not in last.split("(", 1)[0]
+
+
 def test_no_space_left_is_said_plainly(tmp_path):
     """ENOSPC itself (/dev/full answers every write with it)."""
     if not os.path.exists("/dev/full"):
