@@ -130,7 +130,8 @@ def cell_labels(cells) -> dict:
     """A progress label per cell naming every axis and setting that varies in the sweep
     (dataset, backend and batch size always), so no two different cells read alike."""
     rows = {cell: cell.row() for cell in cells}
-    names = [n for n in ("part", *AXES, *SETTINGS, "repeat") if n in next(iter(rows.values()), {})]
+    first = next(iter(rows.values()), {})
+    names = [n for n in dict.fromkeys(("part", *AXES, *SETTINGS, "repeat")) if n in first]
     shown = [n for n in names if n in _LABEL_ALWAYS or len({str(r[n]) for r in rows.values()}) > 1]
 
     def label(row):

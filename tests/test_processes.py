@@ -422,6 +422,16 @@ def test_progress_labels_name_every_axis_that_varies():
     assert "hidden 32" in some and "lr 0.1" in some and "cce" not in some
 
 
+def test_progress_labels_name_a_varying_part_once():
+    """Before: the default sweep's lines read `part cce · digits · ... · part cce · ...`."""
+    from bench.sweep import DEFAULT
+
+    cells = expand(build_sweep(DEFAULT))
+    labels = cell_labels(cells)
+    assert len(set(labels.values())) == len(cells)
+    assert all(label.count("part ") == 1 for label in labels.values())
+
+
 # -- workers' start-up errors, and the clock ------------------------------------------------
 
 
