@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .progress import format_seconds
+
 # A cell is noisy when the interquartile range of its steady-state epoch times is more than
 # 10% of their median; torch.utils.benchmark warns at the same 10% (and calls 25% gross).
 # Why 10%: the differences this tool reports between backends start at about 1.1-1.2x, and a
@@ -149,9 +151,8 @@ def _epoch_range(results, cells) -> str:
     ]
     if not times:
         return ""
-    lo, hi = min(times) * 1e3, max(times) * 1e3
-    span = f"{lo:.3g} ms" if lo == hi else f"{lo:.3g}-{hi:.3g} ms"
-    return f"; their steady epochs take {span}"
+    lo, hi = format_seconds(min(times)), format_seconds(max(times))
+    return f"; their steady epochs take {lo if lo == hi else f'{lo} to {hi}'}"
 
 
 def assess(env: dict, results) -> Assessment:

@@ -119,7 +119,7 @@ def test_short_noisy_cells_on_a_quiet_machine_are_not_blamed_on_the_machine():
     assert not a.reliable
     assert a.reasons == [
         "2 of 3 cells are noisy (their epoch times spread more than 10% around the median; "
-        "their steady epochs take 1.8-4.4 ms)"
+        "their steady epochs take 1.8 ms to 4.4 ms)"
     ]
     assert "more work per epoch" in a.advice and "quiet machine" not in a.advice.split(":")[0]
     assert "--repeats" in a.advice
