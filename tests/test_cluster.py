@@ -153,6 +153,7 @@ def _same_rows(remote: pd.DataFrame, local: pd.DataFrame) -> None:
     assert remote["roofline"].notna().all()
 
 
+@pytest.mark.slow  # a real cluster: .ci/run runs these apart (pytest -m slow tests/test_cluster.py)
 def test_local_cluster_gives_the_local_rows(local_run, tmp_path):
     pytest.importorskip("distributed")
     run_dir, status = execute(
@@ -270,6 +271,7 @@ def _wait_for_workers(address, n=2):
         client.wait_for_workers(n, timeout=START_TIMEOUT_S)
 
 
+@pytest.mark.slow  # a real cluster: .ci/run runs these apart (pytest -m slow tests/test_cluster.py)
 def test_two_workers_give_the_local_rows(scheduler, local_run, tmp_path):
     run_dir, status = execute(
         _sweep(),
@@ -308,6 +310,7 @@ def _cell_killer(address, kills: dict, done: threading.Event, log: list):
             time.sleep(0.1)
 
 
+@pytest.mark.slow  # a real cluster: .ci/run runs these apart (pytest -m slow tests/test_cluster.py)
 def test_worker_killed_mid_cell_is_retried_once_then_lost(scheduler, tmp_path):
     long = {
         "datasets": ["synthetic:n=1500"],
@@ -340,6 +343,7 @@ def test_worker_killed_mid_cell_is_retried_once_then_lost(scheduler, tmp_path):
     _wait_for_workers(scheduler)  # the nannies restart the killed workers
 
 
+@pytest.mark.slow  # a real cluster: .ci/run runs these apart (pytest -m slow tests/test_cluster.py)
 def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
     command = [
         sys.executable,
