@@ -37,10 +37,9 @@ if [ "$want" = "  " ] || [[ "$want" == *" noise-busy "* ]]; then
 fi
 # README "Presets: the seed notebooks"
 run seed000 --preset seed000 --backends numpy-loop,numpy-vec,torch
-run seed001 --preset seed001 --datasets fashion-mnist --backends numpy-vec,torch
-run seed001-16 --preset seed001 --datasets fashion-mnist --backends numpy-vec --epochs 16 --eval-every 1
+run seed001 --preset seed001 --datasets fashion-mnist --backends numpy-vec,torch --threads 1 --name seed001
 run seed002 --preset seed002 --datasets fashion-mnist --backends numpy-vec,torch
-run seed003 --preset seed003 --datasets fashion-mnist --backends numpy-vec,torch  # the example: numpy-vec
+run seed003 --preset seed003 --datasets fashion-mnist --backends numpy-vec,torch --threads 1 --name seed003
 run seed004 --preset seed004 --backends numpy-vec,torch
 run fashion --preset fashion --backends numpy-vec,torch
 # README "Performance": the throughput targets (timings: read the run's noise verdict)
