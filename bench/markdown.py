@@ -75,6 +75,16 @@ def format_speedup(ratio) -> str:
     return f"{r:.2g}×"
 
 
+def format_mb(mb, unit: bool = True) -> str:
+    """Memory in MB (2**20 bytes): whole MB from 100 up (1450 MB), three significant digits
+    below (94.1 MB); `unit=False` leaves out the ` MB`."""
+    if is_missing(mb) or not math.isfinite(float(mb)):
+        return "—"
+    mb = float(mb)
+    text = f"{mb:.0f}" if mb >= 99.95 else f"{mb:.3g}"
+    return f"{text} MB" if unit else text
+
+
 def format_band(lo, hi) -> str:
     """A ratio's range with three significant digits, `1.02–2.47×`, so that a range that
     stays above 1 never reads as starting at 1.0."""

@@ -7,7 +7,7 @@
                   where accuracies part, warm-up; a warning when the figures are unreliable
     how to read   what a cell of the tables holds
     results       one table per dataset x loss (and per combination of other varying axes)
-    warm-up, compute, time to target, scaling   where the run has the data
+    warm-up, compute, memory, time to target, scaling   where the run has the data
     failed cells  and the cells that did not run
     plots         links to the figures, when there are any
 """
@@ -25,6 +25,7 @@ from bench.header import header_section, not_run_sentence, peaks_text
 from bench.hosts import hosts_section
 from bench.markdown import (
     config_label,
+    format_mb,
     format_seconds,
     format_speedup,
     format_value,
@@ -36,6 +37,7 @@ from bench.markdown import (
 from bench.schema import SETTINGS
 from bench.tables import (
     CONFIG_KEYS,
+    MEMORY_COLUMNS,
     REFERENCE_BACKEND,
     CellIndex,
     beyond_noise,
@@ -115,6 +117,7 @@ def render_summary(
             [
                 warmup_section(view),
                 compute_section(view),
+                memory_section(view),
                 target_section(view),
                 scaling_section(view.ok),
             ]
@@ -320,15 +323,23 @@ def speedup_text(s) -> str:
 # --------------------------------------------------------------------------- other tables
 
 
-def _keyed_table(view: RunView, cell) -> str:
+def _keyed_table(view: RunView, cell, keep=None) -> str:
     """Rows: each configuration (the varying keys) x backend; columns: batch sizes; each
-    cell `cell(summary record)`."""
+    cell `cell(summary record)`. With `keep`, only the summary records it is true for are
+    shown: rows and columns left without any are left out."""
     keys = view.label_keys
     cells = view.index.ordered_cells(view.ok, [*keys, "backend"])
     sizes = distinct(view.ok["batch_size"])
     rows: dict[tuple, dict] = {}
     for c in cells:
+        if keep is not None:
+            s = view.index.summary.get(cell_key(c))
+            if s is None or not keep(s):
+                continue
         rows.setdefault((cell_key(c, keys), c["backend"]), {})[plain(c["batch_size"])] = cell_key(c)
+    if keep is not None:
+        shown = {bs for by_size in rows.values() for bs in by_size}
+        sizes = [bs for bs in sizes if plain(bs) in shown]
     table = []
     for (config, backend), by_size in rows.items():
         line = [format_value(k, v) for k, v in zip(keys, config)] + [str(backend)]
@@ -389,6 +400,39 @@ def compute_section(view: RunView) -> str:
         if peaks.startswith("session"):
             text += "; each row is divided by the peak of the session (start or resume) it ran in"
     return "\n".join(["## Compute", "", text + ".", "", _keyed_table(view, cell)])
+
+
+# The Memory table has the layout of the Warm-up and Compute tables (a row per varying keys x
+# backend, the device among the keys where it varies; a column per batch size) rather than one
+# figure per row at one batch size: device memory grows with the batch (activations are
+# batch x width) and so does host memory on the CPU at large batches, and the same columns
+# let a reader set each cell's memory beside its time in the tables above.
+def memory_section(view: RunView) -> str:
+    """Peak host and device memory per cell (medians over repeats); figures that no cell has
+    (device memory in a run without a GPU) are left out, and the whole table in a run folder
+    from before memory was recorded."""
+    figures = [c for c in MEMORY_COLUMNS if view.summary[f"{c}_median"].notna().any()]
+    if not figures:
+        return ""
+    medians = [f"{c}_median" for c in figures]
+
+    def cell(s):
+        return " · ".join(format_mb(s[m]) for m in medians)
+
+    def keep(s):
+        return any(not is_missing(s[m]) for m in medians)
+
+    meaning = {
+        "peak_host_mb": "**Host**: the peak resident set of the cell's worker process during "
+        "the cell; everything resident in it counts (the framework and its libraries, the "
+        "data), so it is what running that backend costs in RAM.",
+        "peak_device_mb": "**Device**: the peak the framework's allocator held on the device "
+        "(torch, JAX), or CuPy's memory pool at its largest (cupy); — for cells on the CPU.",
+    }
+    text = "Peak memory of each cell, median over repeats, in MB (2²⁰ bytes)"
+    text += ", a cell `host · device`. " if len(figures) > 1 else ". "
+    text += " ".join(meaning[c] for c in figures)
+    return "\n".join(["## Memory", "", text, "", _keyed_table(view, cell, keep)])
 
 
 def target_section(view: RunView) -> str:

@@ -46,8 +46,11 @@ BACKEND_ORDER = (
 # The keys of one summary row: every axis of a sweep and the sweep part, not the repeat.
 GROUP_KEYS = ("part", *AXES)
 # Axes that get their own sub-section when they vary: everything but dataset, loss (the
-# section), backend (the rows) and batch size (the columns).
-CONFIG_KEYS = ("part", "optimizer", "lr", "hidden", "activation", "epochs", "dtype", "threads")
+# section), backend (the rows) and batch size (the columns). The device among them, as an axis:
+# a backend on two devices (torch on the CPU and on a GPU) is two rows that must not share one.
+CONFIG_KEYS = tuple(k for k in GROUP_KEYS if k not in ("dataset", "loss", "backend", "batch_size"))
+# The peak-memory columns of results.csv and what each measures, in the words of summary.md.
+MEMORY_COLUMNS = {"peak_host_mb": "host", "peak_device_mb": "device"}
 
 SUMMARY_COLUMNS = (
     "n",
@@ -67,6 +70,8 @@ SUMMARY_COLUMNS = (
     "roofline_median",
     "time_to_target_s_median",
     "target_reached",
+    "peak_host_mb_median",
+    "peak_device_mb_median",
     "speedup_vs_numpy_vec",
     "speedup_lo",
     "speedup_hi",
@@ -178,8 +183,11 @@ def _read_table(file: Path, columns: Sequence[str]) -> pd.DataFrame:
         )
     frame = pd.DataFrame(kept, columns=header, dtype="str")
     missing = [c for c in columns if c not in frame.columns]
-    if missing and kept:
-        warnings.warn(f"{file}: no column(s) {', '.join(missing)}; read as empty", stacklevel=3)
+    # A folder written by an earlier version lacks the columns added since (peak memory, for
+    # one): they read as empty without a word. A missing key or axis is worth one.
+    essential = [c for c in missing if c in (*KEY_COLUMNS, *AXES, "status", "epoch")]
+    if essential and kept:
+        warnings.warn(f"{file}: no column(s) {', '.join(essential)}; read as empty", stacklevel=3)
     for c in missing:
         frame[c] = pd.Series([None] * len(frame), index=frame.index, dtype="str")
     extra = [c for c in frame.columns if c not in columns]
@@ -366,7 +374,8 @@ def _noise_band(ok: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Repeats of each ok cell folded into one row: medians, spreads, speed vs numpy-vec.
+    """Repeats of each ok cell folded into one row: medians, spreads, speed vs numpy-vec,
+    peak memory (`peak_host_mb_median`, `peak_device_mb_median`; NaN where not recorded).
 
     Rows are keyed by part and every axis (GROUP_KEYS). `epoch_s_min`/`max` span the repeats'
     medians; `epoch_s_lo`/`hi` the band the cell's epoch time is known to within (repeats and
@@ -377,7 +386,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     difference within the noise.
     """
     ok = conform(ok_rows(results), RESULT_COLUMNS)
-    ok = conform(ok, ("epoch_s_spread", "noisy"))
+    ok = conform(ok, ("epoch_s_spread", "noisy", *MEMORY_COLUMNS))  # older folders lack some
     keys = list(GROUP_KEYS)
     if ok.empty:
         empty = {k: ok[k].iloc[:0] for k in keys}
@@ -396,6 +405,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         "gflops",
         "roofline",
         "time_to_target_s",
+        *MEMORY_COLUMNS,
     )
     for col in numeric:
         ok[col] = pd.to_numeric(ok[col], errors="coerce").astype("float64")
@@ -420,6 +430,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         roofline_median=("roofline", "median"),
         time_to_target_s_median=("time_to_target_s", "median"),
         target_reached=("time_to_target_s", "count"),
+        **{f"{c}_median": (c, "median") for c in MEMORY_COLUMNS},
     ).reset_index()
     others = [k for k in keys if k != "backend"]
     ref = out.loc[

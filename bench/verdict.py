@@ -1,7 +1,7 @@
 """The verdict at the top of summary.md, generated from the tables: per dataset, which backend
 is fastest at which batch sizes and by how much, where accuracies agree and where they part
-(and why, when the run knows), what the first epoch costs, and whether the figures can be
-trusted at all.
+(and why, when the run knows), where one backend needs more than twice the memory of another,
+what the first epoch costs, and whether the figures can be trusted at all.
 
 A backend is called fastest only when it is ahead of the next one beyond both cells' noise
 (bench.tables.beyond_noise: their bands of epoch times, from repeats and each repeat's spread
@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.markdown import (
     format_band,
+    format_mb,
     format_seconds,
     format_speedup,
     format_value,
@@ -25,6 +26,7 @@ from bench.markdown import (
 from bench.noise import assess
 from bench.tables import (
     GROUP_KEYS,
+    MEMORY_COLUMNS,
     distinct,
     equals,
     is_missing,
@@ -32,6 +34,8 @@ from bench.tables import (
 )
 
 ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
+MEMORY_SPLIT = 2.0  # backends of one cell further apart than this factor in peak memory are named
+MEMORY_NAMED = 4  # backends named per memory figure; the rest are counted with their range
 _COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
 
 
@@ -53,6 +57,9 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
         accuracy = _accuracy_line(sums, here, env)
         if accuracy:
             lines.append(f"{name}, accuracy: {accuracy}")
+        memory = _memory_line(sums)
+        if memory:
+            lines.append(f"{name}, memory: {memory}")
     warmup = _warmup_line(summary)
     if warmup:
         lines.append(warmup)
@@ -325,6 +332,74 @@ def _failures(rows: pd.DataFrame) -> str:
         sizes = distinct(group["batch_size"])
         parts.append(f"{backend}: {len(group)} {status} at {_batches(sizes)}")
     return ", ".join(parts) + " (see Failed cells)"
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _memory_line(sums: pd.DataFrame) -> str:
+    """`keras used 9.5× the host memory of numpy-vec (893 vs 94 MB peak), torch 3.8× (362 vs
+    94 MB)`: per device and memory figure, each backend against the one that needs least of it
+    (lowest median over the dataset's cells), compared cell by cell where both ran, and named
+    where they are more than MEMORY_SPLIT apart. Pairs of heavier backends follow from those
+    figures and are not named apart."""
+    keys = list(dict.fromkeys(k for k in (*_COLUMN_KEYS, "device") if k in sums.columns))
+    devices = distinct(sums["device"]) if "device" in sums.columns else [None]
+    clauses = []
+    for device in devices:
+        here = sums if device is None else sums[equals(sums["device"], device)]
+        for column, figure in MEMORY_COLUMNS.items():
+            clause = _memory_clause(here, f"{column}_median", figure, keys)
+            if clause:
+                where = f"on {format_value('device', device)}, " if len(devices) > 1 else ""
+                clauses.append(where + clause)
+    return "; ".join(clauses) + "." if clauses else ""
+
+
+def _memory_clause(sums: pd.DataFrame, column: str, figure: str, keys: list[str]) -> str:
+    have = sums.dropna(subset=[column])
+    have = have[have[column] > 0]
+    if have["backend"].nunique() < 2:
+        return ""
+    medians = have.groupby("backend")[column].median()
+    least = ordered_backends(medians.index[medians == medians.min()])[0]
+    mine = have.loc[have["backend"] == least, [*keys, column]]
+    pairs = have[have["backend"] != least].merge(mine, on=keys, suffixes=("", "_least"))
+    pairs["_ratio"] = pairs[column] / pairs[f"{column}_least"]
+    found = []
+    for backend, cells in pairs.groupby("backend", sort=False):
+        apart = cells[(cells["_ratio"] > MEMORY_SPLIT) | (cells["_ratio"] < 1 / MEMORY_SPLIT)]
+        if len(apart):
+            found.append((apart["_ratio"].max(), backend, apart, len(cells)))
+    found.sort(key=lambda f: -f[0])
+    phrases = []
+    for _, backend, apart, n in found[:MEMORY_NAMED]:
+        ratio = _ratio_span(apart["_ratio"])
+        mb = f"{_mb_span(apart[column])} vs {_mb_span(apart[f'{column}_least'])} MB"
+        cells = f" in {len(apart)} of {n} cells" if len(apart) < n else ""
+        if phrases:
+            phrases.append(f"{backend} {ratio} ({mb}{cells})")
+        else:
+            phrases.append(
+                f"{backend} used {ratio} the {figure} memory of {least} ({mb} peak{cells})"
+            )
+    if len(found) > MEMORY_NAMED:
+        rest = pd.concat([f[2]["_ratio"] for f in found[MEMORY_NAMED:]])
+        more = plural(len(found) - MEMORY_NAMED, "more backend")
+        phrases.append(f"and {more} {_ratio_span(rest)}")
+    return ", ".join(phrases)
+
+
+def _ratio_span(ratios: pd.Series) -> str:
+    """`3.1×` or `2.4–3.1×`: the ratios of one or several cells."""
+    lo, hi = format_speedup(ratios.min()), format_speedup(ratios.max())
+    return hi if lo == hi else f"{lo[:-1]}–{hi}"
+
+
+def _mb_span(values: pd.Series) -> str:
+    """`893` or `810–893`: the MB of one or several cells."""
+    lo, hi = format_mb(values.min(), unit=False), format_mb(values.max(), unit=False)
+    return hi if lo == hi else f"{lo}–{hi}"
 
 
 # --------------------------------------------------------------------------- warm-up
