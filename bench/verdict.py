@@ -51,9 +51,12 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
         sums = summary[equals(summary["dataset"], dataset)]
         here = rows[equals(rows["dataset"], dataset)]
         name = f"**{format_value('dataset', dataset)}**"
-        speed = _speed_line(sums)
-        if speed:
-            lines.append(f"{name}, speed: {speed}")
+        devices = _devices(sums)
+        for device in devices:  # cells on different devices are not compared
+            speed = _speed_line(sums if device is None else sums[equals(sums["device"], device)])
+            if speed:
+                on = f" on {format_value('device', device)}" if len(devices) > 1 else ""
+                lines.append(f"{name}, speed{on}: {speed}")
         accuracy = _accuracy_line(sums, here, env)
         if accuracy:
             lines.append(f"{name}, accuracy: {accuracy}")
@@ -66,6 +69,11 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
     if not lines:
         return ""
     return "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
+
+
+def _devices(sums: pd.DataFrame) -> list:
+    """The devices of `sums` ([None] where the summary has no device key)."""
+    return distinct(sums["device"]) if "device" in sums.columns else [None]
 
 
 # --------------------------------------------------------------------------- noise
@@ -344,7 +352,7 @@ def _memory_line(sums: pd.DataFrame) -> str:
     where they are more than MEMORY_SPLIT apart. Pairs of heavier backends follow from those
     figures and are not named apart."""
     keys = list(dict.fromkeys(k for k in (*_COLUMN_KEYS, "device") if k in sums.columns))
-    devices = distinct(sums["device"]) if "device" in sums.columns else [None]
+    devices = _devices(sums)
     clauses = []
     for device in devices:
         here = sums if device is None else sums[equals(sums["device"], device)]

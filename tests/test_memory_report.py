@@ -269,6 +269,26 @@ def test_memory_verdict_over_several_cells_and_the_device():
 
 
 @device_axis
+def test_speed_is_compared_within_one_device_and_the_device_named():
+    results = _results(
+        {
+            ("numpy-vec", 32, "cpu"): [(40.0, None)],
+            ("keras", 32, "cpu"): [(800.0, None)],
+            ("torch", 32, "cuda:0"): [(900.0, 120.0)],
+            ("keras", 32, "cuda:0"): [(1800.0, 2050.0)],
+        }
+    )
+    results.loc[results["backend"] == "numpy-vec", ["epoch_s", "epoch_s_min", "epoch_s_max"]] = [
+        0.004,
+        0.0039,
+        0.0041,
+    ]
+    verdict = _render(results).split("**How to read", 1)[0]
+    assert "- **digits**, speed on cpu: numpy-vec fastest at batch 32 (2.5× keras" in verdict
+    assert "- **digits**, speed on cuda:0: at batch 32 no backend is ahead" in verdict
+
+
+@device_axis
 def test_memory_is_compared_only_within_one_device():
     # numpy-vec on the CPU and torch on the GPU are not the same cell: host memory is compared
     # per device, and the device named when the dataset ran on several
