@@ -39,7 +39,8 @@ def scaling_axis(cells: pd.DataFrame) -> str | None:
     varying = [axis for axis, n in values.items() if n > 1]
     other = [
         k
-        for k in ("loss", "optimizer", "lr", "activation", "dtype", "threads", "epochs")
+        # the device too: times on a CPU and on a GPU make no one line
+        for k in ("loss", "optimizer", "lr", "activation", "dtype", "threads", "epochs", "device")
         if k in cells and cells[k].nunique() > 1
     ]
     if len(varying) != 1 or other or values[varying[0]] < MIN_POINTS:
