@@ -122,6 +122,15 @@ def _add_run(sub):
         if not key.cli_flags:
             continue
         group, metavar = (axes, "LIST") if key.axis else (settings, "VALUE")
+        if key.switch:  # --tf32 / --no-tf32
+            group.add_argument(
+                key.cli_flags[0],
+                dest=key.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=key.help,
+            )
+            continue
         kind = _path("data folder") if key.name == "data_dir" else None
         group.add_argument(*key.cli_flags, dest=key.name, metavar=metavar, type=kind, help=key.help)
     where = p.add_argument_group("where to run")

@@ -40,7 +40,7 @@ import re
 import time
 import uuid
 
-from . import measure
+from . import devices, measure
 from .cluster_tasks import (  # noqa: F401 (code_hash, identity: this copy's code, also for callers)
     CANCEL_CHECK_S,
     _describe_code,
@@ -434,15 +434,15 @@ class DaskExecutor:
         return None
 
     def _fits(self, cell, host: str) -> bool:
-        if self.cuda_hosts is None or cell.backend != "torch" or cell.device == "cpu":
+        if self.cuda_hosts is None or cell.device == "cpu":
             return True
         return host in self.cuda_hosts
 
     def check_devices(self, cells) -> None:
-        """With torch cells on a GPU (`--device cuda`): ask torch on each host what it sees
-        (recorded in env.json's hosts as `devices`); those cells go only to hosts with CUDA,
-        and a cluster without any is a usage error before anything runs."""
-        wanted = sorted({c.device for c in cells if c.backend == "torch" and c.device != "cpu"})
+        """With cells on a GPU (`--devices cuda`): ask each host what its GPU libraries see
+        (bench.devices; recorded in env.json's hosts as `devices`); those cells go only to
+        hosts with CUDA, and a cluster without any is a usage error before anything runs."""
+        wanted = sorted({c.device for c in cells if c.device != "cpu"})
         if not wanted:
             return
         found = {}
@@ -453,12 +453,12 @@ class DaskExecutor:
             except Exception:
                 found[host.name] = None
             host.facts["devices"] = found[host.name]
-        self.cuda_hosts = {h for h, f in found.items() if f and f.get("cuda")}
+        self.cuda_hosts = {h for h, f in found.items() if f and devices.device_count(f)}
         if not self.cuda_hosts and any(f is not None for f in found.values()):
             raise UsageError(
-                f"--device {wanted[0]}: torch finds no CUDA device on any host of the Dask "
-                f"cluster ({', '.join(found)}: torch.cuda.is_available() is False); use "
-                "--device cpu"
+                f"--devices {wanted[0]}: no host of the Dask cluster has a CUDA device ("
+                + "; ".join(f"{h}: {devices.describe(f or {})}" for h, f in found.items())
+                + "); use --devices cpu"
             )
 
     def _submit(self, job: dict, address: str):
@@ -583,12 +583,11 @@ class DaskExecutor:
             self.cluster = None
 
 
-def worker_devices() -> dict | None:
-    """Run on a Dask worker: what torch sees there (in a short process of its own), or None
-    without torch."""
-    from .session import _torch_devices
+def worker_devices() -> dict:
+    """Run on a Dask worker: what its GPU libraries see there (in a short process of its own)."""
+    from .devices import cuda_devices
 
-    return _torch_devices()
+    return cuda_devices()
 
 
 def connect(text: str, note, cells=()) -> DaskExecutor:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from impls.base import MLPModel
 
 from .metrics import evaluate
 from .noise import NOISY_SPREAD, PROBE_NOISY_SPREAD
@@ -108,6 +111,7 @@ class Measurement:
     epoch_s_spread: float  # (p75 - p25) / median of the steady epochs; NaN under 3 of them
     noisy: bool  # epoch_s_spread above NOISY_SPREAD
     train_s: float
+    stage_s: float  # staging the training and test sets on the model's side (NaN: no stage)
     samples_per_s: float
     gflops: float
     predict_s: float
@@ -193,11 +197,17 @@ def train_and_measure(
 ) -> Measurement:
     """Train `model` for `epochs` epochs on `data` and measure it.
 
-    `data` has X_train, Y_train, X_test, Y_test. Only `model.train_epoch` is on the clock.
-    After every `eval_every`-th epoch (and the last) the harness evaluates loss and accuracy
-    from `model.predict_proba`, off the clock. A non-finite loss stops the cell as diverged.
+    `data` has X_train, Y_train, X_test, Y_test. A model with `stage` receives the training
+    and test sets once, before the first epoch, where it computes (timed apart: `stage_s`);
+    each epoch then gets the staged data and that epoch's order. Only `model.train_epoch` is
+    on the clock. After every `eval_every`-th epoch (and the last) the harness evaluates loss
+    and accuracy from `model.predict_proba` (on the staged data, so on the model's device),
+    off the clock. A non-finite loss stops the cell as diverged.
     """
     n = data.X_train.shape[0]
+    staged, stage_s = timed(_stage, model, data, clock=clock)
+    if len(staged.train) == 2:  # no stage method: nothing was staged
+        stage_s = math.nan
     orders = sample_orders(seed, n, order)
     records: list[EpochRecord] = []
     elapsed = 0.0
@@ -211,13 +221,13 @@ def train_and_measure(
         # would scan every object of the cell so far (its epoch records included), a cost
         # that grows with the epoch count (seconds per cell at 20000 full-batch epochs).
         gc.collect(1)
-        epoch_loss, epoch_s = timed(
-            model.train_epoch, data.X_train, data.Y_train, batch_size, perm, clock=clock
-        )
+        epoch_loss, epoch_s = timed(model.train_epoch, *staged.train, batch_size, perm, clock=clock)
         elapsed += epoch_s
         metrics = {}
         if epoch % eval_every == 0 or epoch == epochs or not math.isfinite(epoch_loss):
-            metrics, seconds = timed(_evaluate_both, model, data, loss, evaluate_train, clock=clock)
+            metrics, seconds = timed(
+                _evaluate_both, model, data, staged, loss, evaluate_train, clock=clock
+            )
             eval_s += seconds
         record = EpochRecord(epoch, epoch_s, elapsed, float(epoch_loss), **metrics)
         records.append(record)
@@ -235,7 +245,7 @@ def train_and_measure(
     epoch_spread = steady_spread(r.epoch_s for r in records)
     predict_s = math.nan
     if diverged_epoch is None:
-        _, predict_s = timed(model.predict_proba, data.X_test, clock=clock)
+        _, predict_s = timed(model.predict_proba, staged.X_test, clock=clock)
     accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
     reached = [r.elapsed_s for r in records if target_acc is not None and r.test_acc >= target_acc]
     rate = n / steady if steady > 0 else math.nan
@@ -250,6 +260,7 @@ def train_and_measure(
         epoch_s_spread=epoch_spread,
         noisy=is_noisy(epoch_spread),
         train_s=elapsed,
+        stage_s=stage_s,
         samples_per_s=rate,
         gflops=6.0 * n_weights * rate / 1e9,
         predict_s=predict_s,
@@ -263,11 +274,34 @@ def train_and_measure(
     )
 
 
-def _evaluate_both(model, data, loss: str, evaluate_train: bool) -> dict:
-    test_loss, test_acc = evaluate(model.predict_proba(data.X_test), data.Y_test, loss)
+@dataclass(frozen=True)
+class _Staged:
+    """What the epochs and evaluations pass the model: `train` the leading arguments of
+    train_epoch, X_train / X_test what predict_proba gets."""
+
+    train: tuple
+    X_train: object
+    X_test: object
+
+
+def _stage(model, data) -> _Staged:
+    """The cell's data as the model receives it. A model of this project (`impls.MLPModel`)
+    stages both sets and predicts from them; a user's class with a `stage` method stages the
+    training set (its predict_proba gets NumPy arrays, as the protocol says); without `stage`
+    every call gets the NumPy arrays."""
+    if isinstance(model, MLPModel):
+        train, test = model.stage(data.X_train, data.Y_train), model.stage(data.X_test, data.Y_test)
+        return _Staged((train,), train, test)
+    if callable(getattr(model, "stage", None)):
+        return _Staged((model.stage(data.X_train, data.Y_train),), data.X_train, data.X_test)
+    return _Staged((data.X_train, data.Y_train), data.X_train, data.X_test)
+
+
+def _evaluate_both(model, data, staged: _Staged, loss: str, evaluate_train: bool) -> dict:
+    test_loss, test_acc = evaluate(model.predict_proba(staged.X_test), data.Y_test, loss)
     metrics = {"test_loss": test_loss, "test_acc": test_acc}
     if evaluate_train:
-        train_loss, train_acc = evaluate(model.predict_proba(data.X_train), data.Y_train, loss)
+        train_loss, train_acc = evaluate(model.predict_proba(staged.X_train), data.Y_train, loss)
         metrics.update(train_loss=train_loss, train_acc=train_acc)
     return metrics
 
@@ -305,3 +339,58 @@ def probe_summary(rates) -> dict:
 def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
     """The median of `matmul_probe`'s readings, GFLOP/s."""
     return matmul_probe(dtype, n, repeats, clock)["median"]
+
+
+def device_matmul_probe(
+    dtype: str, device: str, tf32: bool = False, n: int = 4096, repeats: int = 7, inner: int = 10
+):
+    """A GPU's matrix-multiply rate for `dtype` (TF32 tensor cores if `tf32`), `repeats`
+    readings of `inner` n x n products each, timed between device synchronisations.
+
+    Through torch where it is installed (cuBLAS, as the torch and cupy cells use it), else
+    CuPy; run in a probe worker that loaded neither yet. Returns `probe_summary`'s dict with
+    the library that measured it.
+    """
+    import importlib.util
+
+    index = int(device.partition(":")[2] or 0)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+        where = torch.device("cuda", index)
+        a, b = (torch.randn(n, n, dtype=getattr(torch, dtype), device=where) for _ in "ab")
+        out = torch.empty_like(a)
+
+        def product():
+            torch.matmul(a, b, out=out)
+
+        def synchronize():
+            torch.cuda.synchronize(where)
+
+        library = f"torch {torch.__version__}"
+    else:
+        os.environ["CUPY_TF32"] = "1" if tf32 else "0"  # read by CuPy when it first multiplies
+        import cupy
+
+        gpu = cupy.cuda.Device(index)
+        gpu.use()
+        rng = cupy.random.default_rng(0)
+        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in "ab")
+        out = cupy.empty_like(a)
+
+        def product():
+            cupy.matmul(a, b, out=out)
+
+        synchronize = gpu.synchronize
+        library = f"cupy {cupy.__version__}"
+
+    def batch():
+        for _ in range(inner):
+            product()
+        synchronize()
+
+    batch()  # warm-up: cuBLAS picks its kernel, the clocks ramp up
+    seconds = [timed(batch)[1] / inner for _ in range(repeats)]
+    summary = probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
+    return {**summary, "library": library, "tf32": bool(tf32), "n": n}

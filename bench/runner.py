@@ -29,7 +29,7 @@ from .schema import AXES
 from .session import Session
 from .store import RunStore
 from .sweep import Cell, Sweep, build_sweep, expand, hidden_text, merge_duplicates, stored_sweep
-from .worker import DataRef, Worker, WorkerDied, WorkerTimeout
+from .worker import DataRef, Worker, WorkerDied, WorkerTimeout, process_env
 
 STARTUP_TIMEOUT_S = 600.0  # a worker's import of its framework
 INTERRUPTED_EXIT = 130
@@ -109,14 +109,15 @@ class Runner:
         self.threads_effective: dict[str, dict] = {}
         self.startup_s = 0.0  # starting workers: interpreter, imports, framework start-up
 
-    def _worker(self, backend: str, threads: int) -> Worker:
-        key = (backend, threads)
+    def _worker(self, backend: str, threads: int, env: tuple = ()) -> Worker:
+        key = (backend, threads, env)
         worker = self.workers.get(key)
         if worker is not None and worker.alive():
             return worker
-        log = self.store.logs_dir / f"worker-{file_safe(backend)}-t{threads}.log"
+        tag = "".join(f"-{k}{v}" for k, v in env)
+        log = self.store.logs_dir / f"worker-{file_safe(backend)}-t{threads}{tag}.log"
         with measure.Stopwatch() as watch:
-            worker = Worker(backend, threads, str(log))
+            worker = Worker(backend, threads, str(log), env)
             try:
                 info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
             except (WorkerDied, WorkerTimeout) as exc:
@@ -136,8 +137,8 @@ class Runner:
         self.workers[key] = worker
         return worker
 
-    def _drop_worker(self, backend: str, threads: int) -> None:
-        worker = self.workers.pop((backend, threads), None)
+    def _drop_worker(self, backend: str, threads: int, env: tuple = ()) -> None:
+        worker = self.workers.pop((backend, threads, env), None)
         if worker is not None:
             worker.kill()
 
@@ -161,7 +162,7 @@ class Runner:
             row.update(status="skipped", error=self.unavailable[cell.backend])
             return self._finish(row, curves)
         try:
-            worker = self._worker(cell.backend, cell.threads)
+            worker = self._worker(cell.backend, cell.threads, process_env(cell))
         except WorkerDied as exc:
             status = "skipped" if cell.backend in self.unavailable else "error"
             row.update(status=status, error=str(exc))
@@ -170,16 +171,16 @@ class Runner:
         try:
             curves = self._train(worker, cell, ref, row)
         except WorkerTimeout:
-            self._drop_worker(cell.backend, cell.threads)
+            self._drop_worker(cell.backend, cell.threads, process_env(cell))
             row.update(
                 status="timeout", error=f"stopped after {self.sweep.timeout:g} s (--timeout)"
             )
         except WorkerDied as exc:
-            self._drop_worker(cell.backend, cell.threads)
+            self._drop_worker(cell.backend, cell.threads, process_env(cell))
             row.update(status="error", error=str(exc))
         if row.get("status") == "diverged":
             row["error"] = f"loss became NaN or inf in epoch {row['diverged_epoch']}"
-        peak = self.session.peak(cell.threads, cell.dtype)
+        peak = self.session.peak_for(cell)
         if peak and isinstance(row.get("gflops"), float) and math.isfinite(row["gflops"]):
             row["roofline"] = row["gflops"] / peak
         return self._finish(row, curves)
@@ -289,7 +290,9 @@ def execute(
     cells = expand(sweep)
     warnings_ = []
     if scheduler is None:  # with Dask, the cells' machines are the workers' (bench.cluster)
-        session.check_devices(cells)
+        gpus = session.check_devices(cells)
+        if gpus is not None:  # what each GPU library sees: env.json's `devices`
+            env_extra = {**(env_extra or {}), "devices": gpus}
         warnings_ = session.thread_warnings(cells)
     for text in warnings_:
         note(f"warning: {text}")
@@ -381,17 +384,23 @@ def _prepare(run: _Run, guard=None) -> None:
 
 
 def _probe(run: _Run) -> None:
-    """This session's matmul probe, for the thread counts and dtypes still to run."""
+    """This session's matmul probes: NumPy's rate on the CPU for the thread counts and dtypes
+    of the CPU cells still to run, and each GPU's own rate for its cells' dtypes (and TF32)."""
+    on_cpu = [c for c in run.todo if c.device == "cpu"]
+    on_gpu = sorted({(c.device, c.dtype, c.tf32) for c in run.todo if c.device != "cpu"})
     if not run.todo:
         return
-    threads = sorted({c.threads for c in run.todo})
-    dtypes = sorted({c.dtype for c in run.todo})
-    matmul, run.phases["matmul_probe_s"] = measure.timed(
-        session.measure_matmul, threads, dtypes, run.note, run.store.logs_dir
-    )
+    with measure.Stopwatch() as watch:
+        matmul = {}
+        if on_cpu:
+            threads = sorted({c.threads for c in on_cpu})
+            dtypes = sorted({c.dtype for c in on_cpu})
+            matmul = session.measure_matmul(threads, dtypes, run.note, run.store.logs_dir)
+        gpu = session.measure_device_matmul(on_gpu, run.note, run.store.logs_dir)
+    run.phases["matmul_probe_s"] = watch.seconds
     env = run.store.read_env()
     env["sessions"][run.session.index] = run.session.entry
-    run.store.update_env(**run.session.record_matmul(env, matmul))
+    run.store.update_env(**run.session.record_matmul(env, matmul, gpu))
 
 
 def _run_cells(run: _Run, progress: bool) -> None:

@@ -28,6 +28,7 @@ AXES = (
     "epochs",
     "dtype",
     "threads",
+    "device",  # where the cell computed: cpu, cuda:0, ...
 )
 
 # Settings that are fixed within one sweep part but recorded with every row.
@@ -40,7 +41,7 @@ SETTINGS = (
     "init",
     "order",
     "eval_every",
-    "device",
+    "tf32",  # float32 matrix products on a GPU's TF32 tensor cores (off by default, for parity)
 )
 
 STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
@@ -65,6 +66,7 @@ RESULT_COLUMNS = (
     "n_classes",
     "n_params",
     "build_s",  # building the model (framework graph construction), not training
+    "stage_s",  # placing the cell's data where the model computes (model.stage), once per cell
     "first_epoch_s",  # the first epoch: warm-up, tracing, compilation included
     "epoch_s",  # steady state: median of epochs 2..E (the first epoch when E == 1)
     "epoch_s_min",
@@ -80,6 +82,8 @@ RESULT_COLUMNS = (
     "cell_s",  # the whole cell in its worker: data, model, training, evaluation, predict
     "peak_host_mb",  # the worker's peak resident set during the cell (Linux VmHWM, reset
     # at the cell's start: framework and data included, earlier cells not); NaN elsewhere
+    "peak_device_mb",  # a GPU cell's peak device memory: the framework allocator's peak
+    # allocation (torch, JAX), CuPy's memory pool at its largest; NaN on the CPU
     "epochs_run",
     "train_loss",
     "test_loss",
@@ -167,10 +171,13 @@ COLUMN_TYPES = {
             "elapsed_s",
             "epoch_loss",
             "peak_host_mb",
+            "peak_device_mb",
+            "stage_s",
         ),
         "float",
     ),
     "noisy": "bool",  # epoch_s_spread above bench.noise's threshold
+    "tf32": "bool",
 }
 INT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "int")
 FLOAT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "float")

@@ -10,13 +10,10 @@ their roofline used), warnings (e.g. more threads than cores) and how many cells
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from . import envinfo, measure, noise
+from . import devices, envinfo, measure, noise
 from .errors import UsageError
 from .worker import Worker, WorkerDied, WorkerTimeout
 
@@ -26,41 +23,22 @@ PROBE_TIMEOUT_S = 120.0
 # -- checks before anything runs ----------------------------------------------------------
 
 
-def _torch_devices() -> dict | None:
-    """What torch sees, asked in a short process of its own (the parent never imports a
-    framework); None when torch is not installed (its cells are then skipped as usual)."""
-    code = (
-        "import json, torch; "
-        "print(json.dumps({'cuda': torch.cuda.is_available(), "
-        "'count': torch.cuda.device_count(), 'torch': torch.__version__}))"
-    )
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    try:
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
-
-
-def check_devices(cells, probe=_torch_devices) -> None:
-    """UsageError when a cell asks for a device this machine does not have."""
-    wanted = sorted({c.device for c in cells if c.backend == "torch" and c.device != "cpu"})
+def check_devices(cells, probe=None) -> dict | None:
+    """What the GPU libraries see here (bench.devices), when a cell wants a GPU; UsageError
+    when a cell's device does not exist, naming what was found. None for CPU-only sweeps."""
+    wanted = sorted({c.device for c in cells if c.device != "cpu"})
     if not wanted:
-        return
-    found = probe()
-    if found is None:
-        return  # no torch: its cells are recorded as skipped, with the install hint
-    if not found.get("cuda"):
+        return None
+    found = (probe or devices.cuda_devices)()
+    count = devices.device_count(found)
+    missing = [d for d in wanted if int(d.partition(":")[2] or 0) >= count]
+    if missing:
+        have = "no CUDA device" if not count else f"{count} CUDA device{'s' * (count > 1)}"
         raise UsageError(
-            f"--device {wanted[0]}: torch {found.get('torch', '')} finds no CUDA device on "
-            "this machine (torch.cuda.is_available() is False); use --device cpu"
+            f"--devices {missing[0]}: this machine has {have} ({devices.describe(found)}); "
+            + ("use --devices cpu" if not count else f"use cuda:0 to cuda:{count - 1}")
         )
+    return found
 
 
 def thread_warnings(cells) -> list[str]:
@@ -161,12 +139,19 @@ class Session:
         }
         sessions.append(self.entry)
         self.matmul: dict[int, dict] = {}  # threads -> {dtype: probe}
+        self.device_matmul: dict[str, dict] = {}  # device -> {device_probe_key: probe}
 
-    def record_matmul(self, env: dict, matmul: dict) -> dict:
-        """Keep this session's probe; the first session's medians stay env.json's
-        `matmul_gflops` (what older readers use). Returns the fields to update."""
+    def record_matmul(self, env: dict, matmul: dict, device_matmul: dict | None = None) -> dict:
+        """Keep this session's probes; the first session's medians stay env.json's
+        `matmul_gflops` (what older readers use). Returns the fields to update.
+
+        `device_matmul`: {device: {probe key (`device_probe_key`): probe}}, each GPU's own
+        rate, kept in the session's entry as `device_matmul`."""
         self.matmul = matmul
+        self.device_matmul = device_matmul or {}
         self.entry["matmul"] = {str(t): probes for t, probes in matmul.items()}
+        if self.device_matmul:
+            self.entry["device_matmul"] = self.device_matmul
         fields = {"sessions": env["sessions"]}
         if matmul and not env.get("matmul_gflops"):
             medians = {
@@ -178,6 +163,15 @@ class Session:
 
     def peak(self, threads: int, dtype: str) -> float | None:
         probe = self.matmul.get(threads, {}).get(dtype)
+        return probe["median"] if probe else None
+
+    def peak_for(self, cell) -> float | None:
+        """The roofline's denominator for `cell`: its own device's measured matmul rate for its
+        dtype (and TF32 setting); on the CPU, NumPy's rate with the cell's threads."""
+        if cell.device == "cpu":
+            return self.peak(cell.threads, cell.dtype)
+        key = device_probe_key(cell.dtype, cell.tf32)
+        probe = self.device_matmul.get(cell.device, {}).get(key)
         return probe["median"] if probe else None
 
     def finish(self, status: str, ran: int, not_run: int) -> None:
@@ -218,6 +212,40 @@ def measure_matmul(threads_list, dtypes, note, logs_dir: Path | None = None) -> 
             note(f"warning: could not measure the matmul peak with {threads} threads: {exc}")
         finally:
             worker.stop()
+    return result
+
+
+def device_probe_key(dtype: str, tf32: bool) -> str:
+    """How a GPU's probe for `dtype` is filed: "float32", "float32+tf32", "float64"."""
+    return f"{dtype}+tf32" if tf32 else dtype
+
+
+def measure_device_matmul(wanted, note, logs_dir: Path | None = None) -> dict:
+    """Each GPU's matmul rate for the (device, dtype, tf32) triples in `wanted`, in a probe
+    worker of its own: {device: {device_probe_key: probe}}."""
+    result = {}
+    if not wanted:
+        return result
+    log = str(logs_dir / "probe-gpu.log") if logs_dir is not None else None
+    worker = Worker(None, 1, log)
+    try:
+        worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
+        for device, dtype, tf32 in wanted:
+            worker.send("device_matmul", dtype, device, tf32)
+            message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
+            if message[0] != "value":
+                note(f"warning: could not measure {device}'s matmul rate: {message[1]}")
+                continue
+            probe = message[1]
+            result.setdefault(device, {})[device_probe_key(dtype, tf32)] = probe
+            text = f"{dtype}{' with TF32' if tf32 else ''} {probe['median']:.0f} GFLOP/s"
+            if probe.get("noisy"):
+                text += f" (varied {100 * probe['spread']:.0f}% between repetitions)"
+            note(f"matmul peak on {device} ({probe['library']}): {text}")
+    except (WorkerDied, WorkerTimeout) as exc:
+        note(f"warning: could not measure the GPU matmul peak: {exc}")
+    finally:
+        worker.stop()
     return result
 
 

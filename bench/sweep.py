@@ -28,7 +28,7 @@ from impls import (
     available_backends,
 )
 from impls.init import BIAS_MODES
-from impls.registry import DEFAULT_BACKENDS, check_backend_name
+from impls.registry import DEFAULT_BACKENDS, backend_devices, check_backend_name
 
 from . import datasets as _datasets
 from .errors import UsageError
@@ -45,6 +45,7 @@ from .values import (  # noqa: F401 (re-exported: the sweep's names for its valu
     TIMEOUT_MAX,
     _batch_size,
     _dataset_name,
+    _device,
     _init_scheme,
     _integer,
     _limit_text,
@@ -56,6 +57,7 @@ from .values import (  # noqa: F401 (re-exported: the sweep's names for its valu
     _path_text,
     _positive_int,
     _preprocess,
+    _switch,
     clean_text,
     hidden_text,
     parse_hidden,
@@ -74,6 +76,7 @@ class Key:
     help: str
     flags: tuple[str, ...] | None = None  # None: --name-with-dashes; (): no flag
     cell: str | None = None  # axes: the Cell field (singular); settings: the same name
+    switch: bool = False  # on or off: --name and --no-name on the command line
 
     @property
     def cli_flags(self) -> tuple[str, ...]:
@@ -82,6 +85,8 @@ class Key:
         flag = "--" + self.name.replace("_", "-")
         if self.axis:  # --losses and --loss
             return (flag, "--" + self.cell.replace("_", "-"))
+        if self.switch:  # --tf32 and --no-tf32
+            return (flag, "--no-" + flag[2:])
         return (flag,)
 
 
@@ -89,8 +94,8 @@ def _axis(name, cell, parse, default, help, flags=None):
     return Key(name, True, parse, default, help, flags, cell)
 
 
-def _setting(name, parse, default, help, flags=None):
-    return Key(name, False, parse, default, help, flags, name)
+def _setting(name, parse, default, help, flags=None, switch=False):
+    return Key(name, False, parse, default, help, flags, name, switch)
 
 
 PART_KEYS = {
@@ -140,6 +145,14 @@ PART_KEYS = {
             "threads per library",
             flags=("--threads",),
         ),
+        _axis(
+            "devices",
+            "device",
+            _device,
+            ("cpu",),
+            "devices: cpu, cuda, cuda:N; each backend runs on those it supports (numpy-* and "
+            "keras: cpu; cupy: cuda; torch and jax: both)",
+        ),
         _setting("name", _name_text("part name"), "main", "name of the sweep part", flags=()),
         _setting("repeats", _positive_int("repeats"), 1, "runs of each cell, seeds seed+r"),
         _setting(
@@ -179,7 +192,14 @@ PART_KEYS = {
             0.2,
             "test fraction where the dataset has no fixed split",
         ),
-        _setting("device", _name_parser("device", DEVICES), "cpu", "torch's device"),
+        _setting(
+            "tf32",
+            _switch("tf32"),
+            False,
+            "float32 matrix products on TF32 tensor cores in GPU cells whose library supports "
+            "it (torch, cupy, jax); off: full float32, as on the CPU",
+            switch=True,
+        ),
     )
 }
 
@@ -278,6 +298,8 @@ class _CellMethods:
         """Short hash of everything but the repeat: the same cell in every repeat and resume."""
         keys = dataclasses.asdict(self)
         del keys["repeat"], keys["seed"]
+        if not keys["tf32"]:  # added later: cells without it keep their ids (folders resume)
+            del keys["tf32"]
         blob = json.dumps(keys, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -297,7 +319,8 @@ class _CellMethods:
             momentum=self.momentum if self.optimizer == "sgd" else 0.0,
             weight_decay=self.weight_decay,
             dtype=self.dtype,
-            device=self.device if self.backend == "torch" else "cpu",
+            device=self.device,
+            tf32=self.tf32,
         )
 
     def row(self) -> dict:
@@ -355,11 +378,15 @@ def check_keys(mapping: Mapping, valid: Mapping, where: str) -> None:
             )
 
 
-def default_backends() -> tuple[str, ...]:
-    usable = tuple(  # the peers run by name or with the peers preset
+def default_backends(devices=("cpu",)) -> tuple[str, ...]:
+    """The installed backends of DEFAULT_BACKENDS that run on one of `devices`, and with a GPU
+    among them the hand-written network's GPU backend (cupy) where it is installed. The peers
+    run by name or with the peers preset."""
+    wanted = DEFAULT_BACKENDS + (("cupy",) if any(d != "cpu" for d in devices) else ())
+    usable = tuple(
         name
         for name, reason in available_backends().items()
-        if reason is None and name in DEFAULT_BACKENDS
+        if reason is None and name in wanted and any(runs_on(name, d) for d in devices)
     )
     return usable or ("numpy-vec",)
 
@@ -407,11 +434,13 @@ def build_sweep(
     if base is not None and not isinstance(base, Mapping):
         raise UsageError(f"{where}the sweep must be a table of settings, got {base!r}")
     base_in = base
-    base = dict(base or {})
+    base = _renamed(dict(base or {}))
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     parts_in = base.pop("parts", None)
     if parts_in is None:
         parts_in = [{}]
+    if isinstance(parts_in, list):
+        parts_in = [_renamed(dict(p)) if isinstance(p, Mapping) else p for p in parts_in]
     if not isinstance(parts_in, list) or not all(isinstance(p, Mapping) for p in parts_in):
         raise UsageError(f"{where}parts must be a list of tables ([[sweep.parts]] in TOML)")
     if not parts_in:
@@ -428,7 +457,7 @@ def build_sweep(
         else:
             value = key.default
         run[name] = None if value is NOT_SET else value
-    machine_defaults = {"backends": default_backends(), "threads": (default_threads(),)}
+    machine_defaults = {"threads": (default_threads(),)}
     parts = []
     for i, part_in in enumerate(parts_in):
         part_where = f"{where}parts[{i}]." if "parts" in (base_in or {}) else where
@@ -441,10 +470,14 @@ def build_sweep(
                 values[name] = _parse_value(key, part_in[name], part_where)
             elif name in base:
                 values[name] = _parse_value(key, base[name], where)
+            elif name == "backends":
+                values[name] = None  # below: the installed ones that run on the devices
             elif name in machine_defaults:
                 values[name] = machine_defaults[name]
             else:
                 values[name] = key.default if not key.axis else tuple(key.default)
+        if values["backends"] is None:
+            values["backends"] = default_backends(values["devices"])
         if values["seed"] + values["repeats"] - 1 > SEED_MAX:
             at = "" if {"seed", "repeats"} & overrides.keys() else part_where
             raise UsageError(
@@ -458,6 +491,17 @@ def build_sweep(
     sweep = Sweep(parts=tuple(parts), **run)
     check_combinations(sweep, where)
     return sweep
+
+
+# Keys an earlier version wrote (run folders' env.json, config files) -> today's key.
+RENAMED_KEYS = {"device": "devices"}  # one device per part became the devices axis
+
+
+def _renamed(mapping: dict) -> dict:
+    for old, new in RENAMED_KEYS.items():
+        if old in mapping and new not in mapping:
+            mapping[new] = mapping.pop(old)
+    return mapping
 
 
 def stored_sweep(stored, where: str) -> Sweep:
@@ -498,10 +542,13 @@ def expand(sweep: Sweep) -> list[Cell]:
                 part.epochs,
                 part.dtypes,
                 part.threads,
+                part.devices,
                 part.batch_sizes,
                 part.backends,
             ):
-                ds, loss, opt, lr, hidden, act, epochs, dtype, threads, bs, backend = combo
+                ds, loss, opt, lr, hidden, act, epochs, dtype, threads, device, bs, backend = combo
+                if not runs_on(backend, device):
+                    continue  # each backend on the devices it supports (check_devices)
                 cells.append(
                     Cell(
                         part=part.name,
@@ -525,7 +572,9 @@ def expand(sweep: Sweep) -> list[Cell]:
                         init_bias=part.init_bias,
                         order=part.order,
                         eval_every=part.eval_every,
-                        device=part.device,
+                        device=device,
+                        # concrete: on only where it applies (float32 products on a GPU)
+                        tf32=bool(part.tf32 and device != "cpu" and dtype == "float32"),
                         split_seed=part.split_seed,
                         test_size=part.test_size,
                         repeat=repeat,
@@ -533,6 +582,23 @@ def expand(sweep: Sweep) -> list[Cell]:
                     )
                 )
     return cells
+
+
+def runs_on(backend: str, device: str) -> bool:
+    """Whether `backend` computes on `device` ("cpu", "cuda:0", ...)."""
+    return device.partition(":")[0] in backend_devices(backend)
+
+
+def check_devices(part, where: str) -> None:
+    """Every backend of the part must run on at least one of its devices."""
+    for backend in part.backends:
+        if not any(runs_on(backend, d) for d in part.devices):
+            kinds = backend_devices(backend)
+            raise UsageError(
+                f"{where}backend {backend!r} runs on {' or '.join(kinds)} only, and devices "
+                f"gives {', '.join(part.devices)}; add {kinds[0]} to --devices (each backend "
+                "runs on the devices it supports)"
+            )
 
 
 def _given(value, default):
@@ -582,6 +648,7 @@ def check_combinations(sweep: Sweep, source: str = "") -> None:
                 )
             except ValueError as exc:
                 raise UsageError(f"{where}{exc}") from None
+        check_devices(part, where)
         if part.init_scale is not NOT_SET and SCHEMES[part.init][1] is None:
             raise UsageError(f"{where}init scheme {part.init!r} takes no init_scale")
 

@@ -18,7 +18,7 @@ from . import datasets as _datasets
 
 FULL_BATCH = 0  # batch_sizes entry meaning "the whole training set" ("full" in flags/TOML)
 ORDERS = ("shuffle", "fixed")
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "cuda:N")  # as written on the command line and in TOML
 
 # Bounds of the integer settings, checked when they are parsed (a huge number would run and
 # then break the report forever after, or overflow a C integer in a library).
@@ -66,6 +66,34 @@ def _name_parser(kind, valid):
         if not isinstance(value, str) or value not in valid:
             raise ValueError(unknown_name_message(kind, value, valid))
         return value
+
+    return parse
+
+
+def _device(value):
+    """A device as each cell records it: "cpu", or "cuda:N" ("cuda" is "cuda:0")."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "cpu":
+            return "cpu"
+        kind, colon, index = text.partition(":")
+        if kind == "cuda" and (not colon or (index.isdigit() and index.isascii())):
+            return f"cuda:{int(index or 0)}"
+    raise ValueError(unknown_name_message("device", value, DEVICES))
+
+
+_SWITCH_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+
+
+def _switch(what: str):
+    """A setting that is on or off: true/false in TOML, --x / --no-x on the command line."""
+
+    def parse(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _SWITCH_WORDS:
+            return _SWITCH_WORDS[value.strip().lower()]
+        raise ValueError(f"{what} is on or off (true or false), got {value!r}")
 
     return parse
 

@@ -11,9 +11,9 @@ module, so `bench.run_sweep` works from a script without a `__main__` guard, fro
 and from a notebook. It dies with its parent: Linux's parent-death signal where there is
 one, and everywhere a watchdog thread that notices the parent is gone within WATCHDOG_S.
 
-Messages, parent -> worker: ("cell", payload) | ("matmul", dtype) | ("verify", payload) |
-("stop",). Worker -> parent: ("ready", info), ("epoch", record), ("done", result),
-("failed", message, traceback), ("value", object).
+Messages, parent -> worker: ("cell", payload) | ("matmul", dtype) | ("device_matmul", dtype,
+device, tf32) | ("verify", payload) | ("stop",). Worker -> parent: ("ready", info), ("epoch",
+record), ("done", result), ("failed", message, traceback), ("value", object).
 """
 
 from __future__ import annotations
@@ -97,16 +97,17 @@ def _peak_rss_mb() -> float:
 def _run_cell(model_class, payload, send):
     from impls import init_params
 
-    from . import measure
+    from . import devices, measure
 
     watch = measure.Stopwatch()
-    # The peak is reset here, so it covers this cell: its model, training and evaluation,
-    # on top of what stays resident (the framework, the loaded data). Unknown (NaN) where
-    # the platform cannot reset it: a peak since the worker started would be another figure.
-    peak_known = _peak_rss_reset()
     cell, data_ref = payload["cell"], payload["data"]
-    data = _load(data_ref.folder)
     spec = cell.spec(data_ref.n_features, data_ref.n_classes)
+    # The peaks are reset here, so they cover this cell: its model, staged data, training and
+    # evaluation, on top of what stays resident (the framework, the loaded data). Unknown (NaN)
+    # where the platform cannot reset it: a peak since the worker started is another figure.
+    peak_known = _peak_rss_reset()
+    devices.reset_peak(spec.device)
+    data = _load(data_ref.folder)
     params = init_params(
         spec, seed=cell.seed, scheme=cell.init, scale=cell.init_scale, bias=cell.init_bias
     )
@@ -130,6 +131,7 @@ def _run_cell(model_class, payload, send):
         n_params=spec.n_params,
         cell_s=watch.elapsed(),
         peak_host_mb=_peak_rss_mb() if peak_known else float("nan"),
+        peak_device_mb=devices.peak_mb(spec.device),
         host=socket.gethostname(),
         device=spec.device,
     )
@@ -244,6 +246,9 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
         "cell": lambda payload: _run_cell(model_class, payload, send),
         "verify": lambda payload: _run_verify(model_class, payload, send),
         "matmul": lambda dtype: send(("value", measure.matmul_probe(dtype))),
+        "device_matmul": lambda dtype, device, tf32: send(
+            ("value", measure.device_matmul_probe(dtype, device, tf32))
+        ),
     }
     while True:
         try:
@@ -272,6 +277,15 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def process_env(cell) -> tuple[tuple[str, str], ...]:
+    """What a worker for `cell` must have in its environment before its framework loads:
+    CuPy reads its TF32 switch (CUPY_TF32) once, so cupy cells with and without TF32 run in
+    workers of their own. Part of the key the runners keep their workers by."""
+    if cell.backend == "cupy":
+        return (("CUPY_TF32", "1" if cell.tf32 else "0"),)
+    return ()
+
+
 class WorkerDied(Exception):
     """The worker process ended without answering (crash, kill, out of memory)."""
 
@@ -291,7 +305,10 @@ def _command(fd: int, threads: int, backend: str | None, log_path: str | None) -
 class Worker:
     """The parent's handle on one worker process (`python -m bench.worker`)."""
 
-    def __init__(self, backend: str | None, threads: int, log_path: str | None = None):
+    def __init__(
+        self, backend: str | None, threads: int, log_path: str | None = None, env: tuple = ()
+    ):
+        """`env`: (name, value) pairs set in the worker's environment (`process_env`)."""
         from .threads import thread_env
 
         self.backend = backend
@@ -299,7 +316,7 @@ class Worker:
         self.log_path = log_path
         self.info = None
         parent_end, child_end = socket.socketpair()
-        env = {**os.environ, **thread_env(threads)}
+        env = {**os.environ, **thread_env(threads), **dict(env)}
         # the worker imports this very copy of bench and impls, whatever the caller's path
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_PROJECT_ROOT, os.environ.get("PYTHONPATH")) if p

@@ -205,8 +205,19 @@ class MLPModel(ABC):
         return self._train_ordered(Xo, Yo, batch_size)
 
     def predict_proba(self, X) -> np.ndarray:
-        """The output activation for every row of X, as a NumPy array (n, n_outputs)."""
+        """The output activation for every row of X, as a NumPy array (n, n_outputs).
+
+        X may also be data from `stage`: the prediction then runs where the data already is
+        (on the device), and only the result comes back to the host."""
+        if isinstance(X, Staged):
+            if X.owner != id(self):
+                raise ValueError("data was staged by another model: stage it with this one")
+            return self._predict_staged(X.X)
         return self._predict(check_features(self.spec, X))
+
+    def _predict_staged(self, X) -> np.ndarray:
+        """Output activations for staged features; by default they are a checked NumPy array."""
+        return self._predict(X)
 
     @abstractmethod
     def _train_ordered(self, X: np.ndarray, Y: np.ndarray, batch_size: int) -> float:
@@ -243,10 +254,15 @@ class HandWrittenMLP(MLPModel):
     makes the parameters, whose namespace the core then uses).
     """
 
+    devices = ("cpu",)  # the kinds of device the arrays of `xp` live on
+
     def __init__(self, spec, params, adam_epsilon_on: str = "v_hat", xp=np):
         super().__init__(spec, params)
-        if spec.device != "cpu":
-            raise ValueError(f"backend {self.backend!r} runs on the CPU only, got {spec.device!r}")
+        if spec.device_kind not in self.devices:
+            raise ValueError(
+                f"backend {self.backend!r} runs on {' or '.join(self.devices)} only, "
+                f"got device {spec.device!r}"
+            )
         self.params = [(xp.asarray(W), xp.asarray(b)) for W, b in check_params(spec, params)]
         self.xp = core.namespace(self.params[0][0])
         self._flat = [a for pair in self.params for a in pair]
@@ -267,7 +283,27 @@ class HandWrittenMLP(MLPModel):
         X = xp.asarray(check_features(self.spec, X))
         Y = xp.asarray(np.ascontiguousarray(Y, dtype=self.spec.dtype))
         losses, grads = self._decayed_gradients(X, Y)
-        return float(xp.mean(losses)), [(np.asarray(dW), np.asarray(db)) for dW, db in grads]
+        to_numpy = core.to_numpy
+        return float(xp.mean(losses)), [(to_numpy(dW), to_numpy(db)) for dW, db in grads]
+
+    def _stage(self, X, Y):
+        """On NumPy, the default (host arrays, gathered into reused buffers each epoch); on
+        another array library, X and Y copied once into its arrays (onto the GPU for CuPy)."""
+        X, Y = super()._stage(X, Y)
+        if self.xp is core.NUMPY:
+            return X, Y
+        return self.xp.asarray(X), self.xp.asarray(Y)
+
+    def _train_staged(self, data, batch_size, order):
+        """On another array library, the epoch's order is applied where the data is (a gather
+        on the device) and only the order crosses from the host."""
+        if self.xp is core.NUMPY:
+            return super()._train_staged(data, batch_size, order)
+        X, Y = data.X, data.Y
+        if order.shape[0] != data.n or not _is_identity(order):
+            index = self.xp.asarray(order)
+            X, Y = self.xp.take(X, index, axis=0), self.xp.take(Y, index, axis=0)
+        return self._train_ordered(X, Y, batch_size)
 
     def _train_ordered(self, X, Y, batch_size):
         xp = self.xp
@@ -279,6 +315,8 @@ class HandWrittenMLP(MLPModel):
             batch_losses, grads = self._decayed_gradients(X[start:stop, :], Y[start:stop, :])
             self._step(self._flat, [g for pair in grads for g in pair], self._state)
             losses.append(batch_losses)
+        # float() brings the sum to the host: on a GPU it waits for every queued kernel, so
+        # the epoch ends only when the device has finished it
         return float(xp.sum(xp.concat(losses))) / n
 
     def _predict(self, X):
@@ -296,10 +334,10 @@ class HandWrittenMLP(MLPModel):
         ]
         if not chunks:
             return np.empty((0, spec.n_outputs), dtype=spec.dtype)
-        return np.asarray(xp.concat(chunks))
+        return core.to_numpy(xp.concat(chunks))
 
     def get_params(self):
-        return [(np.array(W, copy=True), np.array(b, copy=True)) for W, b in self.params]
+        return [(np.array(core.to_numpy(W)), np.array(core.to_numpy(b))) for W, b in self.params]
 
     def set_params(self, params):
         for (W, b), (W_new, b_new) in zip(self.params, check_params(self.spec, params)):

@@ -356,8 +356,37 @@ NUMPY.matmul = np.dot
 NUMPY.concat = np.concatenate  # NumPy < 2 has no concat
 
 
+_CUPY = None  # CuPy as the core calls it, made on first use (see namespace)
+
+
+def _cupy_namespace(cupy):
+    """CuPy's own module (its functions take the array API's names and keywords), with
+    `concat` where CuPy is older than its array-API main namespace (CuPy 14)."""
+    global _CUPY
+    if _CUPY is None:
+        names = {k: v for k, v in vars(cupy).items() if not k.startswith("_")}
+        names.setdefault("concat", cupy.concatenate)
+        _CUPY = types.SimpleNamespace(**names)
+    return _CUPY
+
+
 def namespace(x):
-    """The array namespace of `x`: `NUMPY` for NumPy arrays, else `x.__array_namespace__()`."""
+    """The array namespace of `x`: `NUMPY` for NumPy arrays, CuPy (as above) for CuPy arrays,
+    else `x.__array_namespace__()`."""
     if isinstance(x, np.ndarray):
         return NUMPY
+    if type(x).__module__.startswith("cupy"):
+        import cupy  # already imported: x is one of its arrays
+
+        return _cupy_namespace(cupy)
     return x.__array_namespace__()
+
+
+def to_numpy(a) -> np.ndarray:
+    """`a` as a NumPy array on the host: a copy from the device for CuPy arrays (which refuse
+    an implicit conversion), np.asarray for the rest."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)

@@ -43,6 +43,7 @@ class Backend:
     # the library itself computes in lower precision; the reason is in `tolerance_reason`
     tolerance: tuple[tuple[str, float], ...] = ()
     tolerance_reason: str = ""
+    devices: tuple[str, ...] = ("cpu",)  # the kinds of device it can compute on
 
 
 _KERAS_FLOAT64 = (
@@ -85,6 +86,14 @@ BACKENDS = {
             "NumPy, whole batches in matrix form",
         ),
         Backend(
+            "cupy",
+            "impls.cupy_mlp",
+            "CupyMLP",
+            "cupy-cuda13",
+            "numpy-vec's code on a CUDA GPU, with CuPy arrays",
+            devices=("cuda",),
+        ),
+        Backend(
             "keras",
             "impls.keras_mlp",
             "KerasMLP",
@@ -98,6 +107,7 @@ BACKENDS = {
             "TorchMLP",
             "torch",
             "PyTorch nn.Sequential of nn.Linear with torch.optim",
+            devices=("cpu", "cuda"),
         ),
         Backend(
             "jax",
@@ -105,6 +115,7 @@ BACKENDS = {
             "JaxMLP",
             "jax",
             "JAX: parameter pytree, value_and_grad, a jitted step scanned over the epoch, optax",
+            devices=("cpu", "cuda"),
         ),
         _keras_on("jax", "JAX", (("JAX_ENABLE_X64", "1"),), float64_tolerance=1e-5),
         _keras_on("torch", "PyTorch", (), float64_tolerance=1e-5),
@@ -165,6 +176,20 @@ def _jax_missing() -> str | None:
     return None
 
 
+def cupy_install_hint() -> str:
+    """CuPy comes as one wheel per CUDA major version (its extras here: cupy-cuda12/13)."""
+    return (
+        f"{install_hint('cupy-cuda13')} for CUDA 13, or {install_hint('cupy-cuda12')} for "
+        "CUDA 12 (nvidia-smi shows the driver's CUDA version)"
+    )
+
+
+def _cupy_missing() -> str | None:
+    if importlib.util.find_spec("cupy") is None:
+        return f"CuPy is not installed: {cupy_install_hint()}"
+    return None
+
+
 def _sklearn_missing() -> str | None:
     if importlib.util.find_spec("sklearn") is None:
         return 'scikit-learn is not installed: pip install "scikit-learn>=1.3"'
@@ -198,6 +223,7 @@ def _keras_missing(kb: str | None = None) -> str | None:
 _REQUIREMENTS = {
     "keras": _keras_missing,
     "torch": _torch_missing,
+    "cupy": _cupy_missing,
     "jax": _jax_missing,
     "keras-jax": lambda: _keras_missing("jax"),
     "keras-torch": lambda: _keras_missing("torch"),
@@ -213,6 +239,13 @@ def _missing_reason(name: str) -> str | None:
 def available_backends() -> dict[str, str | None]:
     """Backend name -> None if it can be used here, else the reason and how to fix it."""
     return {name: _missing_reason(name) for name in BACKENDS}
+
+
+def backend_devices(name: str) -> tuple[str, ...]:
+    """The kinds of device backend `name` computes on ("cpu", "cuda"); a user's own class: the
+    CPU (it receives NumPy arrays)."""
+    backend = BACKENDS.get(name)
+    return backend.devices if backend is not None else ("cpu",)
 
 
 def _prepare_process(backend: Backend) -> None:

@@ -80,6 +80,9 @@ class MLPSpec:
     eps: float = 1e-7
     dtype: str = "float32"
     device: str = "cpu"
+    # float32 matrix products on a GPU's TF32 tensor cores (10-bit mantissa inputs), where the
+    # backend's library supports it; off by default, so every device computes in full float32
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         sizes = self.layer_sizes
@@ -129,11 +132,23 @@ class MLPSpec:
             raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ValueError(f"unknown device {self.device!r}; valid: 'cpu', 'cuda', 'cuda:N'")
+        if not isinstance(self.tf32, bool):
+            raise ValueError(f"tf32 must be True or False, got {self.tf32!r}")
         object.__setattr__(self, "lr", float(self.lr))
         object.__setattr__(self, "momentum", float(self.momentum))
         object.__setattr__(self, "weight_decay", float(self.weight_decay))
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
         object.__setattr__(self, "eps", float(self.eps))
+
+    @property
+    def device_kind(self) -> str:
+        """The kind of device, without its index: "cpu" or "cuda"."""
+        return self.device.partition(":")[0]
+
+    @property
+    def device_index(self) -> int:
+        """The index of a cuda device ("cuda" is device 0); 0 for the CPU."""
+        return int(self.device.partition(":")[2] or 0)
 
     @property
     def n_inputs(self) -> int:

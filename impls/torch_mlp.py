@@ -62,8 +62,17 @@ class TorchMLP(MLPModel):
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
-        if spec.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {spec.device!r} was asked for but CUDA is not available")
+        if spec.device_kind == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if spec.device_index >= count:
+                raise ValueError(
+                    f"device {spec.device!r} was asked for but torch sees {count} CUDA "
+                    f"device{'' if count == 1 else 's'}"
+                )
+        # Full float32 matrix products unless the spec asks for TF32 (CUDA tensor cores, 10-bit
+        # mantissa inputs). A process-wide switch: set for every model built, so a worker's
+        # cells never inherit an earlier cell's.
+        torch.set_float32_matmul_precision("high" if spec.tf32 else "highest")
         self.device = torch.device(spec.device)
         self.dtype = DTYPES[spec.dtype]
         layers = []
@@ -122,11 +131,18 @@ class TorchMLP(MLPModel):
         return (math.fsum(per_batch[:-1]) * batch_size + per_batch[-1] * last) / n
 
     def _predict(self, X):
+        return self._predict_staged(X)
+
+    def _predict_staged(self, X):
+        """The outputs in chunks, each computed where the model is; X is a NumPy array (each
+        chunk is sent to the device) or a staged tensor (already there)."""
         self.net.eval()
         out = np.empty((X.shape[0], self.spec.n_outputs), dtype=self.spec.dtype)
         with torch.inference_mode():
             for start in range(0, X.shape[0], PREDICT_CHUNK):
-                chunk = self._tensor(X[start : start + PREDICT_CHUNK])
+                chunk = X[start : start + PREDICT_CHUNK]
+                if isinstance(chunk, np.ndarray):
+                    chunk = self._tensor(chunk)
                 out[start : start + PREDICT_CHUNK] = self.output(self.net(chunk)).cpu().numpy()
         return out
 

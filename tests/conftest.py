@@ -28,9 +28,37 @@ def require_backend(name: str) -> None:
 
 
 @pytest.fixture(params=ALL_BACKENDS)
-def backend(request):
+def backend(request, monkeypatch):
     require_backend(request.param)
+    if "cpu" not in BACKENDS[request.param].devices:
+        _build_on_own_device(monkeypatch, request.param)
     return request.param
+
+
+def _build_on_own_device(monkeypatch, name):
+    """A backend that computes only on a GPU (cupy) runs the shared tests on its device: a
+    spec that leaves the device at its default ("cpu") is built for "cuda" (device 0)."""
+    import dataclasses
+
+    from impls import registry
+
+    real = registry.backend_class
+    device = BACKENDS[name].devices[0]
+
+    def backend_class(wanted):
+        cls = real(wanted)
+        if wanted != name:
+            return cls
+
+        class OnItsDevice(cls):
+            def __init__(self, spec, params, **options):
+                if spec.device == "cpu":
+                    spec = dataclasses.replace(spec, device=device)
+                super().__init__(spec, params, **options)
+
+        return OnItsDevice
+
+    monkeypatch.setattr(registry, "backend_class", backend_class)
 
 
 @pytest.fixture(scope="session")

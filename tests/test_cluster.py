@@ -445,8 +445,8 @@ def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeyp
 
 
 def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
-    """`--device cuda` with --scheduler: torch is asked on each host; torch cells go only to
-    hosts with CUDA, other cells anywhere; no CUDA anywhere is a usage error."""
+    """`--devices cuda,cpu` with --scheduler: each host is asked what its GPU libraries see; GPU
+    cells go only to hosts with CUDA, other cells anywhere; no CUDA anywhere is a usage error."""
     import collections
 
     from bench.sweep import expand
@@ -457,7 +457,8 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
 
         def run(self, fn, workers):
             assert fn is cluster.worker_devices
-            return {workers[0]: {"cuda": workers[0] in self.cuda, "count": 1, "torch": "2"}}
+            count = int(workers[0] in self.cuda)
+            return {workers[0]: {"torch": {"library": "torch", "version": "2", "count": count}}}
 
     def executor(cuda):
         ex = cluster.DaskExecutor(cluster.parse_scheduler("local:1"), _quiet)
@@ -469,20 +470,25 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
         return ex
 
     cells = expand(
-        _sweep(backends=["torch", "numpy-vec"], losses=["cce"], batch_sizes=["8"], device="cuda")
+        _sweep(
+            backends=["torch", "numpy-vec"],
+            losses=["cce"],
+            batch_sizes=["8"],
+            devices=["cuda", "cpu"],
+        )
     )
-    torch_cell = next(c for c in cells if c.backend == "torch")
+    torch_cell = next(c for c in cells if c.backend == "torch" and c.device == "cuda:0")
     numpy_cell = next(c for c in cells if c.backend == "numpy-vec")
     ex = executor({"tcp://10.0.0.1:1"})
     ex.check_devices(cells)
     assert ex.cuda_hosts == {"gpu-box"}
-    assert ex.hosts["cpu-box"].facts["devices"]["cuda"] is False
+    assert ex.hosts["cpu-box"].facts["devices"]["torch"]["count"] == 0
     assert ex._fits(torch_cell, "gpu-box") and not ex._fits(torch_cell, "cpu-box")
     assert ex._fits(numpy_cell, "cpu-box")
     queue = collections.deque([{"cell": torch_cell}, {"cell": numpy_cell}])
     assert ex._next_for(queue, "cpu-box")["cell"] is numpy_cell
     assert ex._next_for(queue, "cpu-box") is None and len(queue) == 1
-    with pytest.raises(UsageError, match="--device cuda: torch finds no CUDA device on any host"):
+    with pytest.raises(UsageError, match="--devices cuda:0: no host of the Dask cluster has"):
         executor(set()).check_devices(cells)
     cpu_only = expand(_sweep(backends=["torch"], losses=["cce"], batch_sizes=["8"]))
     ex = executor(set())

@@ -87,3 +87,33 @@ def test_backends_train_the_same_on_a_strict_namespace(backend, optimizer, momen
         assert W.dtype == np.dtype(dtype)
         np.testing.assert_allclose(W, W2, rtol=tol, atol=tol)
         np.testing.assert_allclose(b, b2, rtol=tol, atol=tol)
+
+
+def test_staged_data_stays_in_the_namespace_as_on_a_gpu():
+    """The cupy backend's path, on the CPU: staged once into the namespace's arrays, each epoch's
+    order applied there (a take), predictions made from the staged arrays, all equal to NumPy."""
+    spec = MLPSpec((5, 6, 3), optimizer="adam", lr=0.05, weight_decay=0.01, dtype="float64")
+    X, Y = _problem("cce", n=11)
+    params = init_params(spec, seed=3)
+    orders = [np.random.default_rng(1).permutation(11), np.arange(11), np.array([3, 0, 7])]
+    runs = []
+    for xp in (np, xps):
+        model = make_model("numpy-vec", spec, params, xp=xp)
+        data = model.stage(X, Y)
+        assert core.namespace(data.X) is core.namespace(xp.asarray(0.0))
+        losses = [model.train_epoch(data, 4, order) for order in orders]
+        proba = model.predict_proba(data)
+        assert isinstance(proba, np.ndarray) and proba.shape == (11, 3)
+        runs.append((losses, proba, model.get_params()))
+    (losses_np, proba_np, params_np), (losses_s, proba_s, params_s) = runs
+    np.testing.assert_allclose(losses_s, losses_np, rtol=1e-13)
+    np.testing.assert_allclose(proba_s, proba_np, rtol=1e-13, atol=1e-15)
+    for (W, b), (W2, b2) in zip(params_s, params_np):
+        np.testing.assert_allclose(W, W2, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(b, b2, rtol=1e-13, atol=1e-15)
+
+
+def test_to_numpy_of_each_kind_of_array():
+    a = np.arange(3.0)
+    assert core.to_numpy(a) is a
+    np.testing.assert_array_equal(core.to_numpy(xps.asarray(a)), a)

@@ -336,14 +336,25 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
 
 def test_an_unavailable_device_is_a_usage_error_before_anything_runs(tmp_path):
     """Before: --device cuda without CUDA ran, every torch cell errored, exit 0, and the
-    numpy rows said device cuda."""
-    cells = expand(build_sweep({"backends": ["torch", "numpy-vec"], "device": "cuda"}))
-    with pytest.raises(session.UsageError, match="finds no CUDA device"):
-        session.check_devices(cells, probe=lambda: {"cuda": False, "count": 0, "torch": "2.x"})
-    session.check_devices(cells, probe=lambda: {"cuda": True, "count": 1})
-    session.check_devices(cells, probe=lambda: None)  # no torch: its cells are skipped
-    cpu_cells = expand(build_sweep({"backends": ["numpy-vec"], "device": "cuda"}))
-    session.check_devices(cpu_cells, probe=lambda: pytest.fail("no torch cell: no probe"))
+    numpy rows said device cuda. Now the devices are an axis: each backend runs on those it
+    supports, and a device that is not there stops the run before anything runs."""
+    sweep = build_sweep({"backends": ["torch", "numpy-vec"], "devices": ["cpu", "cuda"]})
+    cells = expand(sweep)
+    assert sorted({(c.backend, c.device) for c in cells}) == [
+        ("numpy-vec", "cpu"),
+        ("torch", "cpu"),
+        ("torch", "cuda:0"),
+    ]
+    none = {"torch": {"library": "torch", "version": "2.x", "count": 0}, "cupy": {}}
+    with pytest.raises(session.UsageError, match=r"--devices cuda:0: this machine has no CUDA"):
+        session.check_devices(cells, probe=lambda: none)
+    one = {"torch": {"version": "2.x", "count": 1, "devices": [{"device": "cuda:0", "name": "G"}]}}
+    assert session.check_devices(cells, probe=lambda: one) == one
+    cells_1 = expand(build_sweep({"backends": ["torch"], "devices": ["cuda:1"]}))
+    with pytest.raises(session.UsageError, match=r"cuda:1: this machine has 1 CUDA device.*G"):
+        session.check_devices(cells_1, probe=lambda: one)
+    cpu_cells = expand(build_sweep({"backends": ["numpy-vec", "torch"]}))
+    assert session.check_devices(cpu_cells, probe=lambda: pytest.fail("no GPU cell")) is None
 
 
 def test_device_cuda_without_cuda_is_a_usage_error(tmp_path):
@@ -354,17 +365,17 @@ def test_device_cuda_without_cuda_is_a_usage_error(tmp_path):
         pytest.skip("this machine has CUDA")
     out = tmp_path / "out"
     args = [*SMALL, "--epochs", "1", "--batch-sizes", "256", "--out", str(out)]
-    cmd, kw = _bench("run", *args, "--backends", "numpy-vec,torch", "--device", "cuda")
+    cmd, kw = _bench("run", *args, "--backends", "numpy-vec,torch", "--devices", "cpu,cuda")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-    assert done.returncode == 2 and done.stderr.startswith("error: --device cuda")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --devices cuda:0: this machine has no CUDA device")
     assert "Traceback" not in done.stderr and not out.exists()
 
 
 def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
     """More threads than cores: before, --threads 999 ran 64 threads, 30x slower, without a
     word. An unwritable HOME: before, matplotlib warned that its config folder was not
-    writable (and Keras wrote /tmp/.keras). --device cuda with NumPy backends only: before,
-    the rows said device cuda."""
+    writable (and Keras wrote /tmp/.keras)."""
     from bench import envinfo
 
     too_many = envinfo.cores() + 1
@@ -378,7 +389,7 @@ def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
         env[key] = ""
     args = ["--datasets", "digits", "--losses", "cce", "--backends", "numpy-vec"]
     args += ["--epochs", "1", "--batch-sizes", "256", "--threads", str(too_many)]
-    cmd, kw = _bench("run", *args, "--device", "cuda", "--out", str(out), **env)
+    cmd, kw = _bench("run", *args, "--out", str(out), **env)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 0, done.stderr
     assert f"warning: --threads {too_many} is more than the {envinfo.cores()} cores" in done.stderr
