@@ -44,6 +44,7 @@ DPI = 110
 BACKEND_COLORS = {
     "numpy-loop": "#9467bd",
     "numpy-vec": "#1f77b4",
+    "cupy": "#17becf",
     "keras": "#d62728",
     "torch": "#ff7f0e",
     "jax": "#2ca02c",
@@ -52,7 +53,7 @@ BACKEND_COLORS = {
     "sklearn": "#bcbd22",
 }
 # Any other backend (a user's own): a colour from this palette, chosen by a hash of its name.
-_OTHER_COLORS = ("#7f7f7f", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5")
+_OTHER_COLORS = ("#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#ff9896")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _LINESTYLES = ("-", "--", ":", "-.")
 _STYLE = {

@@ -35,6 +35,7 @@ REFERENCE_BACKEND = "numpy-vec"
 BACKEND_ORDER = (
     "numpy-loop",
     "numpy-vec",
+    "cupy",
     "keras",
     "torch",
     "jax",
@@ -129,7 +130,7 @@ def load_run(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = _read_table(path / "results.csv", RESULT_COLUMNS)
     curves_file = path / "curves.csv"
     if curves_file.is_file():
-        curves = _read_table(curves_file, CURVE_COLUMNS)
+        curves = _read_table(curves_file, CURVE_COLUMNS, cells=results)
     else:
         curves = typed(pd.DataFrame({c: pd.Series(dtype="str") for c in CURVE_COLUMNS}))
     return results, curves
@@ -168,8 +169,12 @@ def _read_records(file: Path) -> list[list[str]]:
     return records
 
 
-def _read_table(file: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """One CSV of a run folder, dropping records cut off mid-write, typed column by column."""
+def _read_table(file: Path, columns: Sequence[str], cells=None) -> pd.DataFrame:
+    """One CSV of a run folder, dropping records cut off mid-write, typed column by column.
+
+    A column the file lacks reads as empty, or, given `cells` (results.csv's rows), takes the
+    value of its cell there by cell_id: the curves of a folder written before the device was
+    an axis get their cells' device."""
     records = _read_records(file)
     header, body = (records[0], records[1:]) if records else (list(columns), [])
     kept = [r for r in body if len(r) == len(header)]
@@ -183,13 +188,22 @@ def _read_table(file: Path, columns: Sequence[str]) -> pd.DataFrame:
         )
     frame = pd.DataFrame(kept, columns=header, dtype="str")
     missing = [c for c in columns if c not in frame.columns]
+    filled = []
+    if cells is not None and "cell_id" in frame.columns:
+        by_cell = cells.dropna(subset=["cell_id"]).drop_duplicates("cell_id").set_index("cell_id")
+        filled = [c for c in missing if c in by_cell.columns and by_cell[c].notna().any()]
+        for c in filled:
+            frame[c] = frame["cell_id"].map(by_cell[c].astype("str").where(by_cell[c].notna()))
     # A folder written by an earlier version lacks the columns added since (peak memory, for
     # one): they read as empty without a word. A missing key or axis is worth one.
-    essential = [c for c in missing if c in (*KEY_COLUMNS, *AXES, "status", "epoch")]
+    essential = [
+        c for c in missing if c in (*KEY_COLUMNS, *AXES, "status", "epoch") and c not in filled
+    ]
     if essential and kept:
         warnings.warn(f"{file}: no column(s) {', '.join(essential)}; read as empty", stacklevel=3)
     for c in missing:
-        frame[c] = pd.Series([None] * len(frame), index=frame.index, dtype="str")
+        if c not in filled:
+            frame[c] = pd.Series([None] * len(frame), index=frame.index, dtype="str")
     extra = [c for c in frame.columns if c not in columns]
     frame = frame[list(columns) + extra]
     return typed(frame, source=file)

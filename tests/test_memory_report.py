@@ -13,11 +13,8 @@ from test_report import ENV, FIRST_EPOCH, _row, write_run
 
 from bench import report, tables
 from bench.markdown import format_mb
-from bench.schema import AXES
 from bench.verdict import MEMORY_SPLIT
 
-# Rows per device need the device among the keys of a cell (bench.schema.AXES).
-device_axis = pytest.mark.skipif("device" not in AXES, reason="the device is not an axis yet")
 EXAMPLES = Path(__file__).resolve().parents[1] / "results" / "examples"
 
 
@@ -97,7 +94,6 @@ def test_host_memory_table_holds_medians_per_backend_and_batch():
     assert text.index("## Compute") < text.index("## Memory") < text.index("## Failed cells")
 
 
-@device_axis
 def test_device_figures_appear_beside_the_host_where_any_cell_has_them():
     results = _results(
         {
@@ -120,7 +116,6 @@ def test_device_figures_appear_beside_the_host_where_any_cell_has_them():
     assert "CuPy's memory pool" in section
 
 
-@device_axis
 def test_a_backend_on_two_devices_gets_a_row_for_each():
     # torch on the CPU and on a GPU are two rows, named by their device; without the device
     # among the row keys one would overwrite the other
@@ -268,7 +263,6 @@ def test_memory_verdict_over_several_cells_and_the_device():
     assert "host memory" not in line  # 2.0× on the host: not more than twice
 
 
-@device_axis
 def test_speed_is_compared_within_one_device_and_the_device_named():
     results = _results(
         {
@@ -288,7 +282,6 @@ def test_speed_is_compared_within_one_device_and_the_device_named():
     assert "- **digits**, speed on cuda:0: at batch 32 no backend is ahead" in verdict
 
 
-@device_axis
 def test_memory_is_compared_only_within_one_device():
     # numpy-vec on the CPU and torch on the GPU are not the same cell: host memory is compared
     # per device, and the device named when the dataset ran on several

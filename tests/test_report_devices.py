@@ -14,3 +14,21 @@ def test_a_scaling_study_across_devices_is_not_fitted():
     fits = scaling.fit_slopes(results)
     assert "batch" not in set(fits["part"])
     assert {"width", "samples"} <= set(fits["part"])
+
+
+def test_curves_written_before_the_device_was_an_axis_take_their_cells_device(tmp_path):
+    import warnings
+
+    from test_report import EPOCHS, make_tables, write_run
+
+    from bench import plots, report
+
+    results, curves = make_tables()
+    results["device"] = "cpu"
+    folder = write_run(tmp_path / "old", results, curves.drop(columns=["device"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say: the device comes from results.csv
+        results, curves = report.load_run(folder)
+    assert len(curves) and (curves["device"] == "cpu").all()
+    ok = results[results["status"] == "ok"]
+    assert len(plots._curves_of(ok, curves)) == len(ok) * EPOCHS  # every finished cell's epochs
