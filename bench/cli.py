@@ -241,6 +241,7 @@ def _cmd_run(args) -> int:
             backends=dict.fromkeys(c.backend for c in cells),
             threads=min(c.threads for c in cells),
             out=None if quiet else sys.stderr,
+            devices=tuple(dict.fromkeys(c.device for c in cells)),
         )
     run_dir, status = execute(
         sweep,
@@ -328,7 +329,17 @@ def _cmd_verify(args) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: threads must be a positive integer, got {args.threads}")
-    return run_verify(threads=args.threads)
+    devices = ("cpu",)
+    if args.devices:
+        from .values import _device
+
+        try:
+            devices = tuple(
+                dict.fromkeys(_device(d) for d in _split_list(args.devices, "--devices"))
+            )
+        except ValueError as exc:
+            raise UsageError(f"--devices: {exc}") from None
+    return run_verify(threads=args.threads, devices=devices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_list)
     ver = sub.add_parser("verify", help="check that the installed backends compute the same")
     ver.add_argument("--threads", type=_threads, default=None, help="threads per library")
+    ver.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="check each backend on these devices too (e.g. cpu,cuda: torch and jax on both); "
+        "default cpu, and GPU-only backends (cupy) on cuda:0",
+    )
     ver.add_argument(
         "--backends",
         metavar="LIST",

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from impls.registry import file_safe
+
 from . import measure
 
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}  # a backend may declare wider (impls.registry)
@@ -248,6 +250,22 @@ def tolerance(backend: str, dtype: str) -> float:
 # --------------------------------------------------------------------------- running it
 
 
+def train_for_verify(model, X, Y, batch_size, orders) -> dict:
+    """Train `model` on the orders as `bench run` does (the data staged once where the model
+    computes, when it can stage) and return its parameters, predictions and epoch losses."""
+    batch_size = getattr(batch_size, "batch_size", batch_size)  # a Case or a number
+    if callable(getattr(model, "stage", None)):
+        data = model.stage(X, Y)
+        losses = [model.train_epoch(data, batch_size, order) for order in orders]
+        from impls import MLPModel
+
+        proba = model.predict_proba(data if isinstance(model, MLPModel) else X)
+    else:
+        losses = [model.train_epoch(X, Y, batch_size, order) for order in orders]
+        proba = model.predict_proba(X)
+    return {"params": model.get_params(), "proba": proba, "losses": losses}
+
+
 def verify_model(make, cases=None, epsilon_on="v_hat") -> dict[Case, float]:
     """In this process: `make(spec, params)` builds a model; its difference per case."""
     from impls import MLPSpec
@@ -257,9 +275,7 @@ def verify_model(make, cases=None, epsilon_on="v_hat") -> dict[Case, float]:
     for case in cases or all_cases():
         params = initial_params(case)
         model = make(MLPSpec(**case.spec_kwargs()), params)
-        Xc, Yc = X.astype(case.dtype), Y.astype(case.dtype)
-        losses = [model.train_epoch(Xc, Yc, case.batch_size, order) for order in orders]
-        result = {"params": model.get_params(), "proba": model.predict_proba(Xc), "losses": losses}
+        result = train_for_verify(model, X.astype(case.dtype), Y.astype(case.dtype), case, orders)
         out[case] = difference(result, reference_train(case, params, X, Y, orders, epsilon_on))
     return out
 
@@ -270,16 +286,53 @@ def _log_tail(path: str, lines: int = 20) -> str:
     return ""
 
 
-def check_backends(backends, threads: int, log_dir=None, errors=sys.stderr) -> dict:
-    """Run every case on every backend in `backends` (each in a worker process of its own).
+def target_label(backend: str, device: str) -> str:
+    """A backend's column in the report: its name on its first device ("torch", "cupy"),
+    name@device elsewhere ("torch@cuda:0")."""
+    from impls.registry import backend_devices
 
-    Returns {backend: {Case: difference, None (the case failed) or "n/a" (the backend cannot
-    express it: NotImplementedError)}} and, under the key None, {backend: message} for
-    backends whose worker failed. Worker logs go to `log_dir`;
+    return (
+        backend
+        if device.partition(":")[0] == backend_devices(backend)[0]
+        else f"{backend}@{device}"
+    )
+
+
+def label_backend(label: str) -> str:
+    return label.rpartition("@")[0] or label
+
+
+def targets(backends, devices=("cpu",)) -> list[tuple[str, str]]:
+    """(backend, device) pairs to check: each backend on each of `devices` it runs on, and a
+    backend that runs on none of them (cupy beside "cpu") on its own kind's device 0."""
+    from impls.registry import backend_devices
+
+    pairs = []
+    for backend in backends:
+        kinds = backend_devices(backend)
+        mine = [d for d in devices if d.partition(":")[0] in kinds]
+        pairs += [(backend, d) for d in mine] or [
+            (backend, "cpu" if kinds[0] == "cpu" else "cuda:0")
+        ]
+    return pairs
+
+
+def check_backends(
+    backends, threads: int, log_dir=None, errors=sys.stderr, devices=("cpu",)
+) -> dict:
+    """Run every case on every backend in `backends` (each in a worker process of its own),
+    on each of `devices` it runs on (`targets`); an item of `backends` may also be a
+    (backend, device) pair, checked on that device only.
+
+    Returns {label: {Case: difference, None (the case failed) or "n/a" (the backend cannot
+    express it: NotImplementedError)}} and, under the key None, {label: message} for
+    backends whose worker failed; labels as `target_label`. Worker logs go to `log_dir`;
     without one they go to a temporary folder that is removed before returning (the end of a
     failed worker's log is printed to `errors` first).
     """
-    from .worker import Worker, WorkerDied, WorkerTimeout
+    from types import SimpleNamespace
+
+    from .worker import Worker, WorkerDied, WorkerTimeout, process_env
 
     X, Y, orders = verify_data()
     cases = all_cases()
@@ -288,10 +341,14 @@ def check_backends(backends, threads: int, log_dir=None, errors=sys.stderr) -> d
     with contextlib.ExitStack() as stack:
         if log_dir is None:
             log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-bench-verify-"))
-        for backend in backends:
-            log = os.path.join(log_dir, f"verify-worker-{backend}.log")
-            worker = Worker(backend, threads, log)
-            diffs = results[backend] = {}
+        pairs = [b for b in backends if isinstance(b, tuple)]  # (backend, device) as given
+        pairs += targets([b for b in backends if not isinstance(b, tuple)], devices)
+        for backend, device in pairs:
+            label = target_label(backend, device)
+            log = os.path.join(log_dir, f"verify-worker-{file_safe(label)}.log")
+            env = process_env(SimpleNamespace(backend=backend, tf32=False))
+            worker = Worker(backend, threads, log, env)
+            diffs = results[label] = {}
             try:
                 info = worker.wait_ready(measure.Deadline(600))
                 if info.get("unavailable"):
@@ -299,7 +356,7 @@ def check_backends(backends, threads: int, log_dir=None, errors=sys.stderr) -> d
                 for case in cases:
                     params = initial_params(case)
                     payload = {
-                        "spec": case.spec_kwargs(),
+                        "spec": {**case.spec_kwargs(), "device": device},
                         "params": params,
                         "X": X.astype(case.dtype),
                         "Y": Y.astype(case.dtype),
@@ -312,17 +369,17 @@ def check_backends(backends, threads: int, log_dir=None, errors=sys.stderr) -> d
                         unsupported = str(message[1]).startswith(UNSUPPORTED)
                         diffs[case] = "n/a" if unsupported else None
                         if not unsupported:
-                            print(f"{backend} {case.name}: {message[1]}", file=errors)
+                            print(f"{label} {case.name}: {message[1]}", file=errors)
                         continue
-                    key = (case, epsilon_placement(backend))
+                    key = (case, epsilon_placement(backend))  # the backend's own placement
                     if key not in refs:
                         refs[key] = reference_train(case, params, X, Y, orders, key[1])
                     diffs[case] = difference(message[1], refs[key])
             except (WorkerDied, WorkerTimeout) as exc:
-                results[None][backend] = f"worker failed: {exc or 'timed out'}"
+                results[None][label] = f"worker failed: {exc or 'timed out'}"
                 tail = _log_tail(log)
                 if tail:
-                    print(f"{backend}: end of the worker's log:\n{tail}", file=errors)
+                    print(f"{label}: end of the worker's log:\n{tail}", file=errors)
             finally:
                 worker.stop()
     return results
@@ -339,7 +396,7 @@ def summarise(results: dict, threads: int, unavailable: dict | None = None) -> d
             skipped = sum(1 for c, d in diffs.items() if c.dtype == dtype and d == "n/a")
             if skipped:
                 unsupported.setdefault(backend, {})[dtype] = skipped
-            limit = tolerance(backend, dtype)
+            limit = tolerance(label_backend(backend), dtype)
             if limit != TOLERANCE[dtype]:
                 tolerances.setdefault(backend, {})[dtype] = limit
             if not measured:
@@ -403,17 +460,21 @@ def render_table(results: dict) -> str:
                         elif diff is None:
                             line += f"{'-' if backend in results[None] else 'error':>8} "
                         else:
-                            flag = "!" if diff > tolerance(backend, dtype) else " "
+                            flag = "!" if diff > tolerance(label_backend(backend), dtype) else " "
                             line += f"{diff:>8.0e}{flag}"
                 rows.append(line)
     return "\n".join(rows)
 
 
-def verify_backends(backends=None, threads=None, log_dir=None, out=sys.stdout) -> dict:
-    """Check `backends` (default: every installed one), print the table to `out` (None:
-    print nothing) and return the record for env.json."""
+def verify_backends(
+    backends=None, threads=None, log_dir=None, out=sys.stdout, devices=("cpu",)
+) -> dict:
+    """Check `backends` (default: every installed one) on `devices` (`targets`), print the
+    table to `out` (None: print nothing) and return the record for env.json. A GPU backend on
+    a machine without a CUDA device is reported unavailable, with what was found."""
     from impls import available_backends
 
+    from . import devices as gpu
     from .sweep import default_threads
 
     threads = threads or default_threads()
@@ -422,9 +483,19 @@ def verify_backends(backends=None, threads=None, log_dir=None, out=sys.stdout) -
     # a backend outside the registry (module:Class, an entry point) is tried in its worker
     usable = [b for b in wanted if status.get(b) is None]
     unavailable = {b: status[b] for b in wanted if status.get(b) is not None}
+    pairs = targets(usable, devices)
+    if any(d != "cpu" for _, d in pairs):
+        found = gpu.cuda_devices()
+        count = gpu.device_count(found)
+        for backend, device in [p for p in pairs if p[1] != "cpu"]:
+            if int(device.partition(":")[2] or 0) >= count:
+                unavailable[target_label(backend, device)] = (
+                    f"no such CUDA device here ({gpu.describe(found)})"
+                )
+        pairs = [p for p in pairs if target_label(*p) not in unavailable]
     if out is not None:
         print(describe() + f"; {threads} threads", file=out)
-    results = check_backends(usable, threads, log_dir, errors=out or sys.stderr)
+    results = check_backends(pairs, threads, log_dir, errors=out or sys.stderr)
     record = summarise(results, threads, unavailable)
     if out is not None:
         print(render_table(results), file=out)
@@ -446,13 +517,14 @@ def verify_backends(backends=None, threads=None, log_dir=None, out=sys.stdout) -
             from impls.registry import BACKENDS
 
             wider = ", ".join(f"{limit:g} in {dtype}" for dtype, limit in limits.items())
-            print(f"{backend}: {wider}: {BACKENDS[backend].tolerance_reason}", file=out)
+            reason = BACKENDS[label_backend(backend)].tolerance_reason
+            print(f"{backend}: {wider}: {reason}", file=out)
         if not record["passed"]:
             for line in record["failed"]:
                 print(f"  {line}", file=out)
     return record
 
 
-def run_verify(threads: int | None = None, backends=None, out=sys.stdout) -> int:
+def run_verify(threads: int | None = None, backends=None, out=sys.stdout, devices=("cpu",)) -> int:
     """`python -m bench verify`: the table; 0 if every case is within tolerance, else 1."""
-    return 0 if verify_backends(backends, threads, out=out)["passed"] else 1
+    return 0 if verify_backends(backends, threads, out=out, devices=devices)["passed"] else 1

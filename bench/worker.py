@@ -142,22 +142,12 @@ def _run_verify(model_class, payload, send):
     """Train from given params on given orders; return final params and predictions."""
     from impls import MLPSpec
 
+    from .verify import train_for_verify
+
     spec = MLPSpec(**payload["spec"])
     model = model_class(spec, payload["params"])
-    losses = [
-        model.train_epoch(payload["X"], payload["Y"], payload["batch_size"], order)
-        for order in payload["orders"]
-    ]
-    send(
-        (
-            "value",
-            {
-                "params": model.get_params(),
-                "proba": model.predict_proba(payload["X"]),
-                "losses": losses,
-            },
-        )
-    )
+    X, Y, batch_size = payload["X"], payload["Y"], payload["batch_size"]
+    send(("value", train_for_verify(model, X, Y, batch_size, payload["orders"])))
 
 
 def _start_backend(backend: str | None, threads: int, log_path: str | None):
