@@ -50,6 +50,7 @@ def render_listing(data_dir=None) -> str:
             (
                 name,
                 BACKENDS[name].description
+                + f" ({', '.join(BACKENDS[name].devices)})"
                 + ("" if reason is None else f"  [unavailable: {reason}]"),
             )
             for name, reason in backends.items()

@@ -268,11 +268,15 @@ def _freeze_heap() -> None:
 
 
 def process_env(cell) -> tuple[tuple[str, str], ...]:
-    """What a worker for `cell` must have in its environment before its framework loads:
+    """What a worker for `cell` must have in its environment before its framework loads.
     CuPy reads its TF32 switch (CUPY_TF32) once, so cupy cells with and without TF32 run in
     workers of their own. Part of the key the runners keep their workers by."""
     if cell.backend == "cupy":
         return (("CUPY_TF32", "1" if cell.tf32 else "0"),)
+    if cell.backend == "jax":
+        # JAX takes 75% of a GPU's memory when it starts unless told not to: the other
+        # backends' workers could not run beside it, and its peak memory would say nothing
+        return (("XLA_PYTHON_CLIENT_PREALLOCATE", "false"),)
     return ()
 
 
