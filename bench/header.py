@@ -72,6 +72,7 @@ def _env_paragraph(env: dict, rows: pd.DataFrame) -> str:
     if env.get("blas"):
         parts.append(f"BLAS: {env['blas']}.")
     parts.append(_peaks_sentence(env))
+    parts.append(_gpu_sentence(env))
     if env.get("git_commit"):
         parts.append(f"Commit `{str(env['git_commit'])[:12]}`.")
     return " ".join(p for p in parts if p)
@@ -103,6 +104,36 @@ def _peaks_sentence(env: dict) -> str:
             "roofline uses its own session's peak."
         )
     return f"Measured matmul peak: {text}." if text else ""
+
+
+def _gpu_sentence(env: dict) -> str:
+    """The GPUs the run used (env.json's `devices`, as torch or CuPy saw them) and each one's
+    measured matmul rate, the roofline's denominator for its cells."""
+    found = env.get("devices") or {}
+    names = {}
+    for library in ("torch", "cupy"):
+        view = found.get(library)
+        for d in (view.get("devices") or []) if isinstance(view, dict) else []:
+            if isinstance(d, dict) and d.get("device"):
+                memory = f", {d['memory_mb'] / 1024:.0f} GiB" if d.get("memory_mb") else ""
+                names.setdefault(d["device"], f"{d.get('name', 'a GPU')}{memory}")
+    rates = {}
+    for session in env.get("sessions") or []:
+        for device, probes in ((session or {}).get("device_matmul") or {}).items():
+            for key, probe in (probes or {}).items():
+                if isinstance(probe, dict) and isinstance(probe.get("median"), (int, float)):
+                    label = key.replace("+tf32", " with TF32")
+                    rates.setdefault(device, {}).setdefault(label, probe["median"])
+    if not names and not rates:
+        return ""
+    parts = []
+    for device in sorted(set(names) | set(rates)):
+        text = f"{device}: {names.get(device, 'a GPU')}"
+        if device in rates:
+            measured = ", ".join(f"{v / 1000:.1f} TFLOP/s {k}" for k, v in rates[device].items())
+            text += f", matmul peak {measured}"
+        parts.append(text)
+    return "GPUs: " + "; ".join(parts) + " (each GPU cell's roofline uses its own device's rate)."
 
 
 def _session_peaks(session: dict) -> dict:

@@ -196,3 +196,22 @@ def test_cuda_matmul_probe_is_the_devices_own_rate(cuda):
     probe = measure.device_matmul_probe("float32", "cuda:0", repeats=3, n=2048)
     assert probe["median"] > 1000  # GFLOP/s: any CUDA GPU of this decade, far above a CPU core
     assert probe["tf32"] is False and probe["library"]
+
+
+def test_the_summary_names_the_gpus_and_their_own_rates():
+    from bench.header import _gpu_sentence
+
+    env = {
+        "devices": {
+            "torch": {
+                "count": 1,
+                "devices": [{"device": "cuda:0", "name": "NVIDIA H200", "memory_mb": 143771}],
+            }
+        },
+        "sessions": [{"device_matmul": {"cuda:0": {"float32": {"median": 51234.0}}}}],
+    }
+    assert _gpu_sentence(env) == (
+        "GPUs: cuda:0: NVIDIA H200, 140 GiB, matmul peak 51.2 TFLOP/s float32 (each GPU "
+        "cell's roofline uses its own device's rate)."
+    )
+    assert _gpu_sentence({}) == ""
