@@ -3,9 +3,14 @@
 The Keras backend comes from $KERAS_BACKEND (TensorFlow by default), read once when Keras is
 first imported: the registry's `keras-jax` and `keras-torch` set it (and JAX's 64-bit mode) in
 their own worker process before that import. The model uses only `keras.ops`, so it runs on
-any Keras backend that can train. One thing is backend-specific: on TensorFlow the epoch's
-batches reach `fit` as a `tf.data.Dataset` (see `_epoch_dataset`), on any other backend as
-NumPy arrays with `batch_size`.
+any Keras backend that can train.
+
+Data is staged once (`stage`) as the backend's own tensors, where Keras computes
+(`keras.ops.convert_to_tensor`); each epoch applies its order there with one gather
+(`keras.ops.take`, none for the order 0..n-1) and hands `fit` the batches as slices of those
+tensors: on TensorFlow a `tf.data.Dataset` (see `_epoch_dataset`), on JAX and PyTorch an
+iterator of batches, which their trainers take as they are (given arrays instead, Keras's JAX
+adapter would bring them back to NumPy and send every batch to the device again).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numbers
 import keras
 import numpy as np
 
-from .base import MLPModel, check_params
+from .base import MLPModel, _is_identity, check_params
 
 PREDICT_CHUNK = 8192
 DATA_LOSS = "data_loss"  # name of the metric that tracks the loss without the decay term
@@ -54,38 +59,64 @@ OPTIMIZERS = {
 PROBABILITIES = {"softmax": keras.ops.softmax, "sigmoid": keras.ops.sigmoid}
 
 
-def _epoch_dataset(X, Y, batch_size):
-    """The epoch's batches, in row order, as a `tf.data.Dataset` for `fit` on TensorFlow.
+def _batch_cuts(n: int, batch_size: int) -> tuple[int, int]:
+    """(number of full batches, rows they cover): the batches `fit(X, Y,
+    batch_size=batch_size, shuffle=False)` makes are consecutive `batch_size` rows, the last
+    one smaller when n is not a multiple."""
+    full = n // batch_size
+    return full, full * batch_size
 
-    The batches `fit(X, Y, batch_size=batch_size, shuffle=False)` makes: consecutive
-    `batch_size` rows, the last batch smaller when n is not a multiple. Given the arrays, Keras
-    builds a pipeline made for shuffling (index permutation, flat_map, parallel gather): it
-    traces that pipeline's functions on every `fit` call (20-50 ms) and creates its iterator
-    twice per epoch (10-17 ms each), more than a small model's whole epoch of training. Here
-    the full batches are cut by a reshape (a view), so each batch is one slice of one tensor,
-    and the remainder is one more element; building this takes about a millisecond. Like
-    Keras's own adapter, TensorFlow copies the arrays into tensors once per `fit` call, here
-    once per epoch (about 45 ms for 60000 x 784 float32).
+
+def _epoch_dataset(X, Y, index, batch_size):
+    """The epoch's batches as a `tf.data.Dataset` for `fit` on TensorFlow, from the staged
+    tensors X and Y: rows `index` (int64 NumPy, or None for all rows in order).
+
+    The batches are those `fit(X, Y, batch_size=batch_size, shuffle=False)` makes. Given
+    arrays, Keras builds a pipeline made for shuffling (index permutation, flat_map, parallel
+    gather): it traces that pipeline's functions on every `fit` call (20-50 ms) and creates its
+    iterator twice per epoch (10-17 ms each), more than a small model's whole epoch. Here the
+    full batches are one tensor shaped (batches, batch_size, features), made by one gather
+    with the index reshaped so (in the order 0..n-1 by a reshape: a view when n is a multiple
+    of the batch size, else one copy of the full batches' rows), so each batch is one slice
+    of it, and a smaller last batch is one more element.
+
+    tf.data's default graph optimisations are turned off, as Keras's own adapter does: with
+    them, each new iterator serialises the pipeline's graph, copying every tensor it holds
+    (about 30 ms for 60000 x 784 float32, each epoch).
     """
     import tensorflow as tf  # only reached on the TensorFlow backend, where Keras loaded it
 
-    n = X.shape[0]
-    full = n // batch_size
-    cut = full * batch_size
+    n = X.shape[0] if index is None else index.shape[0]
+    full, cut = _batch_cuts(n, batch_size)
     parts = []
     if full:
-        parts.append(
-            tf.data.Dataset.from_tensor_slices(
-                (
-                    X[:cut].reshape(full, batch_size, X.shape[1]),
-                    Y[:cut].reshape(full, batch_size, Y.shape[1]),
-                )
-            )
-        )
+        if index is None:
+            head = (X if cut == n else X[:cut], Y if cut == n else Y[:cut])
+            head = [tf.reshape(a, (full, batch_size, a.shape[1])) for a in head]
+        else:
+            rows = index[:cut].reshape(full, batch_size)
+            head = [tf.gather(a, rows) for a in (X, Y)]
+        parts.append(tf.data.Dataset.from_tensor_slices(tuple(head)))
     if cut < n:
-        parts.append(tf.data.Dataset.from_tensors((X[cut:], Y[cut:])))
+        rest = (X[cut:], Y[cut:]) if index is None else [tf.gather(a, index[cut:]) for a in (X, Y)]
+        parts.append(tf.data.Dataset.from_tensors(tuple(rest)))
     dataset = parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_batches(X, Y, index, batch_size):
+    """The epoch's batches for `fit` on JAX or PyTorch, as a generator of (x, y) slices of
+    the staged tensors, after one gather of rows `index` (None: all rows in order, no gather).
+    The same batches as `fit(X, Y, batch_size=batch_size, shuffle=False)`."""
+    if index is not None:
+        X, Y = keras.ops.take(X, index, axis=0), keras.ops.take(Y, index, axis=0)
+    # a generator (Keras's adapter for iterators of batches takes generators only), each
+    # batch sliced when `fit` asks for it
+    return (
+        (X[i : i + batch_size], Y[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)
+    )
 
 
 @contextlib.contextmanager
@@ -181,16 +212,34 @@ class KerasMLP(MLPModel):
         self._feed_dataset = keras.backend.backend() == "tensorflow"
         self.set_params(params)
 
+    def _stage(self, X, Y):
+        """X and Y as the backend's tensors of the spec's dtype, where Keras computes."""
+        X, Y = super()._stage(X, Y)
+        dtype = self.spec.dtype
+        return (
+            keras.ops.convert_to_tensor(X, dtype=dtype),
+            keras.ops.convert_to_tensor(Y, dtype=dtype),
+        )
+
+    def _train_staged(self, data, batch_size, order):
+        """The epoch's order applied to the staged tensors (one gather where they are; none
+        for the order 0..n-1), then one `fit` over the batches."""
+        index = None if order.shape[0] == data.n and _is_identity(order) else order
+        return self._fit(data.X, data.Y, index, batch_size)
+
     def _train_ordered(self, X, Y, batch_size):
-        with _floatx(self.spec.dtype):  # Keras's data adapter casts inputs to floatx
-            if self._feed_dataset:
-                history = self.model.fit(
-                    _epoch_dataset(X, Y, batch_size), epochs=1, shuffle=False, verbose=0
-                )
-            else:
-                history = self.model.fit(
-                    X, Y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-                )
+        X, Y = self._stage(X, Y)
+        return self._fit(X, Y, None, batch_size)
+
+    def _fit(self, X, Y, index, batch_size):
+        """One `fit` over rows `index` of the staged X, Y. It returns once the epoch's
+        losses are on the host (Keras reads its metrics' values at the end of `fit`), so
+        the computation has finished before the caller's clock stops."""
+        batches = _epoch_dataset if self._feed_dataset else _epoch_batches
+        with _floatx(self.spec.dtype):  # the loss tracker and metrics are made in floatx
+            history = self.model.fit(
+                batches(X, Y, index, batch_size), epochs=1, shuffle=False, verbose=0
+            )
         return float(history.history[self._loss_key][-1])
 
     def _predict(self, X):
