@@ -5,12 +5,19 @@ Importing this module turns JAX's 64-bit mode on (`jax_enable_x64`) before JAX m
 array: without it JAX silently computes float64 work in float32. Every array here is given its
 dtype explicitly, so float32 networks stay float32.
 
-An epoch is one jitted call: `jax.lax.scan` runs the train step over the full batches (the
-epoch's samples reshaped to (batches, batch_size, features) on the host, a view, and sent to
-the device in one transfer), and a smaller last batch gets one more call of the jitted step.
-Both are compiled once per shape, in the first epoch (which the harness reports apart). The
+Data is staged once (`stage`): `jax.device_put` onto the model's device. An epoch is then one
+jitted call: the epoch's order applied on the device (`jnp.take`; none for the order 0..n-1),
+`jax.lax.scan` of the train step over the full batches (the ordered samples reshaped to
+(batches, batch_size, features)), and one more step for a smaller last batch. It is compiled
+once per data shape and batch size, in the first epoch (which the harness reports apart). The
 epoch returns only after the device has finished: the per-batch losses are brought to the
-host and the parameters waited for with `block_until_ready`.
+host (`np.asarray`, which waits for them) and the parameters waited for with
+`block_until_ready`.
+
+Devices: `spec.device` "cpu", or "cuda" / "cuda:N" for JAX's N-th GPU. float32 matrix
+products use full float32 precision (`Precision.HIGHEST`): on a GPU, JAX's default may round
+their inputs to TF32, which `spec.tf32` allows when it is set (Ampere and newer GPUs; no
+effect on a CPU).
 
 optax: sgd (its `trace` is classical momentum, v = μv + g, p -= lr·v) or adam (ε added to
 sqrt(v̂), as torch and the contract's default), after `add_decayed_weights(λ)` masked to the
@@ -29,17 +36,18 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from .base import MLPModel, check_params  # noqa: E402
+from .base import MLPModel, _is_identity, check_params  # noqa: E402
 
 ACTIVATIONS = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}
 OUTPUTS = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid, "linear": lambda z: z}
 
 
-def forward(params, x, activation):
-    """The logits of x (batch, n_in) through params [{"W": (n_in, n_out), "b": (n_out,)}]."""
+def forward(params, x, activation, precision=jax.lax.Precision.HIGHEST):
+    """The logits of x (batch, n_in) through params [{"W": (n_in, n_out), "b": (n_out,)}],
+    each matrix product at `precision` (and its gradients: JAX keeps it for their products)."""
     for layer in params[:-1]:
-        x = activation(x @ layer["W"] + layer["b"])
-    return x @ params[-1]["W"] + params[-1]["b"]
+        x = activation(jnp.matmul(x, layer["W"], precision=precision) + layer["b"])
+    return jnp.matmul(x, params[-1]["W"], precision=precision) + params[-1]["b"]
 
 
 def _cce(logits, y, output):
@@ -69,9 +77,16 @@ def make_optimizer(spec):
     return optax.chain(optax.add_decayed_weights(spec.weight_decay, mask=mask), opt)
 
 
+def matmul_precision(spec):
+    """Full float32 products unless the spec allows TF32 (`tf32`; JAX's default on a GPU)."""
+    if getattr(spec, "tf32", False):
+        return jax.lax.Precision.DEFAULT
+    return jax.lax.Precision.HIGHEST
+
+
 @functools.lru_cache(maxsize=32)
 def compiled(spec):
-    """(optax optimiser, jitted step, jitted epoch, jitted predict) for spec.
+    """(optax optimiser, jitted epoch, jitted predict) for spec.
 
     Pure functions of (params, optimiser state, data), so models of one spec share them and
     JAX's compilation cache: a second model of the same spec (a repeat) compiles nothing.
@@ -79,10 +94,11 @@ def compiled(spec):
     activation = ACTIVATIONS[spec.activation]
     output = OUTPUTS[spec.output]
     loss_of = LOSSES[spec.loss]
+    precision = matmul_precision(spec)
     tx = make_optimizer(spec)
 
     def data_loss(params, x, y):
-        return loss_of(forward(params, x, activation), y, output)
+        return loss_of(forward(params, x, activation, precision), y, output)
 
     def step(state, batch):
         params, opt_state = state
@@ -90,13 +106,49 @@ def compiled(spec):
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    def epoch(params, opt_state, xs, ys):
-        return jax.lax.scan(step, (params, opt_state), (xs, ys))
+    def epoch(params, opt_state, X, Y, index, batch_size):
+        """One epoch over rows `index` of X, Y (all rows in order when index is None):
+        (params, opt_state), the full batches' losses, the last short batch's loss (or 0)."""
+        if index is not None:  # the order applied on the device
+            X, Y = jnp.take(X, index, axis=0), jnp.take(Y, index, axis=0)
+        n = X.shape[0]
+        full = n // batch_size
+        cut = full * batch_size
+        state = (params, opt_state)
+        losses = jnp.zeros((0,), X.dtype)
+        if full:
+            xs = X[:cut].reshape(full, batch_size, X.shape[1])
+            ys = Y[:cut].reshape(full, batch_size, Y.shape[1])
+            state, losses = jax.lax.scan(step, state, (xs, ys))
+        rest = jnp.zeros((), X.dtype)
+        if cut < n:
+            state, rest = step(state, (X[cut:], Y[cut:]))
+        return state, losses, rest
 
     def predict(params, x):
-        return output(forward(params, x, activation))
+        return output(forward(params, x, activation, precision))
 
-    return tx, jax.jit(step), jax.jit(epoch), jax.jit(predict)
+    return tx, jax.jit(epoch, static_argnames="batch_size"), jax.jit(predict)
+
+
+def device_of(name: str):
+    """JAX's device for `spec.device`: "cpu", or "cuda" / "cuda:N" (the N-th GPU).
+
+    Raises ValueError naming the devices JAX found when there is no such device.
+    """
+    if name == "cpu":
+        return jax.devices("cpu")[0]
+    number = int(name.partition(":")[2] or 0)
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:  # no GPU platform in this JAX (e.g. jax without its CUDA plugin)
+        gpus = []
+    if number >= len(gpus):
+        found = ", ".join(f"{d.platform}:{d.id}" for d in jax.devices()) or "none"
+        raise ValueError(
+            f"device {name!r} was asked for but JAX has {len(gpus)} GPU(s) (devices: {found})"
+        )
+    return gpus[number]
 
 
 class JaxMLP(MLPModel):
@@ -106,12 +158,10 @@ class JaxMLP(MLPModel):
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
-        if spec.device != "cpu" and not any(d.platform == "gpu" for d in jax.devices()):
-            raise ValueError(f"device {spec.device!r} was asked for but JAX sees no GPU")
-        self.device = jax.devices("cpu" if spec.device == "cpu" else "gpu")[0]
+        self.device = device_of(spec.device)
         self.dtype = jnp.dtype(spec.dtype)
         self.params = self._to_device(check_params(spec, params))
-        self.tx, self._step, self._epoch, self._predict_fn = compiled(spec)
+        self.tx, self._epoch, self._predict_fn = compiled(spec)
         self.opt_state = self.tx.init(self.params)
 
     def _to_device(self, pairs):
@@ -123,26 +173,35 @@ class JaxMLP(MLPModel):
             for W, b in pairs
         ]
 
+    def _stage(self, X, Y):
+        """X and Y on the model's device, once per cell (`jax.device_put`)."""
+        X, Y = super()._stage(X, Y)
+        return tuple(jax.device_put((X, Y), self.device))
+
+    def _train_staged(self, data, batch_size, order):
+        """One jitted epoch over the staged arrays; the order is sent to the device and
+        applied there (no index at all for the order 0..n-1)."""
+        index = None
+        if order.shape[0] != data.n or not _is_identity(order):
+            index = jax.device_put(order, self.device)
+        return self._run_epoch(data.X, data.Y, index, batch_size)
+
     def _train_ordered(self, X, Y, batch_size):
-        n = X.shape[0]
+        X, Y = self._stage(X, Y)
+        return self._run_epoch(X, Y, None, batch_size)
+
+    def _run_epoch(self, X, Y, index, batch_size):
+        n = X.shape[0] if index is None else index.shape[0]
         bs = min(batch_size, n)
-        full = n // bs
-        cut = full * bs
-        # cut on the host (NumPy views, free) and sent to the device in one transfer: sliced
-        # on the device instead, each cut is one more dispatched operation per epoch
-        xs = X[:cut].reshape(full, bs, X.shape[1])
-        ys = Y[:cut].reshape(full, bs, Y.shape[1])
-        xs, ys, x_rest, y_rest = jax.device_put((xs, ys, X[cut:], Y[cut:]), self.device)
-        params, opt_state = self.params, self.opt_state
-        total = 0.0
-        if full:
-            (params, opt_state), losses = self._epoch(params, opt_state, xs, ys)
-            total += float(np.sum(np.asarray(losses), dtype=np.float64)) * bs
-        if cut < n:
-            (params, opt_state), loss = self._step((params, opt_state), (x_rest, y_rest))
-            total += float(loss) * (n - cut)
+        (params, opt_state), losses, rest = self._epoch(
+            self.params, self.opt_state, X, Y, index, batch_size=bs
+        )
+        # the epoch ends on the host: np.asarray waits for the losses (the device's last
+        # results), and the new parameters are waited for with block_until_ready
+        losses, rest = np.asarray(losses), float(rest)
         self.params, self.opt_state = jax.block_until_ready((params, opt_state))
-        return total / n
+        full = losses.shape[0]
+        return (float(np.sum(losses, dtype=np.float64)) * bs + rest * (n - full * bs)) / n
 
     def _predict(self, X):
         out = self._predict_fn(self.params, jax.device_put(X, self.device))
