@@ -79,7 +79,7 @@ def make_optimizer(spec):
 
 def matmul_precision(spec):
     """Full float32 products unless the spec allows TF32 (`tf32`; JAX's default on a GPU)."""
-    if getattr(spec, "tf32", False):
+    if spec.tf32:
         return jax.lax.Precision.DEFAULT
     return jax.lax.Precision.HIGHEST
 
@@ -131,14 +131,14 @@ def compiled(spec):
     return tx, jax.jit(epoch, static_argnames="batch_size"), jax.jit(predict)
 
 
-def device_of(name: str):
+def device_of(spec):
     """JAX's device for `spec.device`: "cpu", or "cuda" / "cuda:N" (the N-th GPU).
 
     Raises ValueError naming the devices JAX found when there is no such device.
     """
-    if name == "cpu":
+    name, number = spec.device, spec.device_index
+    if spec.device_kind == "cpu":
         return jax.devices("cpu")[0]
-    number = int(name.partition(":")[2] or 0)
     try:
         gpus = jax.devices("gpu")
     except RuntimeError:  # no GPU platform in this JAX (e.g. jax without its CUDA plugin)
@@ -158,7 +158,7 @@ class JaxMLP(MLPModel):
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
-        self.device = device_of(spec.device)
+        self.device = device_of(spec)
         self.dtype = jnp.dtype(spec.dtype)
         self.params = self._to_device(check_params(spec, params))
         self.tx, self._epoch, self._predict_fn = compiled(spec)
