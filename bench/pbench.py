@@ -175,7 +175,8 @@ def overhead_table(data: dict) -> pd.DataFrame:
     for info, stats in _benchmarks(data):
         if info.get("kind") == "overhead" and isinstance(info.get("variant"), str):
             order = info.get("order", "fixed")
-            key = (info["backend"], info["model"], order, int(info["batch_size"]))
+            device = info.get("device", "cpu")
+            key = (info["backend"], info["model"], order, device, int(info["batch_size"]))
             entry = times.setdefault(key, {})
             entry[info["variant"]] = stats["median"]
             if "ratio_to_plain" in info:
@@ -189,6 +190,7 @@ def overhead_table(data: dict) -> pd.DataFrame:
             "framework": fw,
             "model": model,
             "order": order,
+            "device": device,
             "batch_size": bs,
             "mlp_bench_s": t["mlp-bench"],
             "plain_s": t["plain"],
@@ -200,13 +202,14 @@ def overhead_table(data: dict) -> pd.DataFrame:
                 )
             ),
         }
-        for (fw, model, order, bs), t in sorted(times.items())
+        for (fw, model, order, device, bs), t in sorted(times.items())
         if "mlp-bench" in t and "plain" in t
     ]
     columns = [
         "framework",
         "model",
         "order",
+        "device",
         "batch_size",
         "mlp_bench_s",
         "plain_s",
@@ -215,7 +218,7 @@ def overhead_table(data: dict) -> pd.DataFrame:
         "ratio_p10",
         "ratio_p90",
     ]
-    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[4:]})
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[5:]})
 
 
 def _overhead_section(table: pd.DataFrame) -> str:
@@ -233,11 +236,20 @@ def _overhead_section(table: pd.DataFrame) -> str:
         "state: trust it over the first.",
         "",
     ]
+    devices = (table["device"] != "cpu").any()  # a device column only where one is not the CPU
+    if devices:
+        lines += [
+            "On a GPU the plain PyTorch code keeps the data on the device and shuffles it there "
+            "(`torch.randperm` and `index_select` on the device; `tests/benchmarks/"
+            "test_plain_torch_overhead.py`), as the backend does with its staged data.",
+            "",
+        ]
     body = [
         [
             r.framework,
             r.model,
             r.order,
+            *([r.device] if devices else []),
             str(r.batch_size),
             format_seconds(r.mlp_bench_s),
             format_seconds(r.plain_s),
@@ -252,13 +264,14 @@ def _overhead_section(table: pd.DataFrame) -> str:
         "framework",
         "model",
         "order",
+        *(["device"] if devices else []),
         "batch",
         "mlp-bench",
         "plain",
         "ratio",
         "interleaved ratio (p10–p90)",
     ]
-    lines.append(md_table(header, body, n_left=3))
+    lines.append(md_table(header, body, n_left=4 if devices else 3))
     return "\n".join(lines)
 
 

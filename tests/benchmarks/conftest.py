@@ -189,7 +189,11 @@ def pytest_configure(config):
 # peers' benchmarks, whose backends have their own tests) is marked slow: --run-slow runs it.
 AS_TEST = {
     "batch_size": {1, 1024},
-    "overhead": {("digits-64-100-10", 32), ("mnist60000-784-256-128-10", 1024)},
+    "overhead": {
+        ("digits-64-100-10", 32),
+        ("mnist60000-784-256-128-10", 1024),
+        ("784-256-128-10", 1024),  # test_plain_torch_overhead.py (on a GPU, where there is one)
+    },
 }
 
 
