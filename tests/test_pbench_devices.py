@@ -43,7 +43,7 @@ def test_overhead_pairs_are_kept_apart_by_device(tmp_path):
     assert list(table["device"]) == ["cpu", "cuda"]
     assert list(table["ratio"]) == pytest.approx([1.2, 1.1])
     summary = paths[-1].read_text()
-    assert "| device |" in summary and "resident" in summary
+    assert "| device |" in summary and "test_plain_torch_overhead.py" in summary
     assert re.search(r"\| torch\s+\| \S+ \| shuffled \| cuda\s+\|\s+1024 \|.*1\.05×", summary)
 
 
