@@ -188,7 +188,7 @@ def _jax_gpu_reason():
     return None
 
 
-def test_jax_on_a_gpu_matches_the_cpu():
+def test_jax_on_cuda_matches_the_cpu():
     """On a GPU (skipped without one): data staged there, the order applied there, and the
     same training as on the CPU to float32 parity (full float32 products, no TF32)."""
     reason = _jax_gpu_reason()
