@@ -236,9 +236,16 @@ class KerasMLP(MLPModel):
         losses are on the host (Keras reads its metrics' values at the end of `fit`), so
         the computation has finished before the caller's clock stops."""
         batches = _epoch_dataset if self._feed_dataset else _epoch_batches
+        n = X.shape[0] if index is None else index.shape[0]
         with _floatx(self.spec.dtype):  # the loss tracker and metrics are made in floatx
             history = self.model.fit(
-                batches(X, Y, index, batch_size), epochs=1, shuffle=False, verbose=0
+                batches(X, Y, index, batch_size),
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+                # the number of batches, which Keras cannot read from a generator: without
+                # it, steps_per_execution > 1 ends each epoch with "ran out of data"
+                steps_per_epoch=-(-n // batch_size),
             )
         return float(history.history[self._loss_key][-1])
 
