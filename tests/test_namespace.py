@@ -117,3 +117,15 @@ def test_to_numpy_of_each_kind_of_array():
     a = np.arange(3.0)
     assert core.to_numpy(a) is a
     np.testing.assert_array_equal(core.to_numpy(xps.asarray(a)), a)
+
+
+def test_column_sums_by_product_equal_the_sums():
+    """The CuPy namespace's one exception (bias gradients as 1^T delta in cuBLAS), checked
+    with NumPy standing in for CuPy: the same sums, and the plain sum everywhere else."""
+    column_sums = core._column_sums_by_product(np)
+    x = np.random.default_rng(0).normal(size=(37, 5))
+    np.testing.assert_allclose(column_sums(x, axis=0), x.sum(axis=0), rtol=1e-13)
+    np.testing.assert_array_equal(column_sums(x, axis=1), x.sum(axis=1))
+    np.testing.assert_array_equal(column_sums(x, axis=0, keepdims=True), x.sum(0, keepdims=True))
+    np.testing.assert_array_equal(column_sums(x.T, axis=0), x.T.sum(axis=0))  # not row-major
+    assert column_sums(x) == x.sum()

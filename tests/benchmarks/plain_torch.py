@@ -46,10 +46,13 @@ def mlp_spec(layer_sizes, device, tf32=False, lr=LR):
 
 
 def plain_torch_loop(
-    X, Y, layer_sizes, batch_size, device="cpu", params=None, tf32=False, lr=LR, seed=0
-):
+    X, Y, layer_sizes, batch_size, device="cpu", params=None, tf32=False, lr=LR, seed=0,
+    gather="epoch",
+):  # fmt: skip
     """A function running one epoch of the plain loop per call and returning the mean of its
-    batches' losses.
+    batches' losses. gather="epoch": the epoch's samples gathered once, batches are slices
+    of them (as the torch backend does); "batch": each batch indexes the data with its slice
+    of the permutation (X[index], the other way plain loops are written).
 
     X (n, n_in) float32 and one-hot Y (n, n_out) are moved to `device` once, here. `params`
     ([(W (n_in, n_out), b), ...], e.g. `impls.init_params`) sets the initial weights, else
@@ -80,10 +83,15 @@ def plain_torch_loop(
 
     def epoch() -> float:
         perm = torch.randperm(n, device=device)
-        Xs, ys = Xd.index_select(0, perm), yd.index_select(0, perm)
+        if gather == "epoch":
+            Xs, ys = Xd.index_select(0, perm), yd.index_select(0, perm)
         losses = []
         for start in range(0, n, batch_size):
-            xb, yb = Xs[start : start + batch_size], ys[start : start + batch_size]
+            if gather == "epoch":
+                xb, yb = Xs[start : start + batch_size], ys[start : start + batch_size]
+            else:
+                index = perm[start : start + batch_size]
+                xb, yb = Xd[index], yd[index]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             loss.backward()
@@ -126,15 +134,14 @@ def _timed_epochs(epoch, epochs: int) -> list[float]:
 
 def plain_torch_epochs(
     sizes, n: int, batch_size: int, epochs: int, device: str = "cpu", lr: float = LR, seed=0,
-    *, data=None, params=None, tf32=False,
+    *, data=None, params=None, tf32=False, gather="epoch",
 ) -> list[float]:  # fmt: skip
     """Seconds of each of `epochs` epochs of the plain loop (`plain_torch_loop`) for the ReLU
     network `sizes` (inputs, hidden..., classes) on `device`, float32: on `data` (X, one-hot
     Y) if given, else on `n` synthetic samples."""
     X, Y = synthetic(n, sizes[0], sizes[-1], seed) if data is None else data
-    return _timed_epochs(
-        plain_torch_loop(X, Y, sizes, batch_size, device, params, tf32, lr, seed), epochs
-    )
+    loop = plain_torch_loop(X, Y, sizes, batch_size, device, params, tf32, lr, seed, gather)
+    return _timed_epochs(loop, epochs)
 
 
 def harness_epochs(
