@@ -263,13 +263,14 @@ def preset_mapping(name: str) -> dict:
 
 
 def _every_backend() -> list[str]:
+    """Every backend that runs on the CPU (the GPU's are compared with `--devices cuda`)."""
     from impls import BACKENDS  # names only: imports no framework
 
-    return list(BACKENDS)
+    return [name for name, backend in BACKENDS.items() if "cpu" in backend.devices]
 
 
 PRESETS["peers"] = Preset(
-    description="Every backend side by side, the peers (jax, keras-jax, keras-torch, sklearn) "
+    description="Every CPU backend side by side, the peers (jax, keras-jax, keras-torch, sklearn) "
     "included: digits 64-100-10 and an MNIST-sized synthetic 784-256-128-10, cce, Adam 1e-3, "
     "batch 64, 5 epochs (a backend not installed is skipped with its install command)",
     sweep={
