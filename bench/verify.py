@@ -250,25 +250,11 @@ def tolerance(backend: str, dtype: str) -> float:
 # --------------------------------------------------------------------------- running it
 
 
-def train_for_verify(model, X, Y, batch_size, orders) -> dict:
-    """Train `model` on the orders as `bench run` does (the data staged once where the model
-    computes, when it can stage) and return its parameters, predictions and epoch losses."""
-    batch_size = getattr(batch_size, "batch_size", batch_size)  # a Case or a number
-    if callable(getattr(model, "stage", None)):
-        data = model.stage(X, Y)
-        losses = [model.train_epoch(data, batch_size, order) for order in orders]
-        from impls import MLPModel
-
-        proba = model.predict_proba(data if isinstance(model, MLPModel) else X)
-    else:
-        losses = [model.train_epoch(X, Y, batch_size, order) for order in orders]
-        proba = model.predict_proba(X)
-    return {"params": model.get_params(), "proba": proba, "losses": losses}
-
-
 def verify_model(make, cases=None, epsilon_on="v_hat") -> dict[Case, float]:
     """In this process: `make(spec, params)` builds a model; its difference per case."""
     from impls import MLPSpec
+
+    from .worker import train_for_verify
 
     X, Y, orders = verify_data()
     out = {}

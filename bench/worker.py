@@ -142,12 +142,26 @@ def _run_verify(model_class, payload, send):
     """Train from given params on given orders; return final params and predictions."""
     from impls import MLPSpec
 
-    from .verify import train_for_verify
-
     spec = MLPSpec(**payload["spec"])
     model = model_class(spec, payload["params"])
     X, Y, batch_size = payload["X"], payload["Y"], payload["batch_size"]
     send(("value", train_for_verify(model, X, Y, batch_size, payload["orders"])))
+
+
+def train_for_verify(model, X, Y, batch_size, orders) -> dict:
+    """Train `model` on the orders as `bench run` does (the data staged once where the model
+    computes, when it can stage) and return its parameters, predictions and epoch losses."""
+    batch_size = getattr(batch_size, "batch_size", batch_size)  # a Case or a number
+    if callable(getattr(model, "stage", None)):
+        data = model.stage(X, Y)
+        losses = [model.train_epoch(data, batch_size, order) for order in orders]
+        from impls import MLPModel
+
+        proba = model.predict_proba(data if isinstance(model, MLPModel) else X)
+    else:
+        losses = [model.train_epoch(X, Y, batch_size, order) for order in orders]
+        proba = model.predict_proba(X)
+    return {"params": model.get_params(), "proba": proba, "losses": losses}
 
 
 def _start_backend(backend: str | None, threads: int, log_path: str | None):
