@@ -28,32 +28,12 @@ from . import datasets as _datasets
 from .errors import UsageError
 from .keys import PART_KEYS, RUN_KEYS, Key  # noqa: F401 (re-exported: the key table)
 from .schema import AXES, SETTINGS
-from .values import (  # noqa: F401 (re-exported: the sweep's names for its values)
-    DEVICES,
+from .values import (  # noqa: F401 (FULL_BATCH, NOT_SET, hidden/parse_hidden: re-exported)
     FULL_BATCH,
-    INT32_MAX,
-    LIMITS,
-    NAME_MAX,
     NOT_SET,
-    ORDERS,
     SEED_MAX,
-    TIMEOUT_MAX,
-    _batch_size,
-    _dataset_name,
-    _device,
-    _init_scheme,
     _integer,
     _limit_text,
-    _name_parser,
-    _name_text,
-    _non_negative_int,
-    _number,
-    _optional,
-    _path_text,
-    _positive_int,
-    _preprocess,
-    _switch,
-    clean_text,
     hidden_text,
     parse_hidden,
 )
