@@ -144,7 +144,8 @@ def device_of(spec):
     except RuntimeError:  # no GPU platform in this JAX (e.g. jax without its CUDA plugin)
         gpus = []
     if number >= len(gpus):
-        found = ", ".join(f"{d.platform}:{d.id}" for d in jax.devices()) or "none"
+        found = gpus + jax.devices("cpu")  # jax.devices() alone lists the default platform's
+        found = ", ".join(f"{d.platform}:{d.id}" for d in found)
         raise ValueError(
             f"device {name!r} was asked for but JAX has {len(gpus)} GPU(s) (devices: {found})"
         )
