@@ -120,3 +120,18 @@ def test_peers_preset_and_the_default_backends():
     assert {part.datasets[0].split(":")[0] for part in sweep.parts} == {"digits", "synthetic"}
     assert all(set(part.backends) <= set(DEFAULT_BACKENDS) for part in build_sweep(DEFAULT).parts)
     assert set(DEFAULT_BACKENDS) == {"numpy-loop", "numpy-vec", "keras", "torch"}
+
+
+def test_jax_compiles_its_epoch_once():
+    """Before: the optimiser state came from optax on no device in particular and went back
+    committed to the device, so the second epoch compiled the epoch again (0.9 s of a 2 ms
+    epoch: the steady state's spread read 3600% on digits)."""
+    require_backend("jax")
+    spec = MLPSpec((6, 9, 4), optimizer="adam", lr=0.01)
+    model = make_model("jax", spec, init_params(spec))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(23, 6)).astype(np.float32)
+    data = model.stage(X, np.eye(4, dtype=np.float32)[rng.integers(0, 4, 23)])
+    for _ in range(3):
+        model.train_epoch(data, 4, rng.permutation(23))
+    assert model._epoch._cache_size() == 1
