@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from . import measure
+from .worker import process_env
 
 CANCEL_CHECK_S = 0.5  # how often a running cell asks whether the client still wants it
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent  # holds bench/ and impls/
@@ -89,7 +90,7 @@ def worker_facts() -> dict:
 
 _STATE_LOCK = threading.Lock()
 _DATA: dict[tuple, object] = {}  # data key -> DataRef, or the dataset's error message
-_WORKERS: dict[tuple, object] = {}  # (backend, threads) -> bench.worker.Worker
+_WORKERS: dict[tuple, object] = {}  # (backend, threads, env) -> bench.worker.Worker
 _UNAVAILABLE: dict[str, str] = {}  # backend -> why it cannot run on this host
 _PROBES: dict[tuple, object] = {}  # (probe tag, threads, dtype) -> matmul probe
 
@@ -142,16 +143,18 @@ def _alive(worker) -> bool:
     return alive() if alive is not None else worker.process.is_alive()
 
 
-def _bench_worker(backend: str | None, threads: int):
-    """This host's worker process for `backend` (None: the matmul probe), started once."""
+def _bench_worker(backend: str | None, threads: int, env: tuple = ()):
+    """This host's worker process for `backend` (None: the matmul probe) with `env`
+    (bench.worker.process_env), started once."""
     from .worker import Worker, WorkerDied, WorkerTimeout
 
-    key = (backend, threads)
+    key = (backend, threads, env)
     worker = _WORKERS.get(key)
     if worker is not None and _alive(worker):
         return worker
-    log = _scratch() / "logs" / f"worker-{backend or 'probe'}-t{threads}.log"
-    worker = Worker(backend, threads, str(log))
+    tag = "".join(f"-{k}{v}" for k, v in env)
+    log = _scratch() / "logs" / f"worker-{backend or 'probe'}-t{threads}{tag}.log"
+    worker = Worker(backend, threads, str(log), env)
     try:
         info = worker.wait_ready(measure.Deadline(600.0))
     except (WorkerDied, WorkerTimeout) as exc:
@@ -165,8 +168,8 @@ def _bench_worker(backend: str | None, threads: int):
     return worker
 
 
-def _drop(backend, threads) -> None:
-    worker = _WORKERS.pop((backend, threads), None)
+def _drop(backend, threads, env: tuple = ()) -> None:
+    worker = _WORKERS.pop((backend, threads, env), None)
     if worker is not None:
         worker.kill()
 
@@ -258,7 +261,7 @@ def _run_cell_here(job: dict, host: str, key=None) -> dict:
         return out
     out["probe"] = _probe(job["probe_tag"], cell.threads, cell.dtype)
     try:
-        worker = _bench_worker(cell.backend, cell.threads)
+        worker = _bench_worker(cell.backend, cell.threads, process_env(cell))
     except WorkerDied as exc:
         status = "skipped" if cell.backend in _UNAVAILABLE else "error"
         row.update(status=status, error=f"{host}: {exc}")
@@ -273,7 +276,7 @@ def _run_cell_here(job: dict, host: str, key=None) -> dict:
             if check.expired():  # the client cancelled it (Ctrl-C) or is gone: stop the cell
                 check = measure.Deadline(CANCEL_CHECK_S)
                 if key is not None and _cancelled(key):
-                    _drop(cell.backend, cell.threads)
+                    _drop(cell.backend, cell.threads, process_env(cell))
                     row.update(status="error", error="cancelled")
                     return out
             try:
@@ -295,10 +298,10 @@ def _run_cell_here(job: dict, host: str, key=None) -> dict:
                 out["trace"] = trace
                 return out
     except WorkerTimeout:
-        _drop(cell.backend, cell.threads)
+        _drop(cell.backend, cell.threads, process_env(cell))
         row.update(status="timeout", error=f"stopped after {job['timeout']:g} s (--timeout)")
     except WorkerDied as exc:
-        _drop(cell.backend, cell.threads)
+        _drop(cell.backend, cell.threads, process_env(cell))
         row.update(status="error", error=f"{host}: {exc}")
     return out
 

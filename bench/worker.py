@@ -291,6 +291,12 @@ def process_env(cell) -> tuple[tuple[str, str], ...]:
         # JAX takes 75% of a GPU's memory when it starts unless told not to: the other
         # backends' workers could not run beside it, and its peak memory would say nothing
         return (("XLA_PYTHON_CLIENT_PREALLOCATE", "false"),)
+    from impls.registry import backend_devices
+
+    if "cuda" not in backend_devices(cell.backend):
+        # A CPU-only backend sees no GPU: Keras on JAX or PyTorch (or TensorFlow with CUDA)
+        # would otherwise move to a GPU by itself while its cells record the CPU
+        return (("CUDA_VISIBLE_DEVICES", ""),)
     return ()
 
 

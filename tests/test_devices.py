@@ -141,6 +141,8 @@ def test_workers_get_what_their_framework_reads_at_import():
     assert process_env(cell("cupy", tf32=True)) == (("CUPY_TF32", "1"),)
     assert process_env(cell("jax")) == (("XLA_PYTHON_CLIENT_PREALLOCATE", "false"),)
     assert process_env(cell("torch", tf32=True)) == ()  # torch switches per model
+    for cpu_only in ("keras", "keras-jax", "keras-torch", "numpy-vec", "sklearn"):
+        assert process_env(cell(cpu_only)) == (("CUDA_VISIBLE_DEVICES", ""),)
 
 
 def test_bench_devices_prints_json():
