@@ -1,5 +1,6 @@
 """Does the harness handicap a framework? Each framework backend against the plain code its
-users write for the same training, in both sample orders:
+users write for the same training, in both sample orders (Keras on each of its backends:
+keras, keras-jax and keras-torch against the same plain `fit`):
 
 - fixed order: Keras's `model.fit(X, Y, epochs=E, batch_size=b, shuffle=False)` on a compiled
   Sequential; PyTorch's textbook loop over tensor slices;
@@ -131,7 +132,14 @@ def _plain_torch(spec, params, X, Y, batch_size, order):
     return run_fixed if order == "fixed" else run_shuffled
 
 
-PLAIN = {"keras": _plain_keras, "torch": _plain_torch}
+# Keras's own code is the plain side on each of its backends (each runs in a process of its
+# own with its KERAS_BACKEND: tests/benchmarks/conftest.py)
+PLAIN = {
+    "keras": _plain_keras,
+    "keras-jax": _plain_keras,
+    "keras-torch": _plain_keras,
+    "torch": _plain_torch,
+}
 
 
 @pytest.mark.parametrize("variant", ["mlp-bench", "plain"])
