@@ -83,7 +83,7 @@ def _in_subprocess(backend: str, dtypes: list[str]) -> dict:
 # the staged arrays' type per backend: the framework's own tensors, or NumPy on the host
 NATIVE = {
     "keras": "EagerTensor",
-    "keras-jax": "ArrayImpl",
+    "keras-jax": "ndarray",  # on the CPU, Keras's array adapter is its fast path (keras_mlp)
     "keras-torch": "Tensor",
     "jax": "ArrayImpl",
     "sklearn": "ndarray",
