@@ -76,15 +76,17 @@ def load_busy(load: dict | None, wall_s: float | None) -> bool | None:
     was busy; None when nothing was recorded."""
     if not load:
         return None
-    start = load.get("start") or {}
-    loadavg, cores = start.get("loadavg"), start.get("cpu_count") or 1
-    verdicts = []
-    if loadavg:
-        verdicts.append(loadavg[0] >= max(1.0, START_LOAD_BUSY * cores))
+    # The CPU time other processes took during the session is the direct measure; the load
+    # average at the start is a guess from the minute before (it stays high for a minute after
+    # a build ends, and called a run busy whose neighbours took 0.01 cores), used without it.
     other = load.get("other_cpu_s")
     if other is not None and wall_s:
-        verdicts.append(other / wall_s >= OTHER_CORES_BUSY)
-    return any(verdicts) if verdicts else None
+        return other / wall_s >= OTHER_CORES_BUSY
+    start = load.get("start") or {}
+    loadavg, cores = start.get("loadavg"), start.get("cpu_count") or 1
+    if loadavg:
+        return loadavg[0] >= max(1.0, START_LOAD_BUSY * cores)
+    return None
 
 
 def _truthy(value) -> bool:

@@ -44,3 +44,5 @@ run seed004 --preset seed004 --backends numpy-vec,torch
 run fashion --preset fashion --backends numpy-vec,torch
 # README "Performance": the throughput targets (timings: read the run's noise verdict)
 run throughput --preset throughput --backends numpy-vec,torch --verify
+# README "The peers": every CPU backend side by side, one thread each
+run peers --preset peers --threads 1

@@ -132,3 +132,6 @@ def test_load_busy_rules():
     busy_start = {"loadavg": [1.2, 0.2, 0.1], "cpu_count": 2}
     assert noise.load_busy({"start": busy_start, "other_cpu_s": None}, wall_s=10.0) is True
     assert noise.load_busy(None, wall_s=1.0) is None
+    # Before: a load average of 1.2 left by a job that had just ended made a run "busy" whose
+    # neighbours took 0.31 CPU-seconds in 52 s; the CPU time measured during the run decides.
+    assert noise.load_busy({"start": busy_start, "other_cpu_s": 0.31}, wall_s=52.25) is False
