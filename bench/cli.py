@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import traceback
+from types import SimpleNamespace
 
 from .errors import BenchError, UsageError
 
@@ -313,6 +314,11 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_verify(args) -> int:
+    if args.backends and args.devices:
+        raise UsageError(
+            "--devices applies to the parity check of the installed backends (no --backends); "
+            "the conformance report of --backends runs on the CPU"
+        )
     if args.backends:  # a conformance report per named backend (bench/conformance.py)
         from impls.registry import check_backend_name
 
@@ -339,6 +345,10 @@ def _cmd_verify(args) -> int:
             )
         except ValueError as exc:
             raise UsageError(f"--devices: {exc}") from None
+        from .session import check_devices
+
+        # a device that is not here stops the check, as it stops a run (exit 2)
+        check_devices([SimpleNamespace(device=d) for d in devices])
     return run_verify(threads=args.threads, devices=devices)
 
 

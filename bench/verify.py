@@ -413,7 +413,8 @@ def summarise(results: dict, threads: int, unavailable: dict | None = None) -> d
         "unsupported": unsupported,  # cases a backend cannot express, per dtype
         "failed": failed,
         "unavailable": dict(unavailable or {}),
-        "passed": not failed,
+        # nothing checked is no pass: e.g. a GPU backend asked for where it cannot run
+        "passed": not failed and any(worst.values()),
     }
 
 
@@ -494,6 +495,8 @@ def verify_backends(
             for b, w in record["worst"].items()
         )
         verdict = "all backends agree" if record["passed"] else "SOME BACKENDS DISAGREE"
+        if not record["worst"]:
+            verdict = "NOTHING WAS CHECKED (see the lines above)"
         print(
             f"worst (float32/float64): {worst}\n"
             "tolerance: 1e-4 in float32, 1e-9 in float64 ('!' marks a case past it) — " + verdict,
