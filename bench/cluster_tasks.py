@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from . import measure
-from .worker import process_env
+from .worker import env_tag, process_env
 
 CANCEL_CHECK_S = 0.5  # how often a running cell asks whether the client still wants it
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent  # holds bench/ and impls/
@@ -152,7 +152,7 @@ def _bench_worker(backend: str | None, threads: int, env: tuple = ()):
     worker = _WORKERS.get(key)
     if worker is not None and _alive(worker):
         return worker
-    tag = "".join(f"-{k}{v}" for k, v in env)
+    tag = env_tag(env)
     log = _scratch() / "logs" / f"worker-{backend or 'probe'}-t{threads}{tag}.log"
     worker = Worker(backend, threads, str(log), env)
     try:

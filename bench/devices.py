@@ -171,26 +171,29 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(index)
     cupy = sys.modules.get("cupy")
     if cupy is not None:
-        cupy.get_default_memory_pool().free_all_blocks()
+        with cupy.cuda.Device(index):  # the pool of that device
+            cupy.get_default_memory_pool().free_all_blocks()
 
 
 def peak_mb(device: str) -> float:
-    """The cell's peak device memory in MB, summed over the libraries this worker loaded:
-    torch's largest allocation total since `reset_peak`; CuPy's pool at the end of the cell,
-    which is its largest (the pool keeps every block it has allocated until it is emptied, and
-    nothing empties it during a cell). NaN on the CPU, or where no such library is loaded (JAX
-    keeps a peak since its start only, which is not this cell's)."""
+    """The cell's peak device memory in MB, summed over the libraries this worker loaded, as
+    each library's allocator holds it from the device: torch's peak reserved memory since
+    `reset_peak` (its caching allocator's blocks, in use or cached); CuPy's pool at the end of
+    the cell, which is its largest (the pool keeps every block it has allocated until it is
+    emptied, and nothing empties it during a cell). NaN on the CPU, or where no such library is
+    loaded (JAX keeps a peak since its start only, which is not this cell's)."""
     if device == "cpu":
         return math.nan
     index = int(device.partition(":")[2] or 0)
     total, known = 0, False
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        total += torch.cuda.max_memory_allocated(index)
+        total += torch.cuda.max_memory_reserved(index)
         known = True
     cupy = sys.modules.get("cupy")
     if cupy is not None:
-        total += cupy.get_default_memory_pool().total_bytes()
+        with cupy.cuda.Device(index):
+            total += cupy.get_default_memory_pool().total_bytes()
         known = True
     return total / 2**20 if known else math.nan
 

@@ -347,14 +347,13 @@ def device_matmul_probe(
     """A GPU's matrix-multiply rate for `dtype` (TF32 tensor cores if `tf32`), `repeats`
     readings of `inner` n x n products each, timed between device synchronisations.
 
-    Through torch where it is installed (cuBLAS, as the torch and cupy cells use it), else
-    CuPy; run in a probe worker that loaded neither yet. Returns `probe_summary`'s dict with
-    the library that measured it.
+    Through torch where it has CUDA (cuBLAS, as the torch and cupy cells use it), else CuPy
+    (with torch's CPU build beside CuPy, say); run in a probe worker that loaded neither yet,
+    started with CUPY_TF32 set as `tf32` asks (CuPy reads it once). Returns
+    `probe_summary`'s dict with the library that measured it.
     """
-    import importlib.util
-
     index = int(device.partition(":")[2] or 0)
-    if importlib.util.find_spec("torch") is not None:
+    if _torch_has_cuda():
         import torch
 
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
@@ -370,7 +369,8 @@ def device_matmul_probe(
 
         library = f"torch {torch.__version__}"
     else:
-        os.environ["CUPY_TF32"] = "1" if tf32 else "0"  # read by CuPy when it first multiplies
+        if (os.environ.get("CUPY_TF32", "0") == "1") != bool(tf32):
+            raise ValueError(f"a CuPy probe of tf32={tf32} needs a worker with CUPY_TF32 so set")
         import cupy
 
         gpu = cupy.cuda.Device(index)
@@ -394,3 +394,13 @@ def device_matmul_probe(
     seconds = [timed(batch)[1] / inner for _ in range(repeats)]
     summary = probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
     return {**summary, "library": library, "tf32": bool(tf32), "n": n}
+
+
+def _torch_has_cuda() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()

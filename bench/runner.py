@@ -29,7 +29,7 @@ from .schema import AXES
 from .session import Session
 from .store import RunStore
 from .sweep import Cell, Sweep, build_sweep, expand, hidden_text, merge_duplicates, stored_sweep
-from .worker import DataRef, Worker, WorkerDied, WorkerTimeout, process_env
+from .worker import DataRef, Worker, WorkerDied, WorkerTimeout, env_tag, process_env
 
 STARTUP_TIMEOUT_S = 600.0  # a worker's import of its framework
 INTERRUPTED_EXIT = 130
@@ -114,7 +114,7 @@ class Runner:
         worker = self.workers.get(key)
         if worker is not None and worker.alive():
             return worker
-        tag = "".join(f"-{k}{v}" for k, v in env)
+        tag = env_tag(env)
         log = self.store.logs_dir / f"worker-{file_safe(backend)}-t{threads}{tag}.log"
         with measure.Stopwatch() as watch:
             worker = Worker(backend, threads, str(log), env)

@@ -82,8 +82,8 @@ RESULT_COLUMNS = (
     "cell_s",  # the whole cell in its worker: data, model, training, evaluation, predict
     "peak_host_mb",  # the worker's peak resident set during the cell (Linux VmHWM, reset
     # at the cell's start: framework and data included, earlier cells not); NaN elsewhere
-    "peak_device_mb",  # a GPU cell's peak device memory: the framework allocator's peak
-    # allocation (torch, JAX), CuPy's memory pool at its largest; NaN on the CPU
+    "peak_device_mb",  # a GPU cell's peak device memory held by its allocator: torch's peak
+    # reserved memory, CuPy's memory pool at its largest; NaN on the CPU and for JAX
     "epochs_run",
     "train_loss",
     "test_loss",

@@ -224,28 +224,27 @@ def measure_device_matmul(wanted, note, logs_dir: Path | None = None) -> dict:
     """Each GPU's matmul rate for the (device, dtype, tf32) triples in `wanted`, in a probe
     worker of its own: {device: {device_probe_key: probe}}."""
     result = {}
-    if not wanted:
-        return result
-    log = str(logs_dir / "probe-gpu.log") if logs_dir is not None else None
-    worker = Worker(None, 1, log)
-    try:
-        worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
-        for device, dtype, tf32 in wanted:
-            worker.send("device_matmul", dtype, device, tf32)
-            message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
-            if message[0] != "value":
-                note(f"warning: could not measure {device}'s matmul rate: {message[1]}")
-                continue
-            probe = message[1]
-            result.setdefault(device, {})[device_probe_key(dtype, tf32)] = probe
-            text = f"{dtype}{' with TF32' if tf32 else ''} {probe['median']:.0f} GFLOP/s"
-            if probe.get("noisy"):
-                text += f" (varied {100 * probe['spread']:.0f}% between repetitions)"
-            note(f"matmul peak on {device} ({probe['library']}): {text}")
-    except (WorkerDied, WorkerTimeout) as exc:
-        note(f"warning: could not measure the GPU matmul peak: {exc}")
-    finally:
-        worker.stop()
+    for tf32 in sorted({t for _, _, t in wanted}):  # CuPy reads CUPY_TF32 once per process
+        log = str(logs_dir / f"probe-gpu-tf32{int(tf32)}.log") if logs_dir is not None else None
+        worker = Worker(None, 1, log, (("CUPY_TF32", "1" if tf32 else "0"),))
+        try:
+            worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
+            for device, dtype, _ in [w for w in wanted if w[2] == tf32]:
+                worker.send("device_matmul", dtype, device, tf32)
+                message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
+                if message[0] != "value":
+                    note(f"warning: could not measure {device}'s matmul rate: {message[1]}")
+                    continue
+                probe = message[1]
+                result.setdefault(device, {})[device_probe_key(dtype, tf32)] = probe
+                text = f"{dtype}{' with TF32' if tf32 else ''} {probe['median']:.0f} GFLOP/s"
+                if probe.get("noisy"):
+                    text += f" (varied {100 * probe['spread']:.0f}% between repetitions)"
+                note(f"matmul peak on {device} ({probe['library']}): {text}")
+        except (WorkerDied, WorkerTimeout) as exc:
+            note(f"warning: could not measure the GPU matmul peak: {exc}")
+        finally:
+            worker.stop()
     return result
 
 

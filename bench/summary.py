@@ -426,9 +426,10 @@ def memory_section(view: RunView) -> str:
         "peak_host_mb": "**Host**: the peak resident set of the cell's worker process during "
         "the cell; everything resident in it counts (the framework and its libraries, the "
         "data), so it is what running that backend costs in RAM.",
-        "peak_device_mb": "**Device**: the most torch's allocator held allocated on the GPU "
-        "during the cell, or CuPy's memory pool at its largest (cupy); — where not measured: "
-        "cells on the CPU, and JAX, which keeps no peak per cell.",
+        "peak_device_mb": "**Device**: the most GPU memory the backend's allocator held "
+        "during the cell, in use or cached for reuse: torch's caching allocator at its peak "
+        "(reserved), CuPy's memory pool at its largest; — where not measured: cells on the "
+        "CPU, and JAX, which keeps no peak per cell.",
     }
     text = "Peak memory of each cell, median over repeats, in MB (2²⁰ bytes)"
     text += ", a cell `host · device`. " if len(figures) > 1 else ". "

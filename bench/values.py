@@ -79,6 +79,10 @@ def _device(value):
         kind, colon, index = text.partition(":")
         if kind == "cuda" and (not colon or (index.isdigit() and index.isascii())):
             return f"cuda:{int(index or 0)}"
+        if kind == "gpu":  # the closest name is "cpu", the meant one "cuda"
+            raise ValueError(
+                f"unknown device {value!r}; valid: {', '.join(DEVICES)} (a GPU is 'cuda')"
+            )
     raise ValueError(unknown_name_message("device", value, DEVICES))
 
 

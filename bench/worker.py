@@ -300,6 +300,12 @@ def process_env(cell) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def env_tag(env: tuple) -> str:
+    """What tells apart, in its log's name, a worker started with `env` from the backend's
+    other workers: "-tf32" for cupy's TF32 workers, else nothing."""
+    return "-tf32" if ("CUPY_TF32", "1") in env else ""
+
+
 class WorkerDied(Exception):
     """The worker process ended without answering (crash, kill, out of memory)."""
 

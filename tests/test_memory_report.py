@@ -112,7 +112,7 @@ def test_device_figures_appear_beside_the_host_where_any_cell_has_them():
     }
     section = text.split("## Memory\n", 1)[1].split("\n## ", 1)[0]
     assert "a cell `host · device`" in section
-    assert "**Device**: the most torch's allocator held allocated on the GPU" in section
+    assert "**Device**: the most GPU memory the backend's allocator held" in section
     assert "CuPy's memory pool" in section
 
 

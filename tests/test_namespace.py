@@ -2,6 +2,8 @@
 array-API namespace (array_api_strict), which rejects anything NumPy-only, gives the same
 numbers. This is what lets the same core run on other array libraries (CuPy on a GPU)."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -122,10 +124,15 @@ def test_to_numpy_of_each_kind_of_array():
 def test_column_sums_by_product_equal_the_sums():
     """The CuPy namespace's one exception (bias gradients as 1^T delta in cuBLAS), checked
     with NumPy standing in for CuPy: the same sums, and the plain sum everywhere else."""
+
+    class Array(np.ndarray):  # a NumPy array with CuPy's `device` attribute
+        device = types.SimpleNamespace(id=0)
+
     column_sums = core._column_sums_by_product(np)
-    x = np.random.default_rng(0).normal(size=(37, 5))
+    x = np.random.default_rng(0).normal(size=(37, 5)).view(Array)
     np.testing.assert_allclose(column_sums(x, axis=0), x.sum(axis=0), rtol=1e-13)
     np.testing.assert_array_equal(column_sums(x, axis=1), x.sum(axis=1))
     np.testing.assert_array_equal(column_sums(x, axis=0, keepdims=True), x.sum(0, keepdims=True))
     np.testing.assert_array_equal(column_sums(x.T, axis=0), x.T.sum(axis=0))  # not row-major
     assert column_sums(x) == x.sum()
+    np.testing.assert_allclose(column_sums(x[:7], axis=0), x[:7].sum(axis=0), rtol=1e-13)
