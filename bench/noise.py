@@ -157,6 +157,19 @@ def _epoch_range(results, cells) -> str:
     return f"; their steady epochs take {lo if lo == hi else f'{lo} to {hi}'}"
 
 
+def _unmeasured(results) -> tuple[int, int] | None:
+    """(ok cells whose spread could not be measured, ok cells), or None when every ok cell's
+    was: a spread needs 3 steady epochs, so 1-3 epoch runs are timed without a noise figure."""
+    if results is None or len(results) == 0 or "epoch_s_spread" not in results:
+        return None
+    ok = results[results["status"].astype(str) == "ok"] if "status" in results else results
+    if "epochs_run" in ok:
+        ok = ok[ok["epochs_run"].notna()]
+    spreads = ok["epoch_s_spread"].astype(float)
+    missing = int(spreads.isna().sum())
+    return (missing, len(ok)) if missing else None
+
+
 def assess(env: dict, results) -> Assessment:
     """How far a run's timings can be trusted, in plain words (see the module's docstring).
 
@@ -173,6 +186,12 @@ def assess(env: dict, results) -> Assessment:
             f"{len(cells)} of {len(timed)} cells are noisy (their epoch times spread more "
             f"than {100 * NOISY_SPREAD:.0f}% around the median{_epoch_range(results, cells)})"
         )
+    unmeasured = _unmeasured(results)
+    if unmeasured:
+        reasons.append(
+            f"{unmeasured[0]} of {unmeasured[1]} cells ran fewer than 3 steady epochs (epochs "
+            "2..E), too few to measure how much their times move"
+        )
     probe = _probe_reasons(env or {})
     reasons += probe
     if not reasons:
@@ -182,6 +201,8 @@ def assess(env: dict, results) -> Assessment:
         advice.append(ADVICE_QUIET)
     elif cells:  # a quiet machine and a steady probe: the cells themselves are too short
         advice.append(ADVICE_LONGER)
+    if unmeasured:
+        advice.append("run 4 epochs or more, so that each cell's spread can be measured")
     threads = results["threads"] if results is not None and "threads" in results else []
     if any(int(t) > 1 for t in threads if str(t).isdigit()):
         advice.append(ADVICE_THREADS)

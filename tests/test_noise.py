@@ -135,3 +135,16 @@ def test_load_busy_rules():
     # Before: a load average of 1.2 left by a job that had just ended made a run "busy" whose
     # neighbours took 0.31 CPU-seconds in 52 s; the CPU time measured during the run decides.
     assert noise.load_busy({"start": busy_start, "other_cpu_s": 0.31}, wall_s=52.25) is False
+
+
+def test_cells_too_short_to_measure_their_noise_are_said_to_be():
+    """Before: a 3-epoch run (2 steady epochs, no spread) got a confident speed verdict with
+    no word that its noise was never measured."""
+    results = _results([False, False, False])
+    results["epoch_s_spread"] = [float("nan"), 0.02, float("nan")]
+    a = noise.assess(_env(), results)
+    assert not a.reliable
+    assert "2 of 3 cells ran fewer than 3 steady epochs" in " ".join(a.reasons)
+    assert "run 4 epochs or more" in a.advice
+    results["epoch_s_spread"] = [0.01, 0.02, 0.03]
+    assert noise.assess(_env(), results).reliable
