@@ -145,6 +145,6 @@ def test_cells_too_short_to_measure_their_noise_are_said_to_be():
     a = noise.assess(_env(), results)
     assert not a.reliable
     assert "2 of 3 cells ran fewer than 3 steady epochs" in " ".join(a.reasons)
-    assert "run 4 epochs or more" in a.advice
+    assert "un 4 epochs or more" in a.advice
     results["epoch_s_spread"] = [0.01, 0.02, 0.03]
     assert noise.assess(_env(), results).reliable
