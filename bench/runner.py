@@ -294,6 +294,7 @@ def execute(
         if gpus is not None:  # what each GPU library sees: env.json's `devices`
             env_extra = {**(env_extra or {}), "devices": gpus}
         warnings_ = session.thread_warnings(cells)
+    warnings_ += tf32_warnings(sweep, cells)
     for text in warnings_:
         note(f"warning: {text}")
     executor = _connect(scheduler, note, cells)
@@ -324,6 +325,17 @@ def execute(
     _account(run, watch.elapsed())
     _say_noise(run)
     return run.store.path, run.status
+
+
+def tf32_warnings(sweep: Sweep, cells) -> list[str]:
+    """A warning when --tf32 was asked for and no cell can use it (it applies to float32
+    cells on a GPU only): such a run computes in full float32, as its tf32 column says."""
+    if any(part.tf32 for part in sweep.parts) and not any(c.tf32 for c in cells):
+        return [
+            "--tf32 applies to float32 cells on a GPU and this sweep has none: every cell "
+            "computes in full precision (add --devices cuda)"
+        ]
+    return []
 
 
 def _connect(scheduler: str | None, note, cells):

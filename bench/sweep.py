@@ -305,7 +305,9 @@ RENAMED_KEYS = {"device": "devices"}  # one device per part became the devices a
 
 def _renamed(mapping: dict) -> dict:
     for old, new in RENAMED_KEYS.items():
-        if old in mapping and new not in mapping:
+        if old in mapping and new in mapping:
+            raise UsageError(f"{old} and {new} are one setting ({new} replaced {old}): give {new}")
+        if old in mapping:
             mapping[new] = mapping.pop(old)
     return mapping
 

@@ -217,3 +217,14 @@ def test_the_summary_names_the_gpus_and_their_own_rates():
         "cell's roofline uses its own device's rate)."
     )
     assert _gpu_sentence({}) == ""
+
+
+def test_tf32_without_a_gpu_cell_is_warned_about_and_device_twice_is_an_error():
+    from bench.runner import tf32_warnings
+
+    sweep = build_sweep({"backends": ["torch"], "tf32": True})
+    assert "this sweep has none" in tf32_warnings(sweep, expand(sweep))[0]
+    gpu = build_sweep({"backends": ["torch"], "devices": ["cuda"], "tf32": True})
+    assert tf32_warnings(gpu, expand(gpu)) == []
+    with pytest.raises(UsageError, match="device and devices are one setting"):
+        build_sweep({"backends": ["torch"], "device": "cpu", "devices": ["cpu"]})
