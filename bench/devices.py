@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+from impls.spec import device_index
+
 PROBE_TIMEOUT_S = 300.0  # importing torch or CuPy and starting CUDA, on a cold machine
 
 
@@ -165,7 +167,7 @@ def reset_peak(device: str) -> None:
     CuPy's pool is emptied, for the libraries this worker has loaded."""
     if device == "cpu":
         return
-    index = int(device.partition(":")[2] or 0)
+    index = device_index(device)
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats(index)
@@ -184,7 +186,7 @@ def peak_mb(device: str) -> float:
     loaded (JAX keeps a peak since its start only, which is not this cell's)."""
     if device == "cpu":
         return math.nan
-    index = int(device.partition(":")[2] or 0)
+    index = device_index(device)
     total, known = 0, False
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():

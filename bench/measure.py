@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from impls.base import MLPModel
+from impls.spec import device_index
 
 from .metrics import evaluate
 from .noise import NOISY_SPREAD, PROBE_NOISY_SPREAD
@@ -352,7 +353,7 @@ def device_matmul_probe(
     started with CUPY_TF32 set as `tf32` asks (CuPy reads it once). Returns
     `probe_summary`'s dict with the library that measured it.
     """
-    index = int(device.partition(":")[2] or 0)
+    index = device_index(device)
     if _torch_has_cuda():
         import torch
 

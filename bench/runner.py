@@ -398,10 +398,10 @@ def _prepare(run: _Run, guard=None) -> None:
 def _probe(run: _Run) -> None:
     """This session's matmul probes: NumPy's rate on the CPU for the thread counts and dtypes
     of the CPU cells still to run, and each GPU's own rate for its cells' dtypes (and TF32)."""
-    on_cpu = [c for c in run.todo if c.device == "cpu"]
-    on_gpu = sorted({(c.device, c.dtype, c.tf32) for c in run.todo if c.device != "cpu"})
     if not run.todo:
         return
+    on_cpu = [c for c in run.todo if c.device == "cpu"]
+    on_gpu = sorted({(c.device, c.dtype, c.tf32) for c in run.todo if c.device != "cpu"})
     with measure.Stopwatch() as watch:
         matmul = {}
         if on_cpu:

@@ -13,6 +13,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from impls.spec import device_index
+
 from . import devices, envinfo, measure, noise
 from .errors import UsageError
 from .worker import Worker, WorkerDied, WorkerTimeout
@@ -31,7 +33,7 @@ def check_devices(cells, probe=None) -> dict | None:
         return None
     found = (probe or devices.cuda_devices)()
     count = devices.device_count(found)
-    missing = [d for d in wanted if int(d.partition(":")[2] or 0) >= count]
+    missing = [d for d in wanted if device_index(d) >= count]
     if missing:
         have = "no CUDA device" if not count else f"{count} CUDA device{'s' * (count > 1)}"
         raise UsageError(

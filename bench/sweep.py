@@ -23,6 +23,7 @@ from impls import (
     available_backends,
 )
 from impls.registry import DEFAULT_BACKENDS, backend_devices
+from impls.spec import device_kind
 
 from . import datasets as _datasets
 from .errors import UsageError
@@ -356,7 +357,7 @@ def expand(sweep: Sweep) -> list[Cell]:
             ):
                 ds, loss, opt, lr, hidden, act, epochs, dtype, threads, device, bs, backend = combo
                 if not runs_on(backend, device):
-                    continue  # each backend on the devices it supports (check_devices)
+                    continue  # each backend on the devices it supports (check_backend_devices)
                 cells.append(
                     Cell(
                         part=part.name,
@@ -394,10 +395,10 @@ def expand(sweep: Sweep) -> list[Cell]:
 
 def runs_on(backend: str, device: str) -> bool:
     """Whether `backend` computes on `device` ("cpu", "cuda:0", ...)."""
-    return device.partition(":")[0] in backend_devices(backend)
+    return device_kind(device) in backend_devices(backend)
 
 
-def check_devices(part, where: str) -> None:
+def check_backend_devices(part, where: str) -> None:
     """Every backend of the part must run on at least one of its devices."""
     for backend in part.backends:
         if not any(runs_on(backend, d) for d in part.devices):
@@ -456,7 +457,7 @@ def check_combinations(sweep: Sweep, source: str = "") -> None:
                 )
             except ValueError as exc:
                 raise UsageError(f"{where}{exc}") from None
-        check_devices(part, where)
+        check_backend_devices(part, where)
         if part.init_scale is not NOT_SET and SCHEMES[part.init][1] is None:
             raise UsageError(f"{where}init scheme {part.init!r} takes no init_scale")
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from impls.registry import file_safe
+from impls.registry import backend_devices, file_safe
+from impls.spec import device_index, device_kind
 
 from . import measure
 
@@ -261,7 +262,8 @@ def verify_model(make, cases=None, epsilon_on="v_hat") -> dict[Case, float]:
     for case in cases or all_cases():
         params = initial_params(case)
         model = make(MLPSpec(**case.spec_kwargs()), params)
-        result = train_for_verify(model, X.astype(case.dtype), Y.astype(case.dtype), case, orders)
+        Xc, Yc = X.astype(case.dtype), Y.astype(case.dtype)
+        result = train_for_verify(model, Xc, Yc, case.batch_size, orders)
         out[case] = difference(result, reference_train(case, params, X, Y, orders, epsilon_on))
     return out
 
@@ -275,13 +277,7 @@ def _log_tail(path: str, lines: int = 20) -> str:
 def target_label(backend: str, device: str) -> str:
     """A backend's column in the report: its name on its first device ("torch", "cupy"),
     name@device elsewhere ("torch@cuda:0")."""
-    from impls.registry import backend_devices
-
-    return (
-        backend
-        if device.partition(":")[0] == backend_devices(backend)[0]
-        else f"{backend}@{device}"
-    )
+    return backend if device_kind(device) == backend_devices(backend)[0] else f"{backend}@{device}"
 
 
 def label_backend(label: str) -> str:
@@ -291,12 +287,10 @@ def label_backend(label: str) -> str:
 def targets(backends, devices=("cpu",)) -> list[tuple[str, str]]:
     """(backend, device) pairs to check: each backend on each of `devices` it runs on, and a
     backend that runs on none of them (cupy beside "cpu") on its own kind's device 0."""
-    from impls.registry import backend_devices
-
     pairs = []
     for backend in backends:
         kinds = backend_devices(backend)
-        mine = [d for d in devices if d.partition(":")[0] in kinds]
+        mine = [d for d in devices if device_kind(d) in kinds]
         pairs += [(backend, d) for d in mine] or [
             (backend, "cpu" if kinds[0] == "cpu" else "cuda:0")
         ]
@@ -475,7 +469,7 @@ def verify_backends(
         found = gpu.cuda_devices()
         count = gpu.device_count(found)
         for backend, device in [p for p in pairs if p[1] != "cpu"]:
-            if int(device.partition(":")[2] or 0) >= count:
+            if device_index(device) >= count:
                 unavailable[target_label(backend, device)] = (
                     f"no such CUDA device here ({gpu.describe(found)})"
                 )

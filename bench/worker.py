@@ -151,7 +151,6 @@ def _run_verify(model_class, payload, send):
 def train_for_verify(model, X, Y, batch_size, orders) -> dict:
     """Train `model` on the orders as `bench run` does (the data staged once where the model
     computes, when it can stage) and return its parameters, predictions and epoch losses."""
-    batch_size = getattr(batch_size, "batch_size", batch_size)  # a Case or a number
     if callable(getattr(model, "stage", None)):
         data = model.stage(X, Y)
         losses = [model.train_epoch(data, batch_size, order) for order in orders]

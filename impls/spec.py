@@ -28,6 +28,16 @@ DEFAULT_OUTPUT = {"cce": "softmax", "bce": "sigmoid", "mse": "softmax"}
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
+def device_kind(device: str) -> str:
+    """The kind of a device name, without its index: "cpu" or "cuda"."""
+    return device.partition(":")[0]
+
+
+def device_index(device: str) -> int:
+    """The index of a cuda device name ("cuda" is device 0); 0 for the CPU."""
+    return int(device.partition(":")[2] or 0)
+
+
 def unknown_name_message(kind: str, given: object, valid) -> str:
     """One line naming an unknown `kind`, the valid names and the closest match, if any."""
     valid = list(valid)
@@ -143,12 +153,12 @@ class MLPSpec:
     @property
     def device_kind(self) -> str:
         """The kind of device, without its index: "cpu" or "cuda"."""
-        return self.device.partition(":")[0]
+        return device_kind(self.device)
 
     @property
     def device_index(self) -> int:
         """The index of a cuda device ("cuda" is device 0); 0 for the CPU."""
-        return int(self.device.partition(":")[2] or 0)
+        return device_index(self.device)
 
     @property
     def n_inputs(self) -> int:
