@@ -246,28 +246,24 @@ class KerasMLP(MLPModel):
 
     def _fit_arrays(self, X, Y, batch_size):
         """One `fit` over NumPy arrays already in order, as plain Keras code calls it."""
-        with _floatx(self.spec.dtype):
-            history = self.model.fit(
-                X, Y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-            )
-        return float(history.history[self._loss_key][-1])
+        return self._fit_epoch(x=X, y=Y, batch_size=batch_size)
 
     def _fit(self, X, Y, index, batch_size):
-        """One `fit` over rows `index` of the staged X, Y. It returns once the epoch's
-        losses are on the host (Keras reads its metrics' values at the end of `fit`), so
-        the computation has finished before the caller's clock stops."""
+        """One `fit` over rows `index` of the staged X, Y."""
         batches = _epoch_dataset if self._feed_dataset else _epoch_batches
         n = X.shape[0] if index is None else index.shape[0]
+        # the number of batches, which Keras cannot read from a generator: without it,
+        # steps_per_execution > 1 ends each epoch with "ran out of data"
+        return self._fit_epoch(
+            x=batches(X, Y, index, batch_size), steps_per_epoch=-(-n // batch_size)
+        )
+
+    def _fit_epoch(self, **inputs):
+        """One epoch of `fit` on `inputs`; its mean data loss. It returns once the epoch's
+        losses are on the host (Keras reads its metrics' values at the end of `fit`), so the
+        computation has finished before the caller's clock stops."""
         with _floatx(self.spec.dtype):  # the loss tracker and metrics are made in floatx
-            history = self.model.fit(
-                batches(X, Y, index, batch_size),
-                epochs=1,
-                shuffle=False,
-                verbose=0,
-                # the number of batches, which Keras cannot read from a generator: without
-                # it, steps_per_execution > 1 ends each epoch with "ran out of data"
-                steps_per_epoch=-(-n // batch_size),
-            )
+            history = self.model.fit(epochs=1, shuffle=False, verbose=0, **inputs)
         return float(history.history[self._loss_key][-1])
 
     def _predict(self, X):
