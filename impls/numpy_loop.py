@@ -22,6 +22,8 @@ class NumpyLoopMLP(HandWrittenMLP):
     def _gradients(self, X, Y):
         """Sum of the per-sample gradients of loss / m, i.e. their mean, sample by sample."""
         params, spec, m = self.params, self.spec, X.shape[0]
+        if m == 1:  # online SGD (batch_size=1): the one sample is the batch, nothing to average
+            return core.gradients(params, X, Y, spec, 1.0)
         losses, grads = core.gradients(params, X[0:1, :], Y[0:1, :], spec, 1.0 / m)
         all_losses = [losses]
         for j in range(1, m):
