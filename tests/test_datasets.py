@@ -733,6 +733,56 @@ def test_digits_matches_train_test_split():
     np.testing.assert_array_equal(ds.y_test, y_te)
 
 
+def _sklearn_cache():
+    return sorted((cache_dir() / "sklearn").glob("*.npz"))
+
+
+@pytest.mark.parametrize("name", ["digits", "synthetic:n=300,d=7,k=3"])
+def test_sklearn_splits_are_cached_and_the_same_from_the_cache(name, monkeypatch):
+    """The first load makes the split with scikit-learn and keeps it in the user cache; later
+    loads read it from there, without scikit-learn, and give the same arrays and source."""
+    from bench.datasets import sources
+
+    made = load_dataset(name, seed=3, test_size=0.3, dtype="float64")
+    (kept,) = _sklearn_cache()
+    assert "test_size=0.3-seed=3" in kept.name and "scikit-learn-" in kept.name
+
+    def no_sklearn(module):
+        raise AssertionError(f"{module} imported although the split is cached")
+
+    monkeypatch.setattr(sources, "import_sklearn", no_sklearn)
+    again = load_dataset(name, seed=3, test_size=0.3, dtype="float64")
+    for field in ("X_train", "y_train", "X_test", "y_test", "Y_train"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(made, field))
+        assert getattr(again, field).dtype == getattr(made, field).dtype
+    assert again.source == made.source and again.n_classes == made.n_classes
+
+
+def test_a_damaged_cached_split_is_made_again(tmp_path):
+    made = load_dataset("digits", seed=0)
+    (kept,) = _sklearn_cache()
+    kept.write_bytes(kept.read_bytes()[:100])  # cut short
+    again = load_dataset("digits", seed=0)
+    np.testing.assert_array_equal(again.X_test, made.X_test)
+    assert kept.stat().st_size > 100_000  # written again, whole
+
+
+def test_an_unwritable_cache_still_loads(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder cannot be made
+    ds = load_dataset("digits", seed=0)
+    assert ds.n_train == 1437 and not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_large_synthetic_splits_are_not_cached(monkeypatch):
+    from bench.datasets import sources
+
+    monkeypatch.setattr(sources, "CACHE_MAX_VALUES", 100)
+    load_dataset("synthetic:n=300,d=7,k=3", seed=0)
+    assert _sklearn_cache() == []
+
+
 def test_breast_cancer_binary_one_hot_standardized():
     ds = load_dataset("breast-cancer", seed=0, dtype="float64")
     assert ds.n_classes == 2
