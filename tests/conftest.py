@@ -5,6 +5,17 @@ import os
 
 # Quiet TensorFlow's C++ logging; must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Runs write summary.md without figures (about a second each, in every `bench run` a test
+# starts); the tests that look at figures ask for them (plots=True, or MLP_BENCH_NO_PLOTS="").
+os.environ.setdefault("MLP_BENCH_NO_PLOTS", "1")
+# A pytest-xdist worker shares the cores with the others (one worker per core): its
+# frameworks get one thread each, as the variables below say before they load, instead of
+# each taking every core and all of them spinning against each other.
+if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+    from bench.threads import thread_env  # noqa: E402
+
+    for _name, _value in thread_env(1).items():
+        os.environ.setdefault(_name, _value)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -99,9 +110,16 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Benchmarks measure only when asked (`--benchmark-only` or `--benchmark-enable`); in the
-    default run each benchmark executes once, as a test, so every one stays exercised."""
+    default run each benchmark executes once, as a test, so every one stays exercised.
+
+    The tests run in parallel, one pytest-xdist worker per core (`-n auto` in pyproject.toml),
+    but never while benchmarks measure, nor in a benchmark group's own process: a measurement
+    needs the machine to itself. Before xdist's own pytest_configure (trylast) acts on it."""
     option = config.option
-    if hasattr(option, "benchmark_disable") and not (
-        option.benchmark_only or option.benchmark_enable
-    ):
+    measuring = getattr(option, "benchmark_only", False) or getattr(
+        option, "benchmark_enable", False
+    )
+    if hasattr(option, "benchmark_disable") and not measuring:
         option.benchmark_disable = True
+    if measuring or os.environ.get("MLP_BENCH_BENCHMARK_GROUP") is not None:
+        option.dist, option.numprocesses, option.tx = "no", 0, []

@@ -176,7 +176,6 @@ def test_cuda_run_records_device_roofline_and_memory(cuda, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "MLP_BENCH_NO_PLOTS": "1"},
     )
     assert done.returncode == 0, done.stderr
     run_dir = done.stdout.strip().splitlines()[-1]

@@ -255,7 +255,6 @@ def _run(name, image_data, tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MLP_BENCH_DATA", raising=False)
-    monkeypatch.setenv("MLP_BENCH_NO_PLOTS", "1")  # the rows are what is checked
     overrides = {"epochs": [1], "backends": ["numpy-vec"], "threads": [1]}
     datasets = {
         d

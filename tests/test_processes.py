@@ -22,7 +22,7 @@ SMALL = ["--datasets", "digits", "--losses", "cce", "--threads", "1", "--quiet"]
 
 
 def _env(**extra):
-    env = {**os.environ, "MLP_BENCH_NO_PLOTS": "1", **extra}
+    env = {**os.environ, **extra}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 

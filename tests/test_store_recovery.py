@@ -48,12 +48,6 @@ def _store_with(tmp_path, n):
     return store
 
 
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    """These tests read the tables and messages, not the figures (subprocesses inherit it)."""
-    monkeypatch.setenv("MLP_BENCH_NO_PLOTS", "1")
-
-
 # ---------------------------------------------------------------------------------------------
 # the reported cases, end to end
 

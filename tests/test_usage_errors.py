@@ -21,12 +21,6 @@ def _error(args, capsys):
     return code, err[-1] if err else ""
 
 
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    """These tests read the tables and messages, not the figures (subprocesses inherit it)."""
-    monkeypatch.setenv("MLP_BENCH_NO_PLOTS", "1")
-
-
 # ---------------------------------------------------------------------------------------------
 # integers are bounded where they are parsed
 
