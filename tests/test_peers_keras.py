@@ -1,7 +1,9 @@
 """keras-jax and keras-torch: the keras backend's code on Keras 3's JAX and PyTorch backends.
 
 Keras reads its backend once per process, and this test process may hold Keras on TensorFlow
-already, so each framework's cases run in a fresh interpreter (tests/peer_parity.py).
+already, so each framework's cases run in a fresh interpreter (tests/peer_parity.py), one per
+framework for both checks here: parity with numpy-vec, and staging (tests/test_staging_peers.py
+checks it for the backends that run in this process).
 
 Where they differ from `keras` (TensorFlow), found here and bounded:
 - Adam's ε: the same optimiser code, so the same placement (on sqrt(v), see impls.core.Adam):
@@ -17,7 +19,7 @@ Where they differ from `keras` (TensorFlow), found here and bounded:
 """
 
 import pytest
-from peer_parity import case_id, compare_in_subprocess, make_case
+from peer_parity import case_id, check_staged, checks_in_subprocess, make_case
 
 from impls import available_backends
 from impls.registry import parity_tolerance
@@ -29,14 +31,32 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("backend", ["keras-jax", "keras-torch"])
-def test_keras_peer_matches_numpy_vec(backend):
+PEERS = ["keras-jax", "keras-torch"]
+STAGING_DTYPES = ["float32", "float64"]
+
+
+@pytest.fixture(scope="module", params=PEERS)
+def peer(request):
+    """(backend, both checks of it from one process): module-scoped, so pytest runs each
+    backend's tests one after the other, on one process's results."""
+    backend = request.param
     reason = available_backends()[backend]  # not require_backend: it skips these in-process
     if reason is not None:
         pytest.skip(f"backend {backend}: {reason}")
-    results = compare_in_subprocess(backend, CASES)
+    return backend, checks_in_subprocess(backend, CASES, STAGING_DTYPES)
+
+
+def test_keras_peer_matches_numpy_vec(peer):
+    backend, results = peer[0], peer[1]["parity"]
     for case in CASES:
         worst, loss_diff = results[case_id(case)]
         tol = parity_tolerance(backend, case["dtype"])
         assert worst <= tol, f"{backend} {case_id(case)}: {worst:.2e} > {tol:.0e}"
         assert loss_diff <= max(tol, 1e-5 if case["dtype"] == "float32" else 0)
+
+
+def test_keras_peers_stage_their_own_tensors(peer):
+    backend, staging = peer[0], peer[1]["staging"]
+    assert sorted(staging) == STAGING_DTYPES
+    for dtype, result in staging.items():
+        check_staged(backend, result, dtype)
