@@ -260,6 +260,41 @@ def _child_args(config, group, nodeids, tmp):
     return args
 
 
+def _group_run_once(config, group):
+    """The group's run, made once per test run. Under pytest-xdist every worker collects every
+    benchmark, and the first worker to reach one of a group runs the group's process; the
+    others wait for it and read what it left in the run's shared temporary folder (the
+    parent of each worker's own), instead of running the group again."""
+    shared = _shared_folder(config)
+    if shared is None:
+        run = _run_group(config, group)
+    else:
+        import fcntl
+
+        with open(shared / f"benchmarks-{group}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            saved = shared / f"benchmarks-{group}.json"
+            if saved.exists():
+                run = json.loads(saved.read_text())
+            else:
+                run = _run_group(config, group)
+                saved.write_text(json.dumps(run))
+    config._group_runs[group] = run
+    return run
+
+
+def _shared_folder(config) -> Path | None:
+    """The folder the pytest-xdist workers of this run share, or None outside of one (or where
+    file locks are not available, and each worker runs the groups it needs itself)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None or not config.option.basetemp:
+        return None
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return None
+    return Path(config.option.basetemp).parent
+
+
 def _run_group(config, group):
     tmp = tempfile.mkdtemp(prefix=f"mlp-bench-benchmarks-{group}-")
     try:
@@ -300,7 +335,6 @@ def _run_group_in(config, group, tmp):
     run = {"reports": by_node, "returncode": done.returncode, "output": output, "tmp": tmp}
     json_path = Path(tmp) / f"{group}.json"
     run["json"] = json.loads(json_path.read_text()) if json_path.exists() else None
-    config._group_runs[group] = run
     return run
 
 
@@ -312,7 +346,7 @@ def pytest_runtest_protocol(item, nextitem):
         return None
     from _pytest.reports import TestReport
 
-    run = config._group_runs.get(group) or _run_group(config, group)
+    run = config._group_runs.get(group) or _group_run_once(config, group)
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     records = run["reports"].get(item.nodeid)
     if not records:
