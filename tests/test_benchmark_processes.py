@@ -1,6 +1,7 @@
 """The pytest-benchmark suite runs each framework's benchmarks in a process of its own, never
 in the process that collected them, and reports their outcomes there."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,10 +11,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pytest_env(**extra):
+    """The environment of a pytest started here: a run of its own, not a benchmark group's
+    process nor a pytest-xdist worker (which this test may run in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.pop("MLP_BENCH_BENCHMARK_GROUP", None)
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
 def test_each_group_runs_in_its_own_process(tmp_path):
     junit = tmp_path / "junit.xml"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("MLP_BENCH_BENCHMARK_GROUP", None)
+    env = _pytest_env()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -23,6 +31,8 @@ def test_each_group_runs_in_its_own_process(tmp_path):
             "-p",
             "no:cacheprovider",
             "-q",
+            "-n",
+            "2",  # two workers, whatever the cores: a group still runs once, in one process
             "-k",
             "test_predict_proba and digits and -1- and (numpy or torch)",
             f"--junitxml={junit}",
@@ -54,3 +64,34 @@ def test_each_group_runs_in_its_own_process(tmp_path):
     assert all(len(pids) == 1 for pids in groups.values())  # one process per group...
     pids = {pid for pids in groups.values() for pid in pids}
     assert len(pids) == len(groups) and str(proc.pid) not in pids  # ...not the collecting one
+
+
+def test_benchmarks_measure_without_parallel_workers(tmp_path):
+    """The suite runs on pytest-xdist workers (pyproject.toml), but a measuring run does not:
+    pytest-benchmark would switch itself off, and parallel work would disturb the timings."""
+    out = tmp_path / "b.json"
+    env = _pytest_env(MLP_BENCH_BUDGET_S="0.05")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/benchmarks",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-only",
+            "-k",
+            "test_predict_proba and digits and -1- and numpy-vec",
+            f"--benchmark-json={out}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "workers" not in output and "disabled" not in output, output
+    (measured,) = json.loads(out.read_text())["benchmarks"]
+    assert measured["stats"]["rounds"] >= 1 and measured["stats"]["median"] > 0

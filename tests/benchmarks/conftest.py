@@ -311,7 +311,9 @@ def _run_group_in(config, group, tmp):
     nodeids = [item.nodeid for item in config._group_items[group]]
     from impls import BACKENDS
 
-    env = dict(os.environ, **{GROUP_ENV: group, REPORTS_ENV: str(reports)})
+    # not a pytest-xdist worker, though started by one (pytest-benchmark reads these too)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.update({GROUP_ENV: group, REPORTS_ENV: str(reports)})
     if group in BACKENDS:
         env.update(BACKENDS[group].process_env)  # e.g. KERAS_BACKEND for keras-jax
     args = _child_args(config, group, nodeids, tmp)
