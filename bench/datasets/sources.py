@@ -4,6 +4,7 @@ them is made; the splits are kept in the user cache (see `cached_split`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -60,10 +61,13 @@ def clear_sklearn_cache() -> None:
     _sklearn_arrays.cache_clear()
 
 
+_FIELDS = [field.name for field in dataclasses.fields(RawSplit)]  # what a cached file holds
+
+
 def cached_split(key: str, make: Callable[[], RawSplit]) -> RawSplit:
     """`make()`, kept in the user cache (cache_dir()/sklearn) under `key` and scikit-learn's
-    version. Importing scikit-learn takes about 1.4 s, half the start of a short run on
-    digits, while the split it makes is the same every time for one version. A cached file
+    version. Importing scikit-learn took 1.0 s of a 2.2 s run of one tiny cell on digits,
+    while the split it makes is the same every time for one version. A cached file
     that cannot be read is made again; a cache that cannot be written is left alone."""
     try:
         version = importlib.metadata.version("scikit-learn")
@@ -72,14 +76,9 @@ def cached_split(key: str, make: Callable[[], RawSplit]) -> RawSplit:
     path = cache_dir() / "sklearn" / f"{key}-scikit-learn-{version}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
-            return RawSplit(
-                saved["X_train"],
-                saved["y_train"],
-                saved["X_test"],
-                saved["y_test"],
-                int(saved["n_classes"]),
-                str(saved["source"]),
-            )
+            fields = {name: saved[name] for name in _FIELDS}
+        fields["n_classes"], fields["source"] = int(fields["n_classes"]), str(fields["source"])
+        return RawSplit(**fields)
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         pass  # not made yet, or unreadable
     split = make()
@@ -95,15 +94,7 @@ def _save(path, split: RawSplit) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
             tmp = f.name
-            np.savez(
-                f,
-                X_train=split.X_train,
-                y_train=split.y_train,
-                X_test=split.X_test,
-                y_test=split.y_test,
-                n_classes=split.n_classes,
-                source=split.source,
-            )
+            np.savez(f, **{name: getattr(split, name) for name in _FIELDS})
         os.replace(tmp, path)
     except OSError:
         if tmp is not None and os.path.exists(tmp):
