@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = [sys.executable, "-m", "pytest", "tests/benchmarks", "-p", "no:cacheprovider"]
 
 
 def _pytest_env(**extra):
@@ -24,12 +25,7 @@ def test_each_group_runs_in_its_own_process(tmp_path):
     env = _pytest_env()
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/benchmarks",
-            "-p",
-            "no:cacheprovider",
+            *BENCHMARKS,
             "-q",
             "-n",
             "2",  # two workers, whatever the cores: a group still runs once, in one process
@@ -73,12 +69,7 @@ def test_benchmarks_measure_without_parallel_workers(tmp_path):
     env = _pytest_env(MLP_BENCH_BUDGET_S="0.05")
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/benchmarks",
-            "-p",
-            "no:cacheprovider",
+            *BENCHMARKS,
             "--benchmark-only",
             "-k",
             "test_predict_proba and digits and -1- and numpy-vec",
