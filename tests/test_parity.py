@@ -16,6 +16,7 @@ Two differences by design are named and bounded here:
 
 import dataclasses
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -133,6 +134,22 @@ PARAMS = [
     for case in CASES
     for dtype in DTYPES
 ]
+
+
+def test_keras_default_cases_meet_every_pair_of_values():
+    """The default run's Keras cases: each loss x optimiser x decay x dtype once, and every
+    value of each axis beside every value of each other axis (batch size included)."""
+    chosen = [
+        (*case, dtype)
+        for case in CASES
+        for dtype in DTYPES
+        if _in_default_run("keras", *case, dtype)
+    ]
+    axes = [LOSSES, list(OPTIMIZERS), DECAYS, BATCH_SIZES, DTYPES]
+    assert len(chosen) == len(CASES) * len(DTYPES) // len(BATCH_SIZES)
+    assert len({(c[0], c[1], c[2], c[4]) for c in chosen}) == len(chosen)
+    for i, j in itertools.combinations(range(len(axes)), 2):
+        assert {(c[i], c[j]) for c in chosen} == set(itertools.product(axes[i], axes[j]))
 
 
 @pytest.mark.parametrize("backend,loss,opt,decay,batch_size,dtype", PARAMS)
