@@ -100,6 +100,7 @@ def isolated(tmp_path, monkeypatch):
     """No real cache, environment folder, system folder or network source is reachable."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("MLP_BENCH_DATA", raising=False)
+    monkeypatch.delenv("MLP_BENCH_SPLIT_CACHE", raising=False)  # the user cache, in tmp_path
     monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", {"fashion-mnist": (str(tmp_path / "system"),)})
     missing = (tmp_path / "no-such-server").as_uri() + "/"
     monkeypatch.setattr(
@@ -771,8 +772,30 @@ def test_an_unwritable_cache_still_loads(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder cannot be made
-    ds = load_dataset("digits", seed=0)
-    assert ds.n_train == 1437 and not list(tmp_path.glob("**/*.tmp"))
+    assert load_dataset("digits", seed=0).n_train == 1437
+
+
+def test_a_cached_split_that_cannot_be_finished_leaves_nothing(monkeypatch):
+    from bench.datasets import sources
+
+    def full_disk(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sources.os, "replace", full_disk)
+    assert load_dataset("digits", seed=0).n_train == 1437
+    assert list((cache_dir() / "sklearn").iterdir()) == []  # no file, whole or partial
+
+
+def test_the_split_cache_folder_can_be_moved_or_turned_off(tmp_path, monkeypatch):
+    from bench.datasets import sources
+
+    monkeypatch.setenv("MLP_BENCH_SPLIT_CACHE", str(tmp_path / "splits"))
+    load_dataset("digits", seed=0)
+    (kept,) = (tmp_path / "splits").iterdir()
+    assert kept.name.endswith(f"-code-{sources._code_version()}.npz")  # made by this code
+    monkeypatch.setenv("MLP_BENCH_SPLIT_CACHE", "")
+    load_dataset("digits", seed=1)
+    assert list((tmp_path / "splits").iterdir()) == [kept] and _sklearn_cache() == []
 
 
 def test_large_synthetic_splits_are_not_cached(monkeypatch):

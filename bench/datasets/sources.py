@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -13,6 +14,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,23 @@ from .locate import cache_dir
 
 # Splits of at most this many feature values (32 MiB as float64) are kept in the cache.
 CACHE_MAX_VALUES = 2**22
+# The folder of the cached splits instead of cache_dir()/sklearn; set but empty: no cache.
+SPLIT_CACHE_ENV = "MLP_BENCH_SPLIT_CACHE"
+
+
+def split_cache_dir() -> Path | None:
+    """Where `cached_split` keeps splits: $MLP_BENCH_SPLIT_CACHE when set (None, no cache, when
+    it is empty), else the user cache's sklearn/ folder."""
+    folder = os.environ.get(SPLIT_CACHE_ENV)
+    if folder is None:
+        return cache_dir() / "sklearn"
+    return Path(folder).expanduser() if folder.strip() else None
+
+
+@functools.cache
+def _code_version() -> str:
+    """A digest of this module's source: a cached split made by other code is not read."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def import_sklearn(module: str) -> Any:
@@ -65,15 +84,19 @@ _FIELDS = [field.name for field in dataclasses.fields(RawSplit)]  # what a cache
 
 
 def cached_split(key: str, make: Callable[[], RawSplit]) -> RawSplit:
-    """`make()`, kept in the user cache (cache_dir()/sklearn) under `key` and scikit-learn's
-    version. Importing scikit-learn took 1.0 s of a 2.2 s run of one tiny cell on digits,
-    while the split it makes is the same every time for one version. A cached file
-    that cannot be read is made again; a cache that cannot be written is left alone."""
+    """`make()`, kept in `split_cache_dir()` under `key`, scikit-learn's version and this
+    module's code (`_code_version`). Importing scikit-learn took 1.0 s of a 2.2 s run of one
+    tiny cell on digits, while the split it makes is the same every time for one version. A
+    cached file that cannot be read is made again; a cache that cannot be written is left
+    alone."""
+    folder = split_cache_dir()
     try:
         version = importlib.metadata.version("scikit-learn")
     except importlib.metadata.PackageNotFoundError:
         return make()  # import_sklearn says what to install
-    path = cache_dir() / "sklearn" / f"{key}-scikit-learn-{version}.npz"
+    if folder is None:
+        return make()
+    path = folder / f"{key}-scikit-learn-{version}-code-{_code_version()}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
             fields = {name: saved[name] for name in _FIELDS}
