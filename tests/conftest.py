@@ -8,9 +8,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Runs write summary.md without figures (about a second each, in every `bench run` a test
 # starts); the tests that look at figures ask for them (plots=True, or MLP_BENCH_NO_PLOTS="").
 os.environ.setdefault("MLP_BENCH_NO_PLOTS", "1")
-# A pytest-xdist worker shares the cores with the others (one worker per core): its
-# frameworks get one thread each, as the variables below say before they load, instead of
-# each taking every core and all of them spinning against each other.
+# scikit-learn's splits are cached (bench/datasets/sources.py) in a folder of this test run, not
+# the user's: made fresh by the run's first test that needs each, then shared by the others,
+# its pytest-xdist workers and the runs they start (which inherit the variable).
+if "MLP_BENCH_SPLIT_CACHE" not in os.environ:
+    import atexit  # noqa: E402
+    import shutil  # noqa: E402
+    import tempfile  # noqa: E402
+
+    os.environ["MLP_BENCH_SPLIT_CACHE"] = tempfile.mkdtemp(prefix="mlp-bench-test-splits-")
+    atexit.register(shutil.rmtree, os.environ["MLP_BENCH_SPLIT_CACHE"], ignore_errors=True)
+# A pytest-xdist worker shares the cores with the others (one worker per core): BLAS, OpenMP,
+# PyTorch and TensorFlow get one thread each, as the variables below say before they load,
+# instead of each taking every core and all of them spinning against each other. (XLA's CPU
+# pool, JAX's, has no thread-count setting.)
 if os.environ.get("PYTEST_XDIST_WORKER") is not None:
     from bench.threads import thread_env  # noqa: E402
 
@@ -107,19 +118,42 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
+def _measuring(option) -> bool:
+    return bool(
+        getattr(option, "benchmark_only", False) or getattr(option, "benchmark_enable", False)
+    )
+
+
+# The tests run in parallel where pytest-xdist is installed (the dev extra): one worker per core,
+# at most 4 (each may load TensorFlow, PyTorch and JAX); worksteal, as their times vary
+# 1000-fold. Not while benchmarks measure, nor in a benchmark group's own process: a
+# measurement needs the machine to itself. `-n N` chooses; `-n 0` or `-p no:xdist`: one process.
+WORKERS = {"numprocesses": "auto", "maxprocesses": 4, "dist": "worksteal"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns "auto" into workers
+def pytest_cmdline_main(config):
+    option = config.option
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and option.numprocesses is None  # no -n given
+        and not _measuring(option)
+        and os.environ.get("MLP_BENCH_BENCHMARK_GROUP") is None
+        and os.environ.get("PYTEST_XDIST_WORKER") is None  # a worker starts no workers
+    ):
+        for name, value in WORKERS.items():
+            setattr(option, name, value)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Benchmarks measure only when asked (`--benchmark-only` or `--benchmark-enable`); in the
-    default run each benchmark executes once, as a test, so every one stays exercised.
-
-    The tests run in parallel, one pytest-xdist worker per core (`-n auto` in pyproject.toml),
-    but never while benchmarks measure, nor in a benchmark group's own process: a measurement
-    needs the machine to itself. Before xdist's own pytest_configure (trylast) acts on it."""
+    default run each benchmark executes once, as a test, so every one stays exercised. A
+    measuring run has no xdist workers, even when -n asks for them (pytest-benchmark would
+    switch itself off): this runs before xdist's own pytest_configure (trylast)."""
     option = config.option
-    measuring = getattr(option, "benchmark_only", False) or getattr(
-        option, "benchmark_enable", False
-    )
+    measuring = _measuring(option)
     if hasattr(option, "benchmark_disable") and not measuring:
         option.benchmark_disable = True
-    if measuring or os.environ.get("MLP_BENCH_BENCHMARK_GROUP") is not None:
+    if measuring and getattr(option, "dist", "no") != "no":
         option.dist, option.numprocesses, option.tx = "no", 0, []

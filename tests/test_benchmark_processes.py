@@ -86,3 +86,19 @@ def test_benchmarks_measure_without_parallel_workers(tmp_path):
     assert "workers" not in output and "disabled" not in output, output
     (measured,) = json.loads(out.read_text())["benchmarks"]
     assert measured["stats"]["rounds"] >= 1 and measured["stats"]["median"] > 0
+
+
+def test_the_tests_run_without_pytest_xdist():
+    """Parallel workers are added only where pytest-xdist is installed (tests/conftest.py):
+    a Python with pytest alone, like the GPU machine's, still runs the suite."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider"]
+        + ["-q", "tests/test_layout.py"],
+        cwd=ROOT,
+        env=_pytest_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed" in done.stdout and "workers" not in done.stdout

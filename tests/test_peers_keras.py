@@ -38,7 +38,8 @@ STAGING_DTYPES = ["float32", "float64"]
 @pytest.fixture(scope="module", params=PEERS)
 def peer(request):
     """(backend, both checks of it from one process): module-scoped, so pytest runs each
-    backend's tests one after the other, on one process's results."""
+    backend's two tests one after the other on that process's results. (Under pytest-xdist
+    the two may land on two workers, and each then starts the process.)"""
     backend = request.param
     reason = available_backends()[backend]  # not require_backend: it skips these in-process
     if reason is not None:

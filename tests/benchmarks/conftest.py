@@ -274,11 +274,13 @@ def _group_run_once(config, group):
         with open(shared / f"benchmarks-{group}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             saved = shared / f"benchmarks-{group}.json"
-            if saved.exists():
+            try:
                 run = json.loads(saved.read_text())
-            else:
+            except (OSError, ValueError):  # not run yet (or its worker died while writing)
                 run = _run_group(config, group)
-                saved.write_text(json.dumps(run))
+                partial = saved.with_suffix(".partial")
+                partial.write_text(json.dumps(run))
+                os.replace(partial, saved)  # whole or not at all
     config._group_runs[group] = run
     return run
 
