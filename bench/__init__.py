@@ -11,11 +11,11 @@ __all__ = ["load_run", "run_sweep"]
 
 def __getattr__(name):
     if name == "run_sweep":
-        from .runner import run_sweep
+        from bench.run.runner import run_sweep
 
         return run_sweep
     if name == "load_run":
-        from .report import load_run
+        from bench.report.write import load_run
 
         return load_run
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

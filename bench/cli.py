@@ -14,14 +14,14 @@ import sys
 import traceback
 from types import SimpleNamespace
 
-from .errors import BenchError, UsageError
+from bench.errors import BenchError, UsageError
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from .sweep import PART_KEYS, RUN_KEYS, build_sweep, default_base, integer_setting
+from bench.sweep.build import PART_KEYS, RUN_KEYS, build_sweep, default_base, integer_setting
 
 # The settings the command line takes: every key of the sweep's table that has a flag.
 SETTING_KEYS = {**PART_KEYS, **RUN_KEYS}
@@ -208,8 +208,8 @@ def _load_config(path: str) -> dict:
 
 
 def _cmd_run(args) -> int:
-    from .presets import preset_mapping
-    from .runner import INTERRUPTED_EXIT, execute, sweep_of_run
+    from bench.run.runner import INTERRUPTED_EXIT, execute, sweep_of_run
+    from bench.sweep.presets import preset_mapping
 
     overrides = _overrides(args)
     if args.resume is not None:
@@ -234,8 +234,8 @@ def _cmd_run(args) -> int:
     before = _stamp(args.resume, "summary.md")
     env_extra = {}
     if args.verify:
-        from .sweep import expand
-        from .verify import verify_backends
+        from bench.check.verify import verify_backends
+        from bench.sweep.build import expand
 
         cells = expand(sweep)
         env_extra["verify"] = verify_backends(
@@ -277,13 +277,13 @@ def _cmd_report(args) -> int:
     if args.pytest_benchmark:
         if args.run_dir:
             raise UsageError("give a RUN_DIR or --pytest-benchmark FILE, not both")
-        from .pbench import convert
+        from bench.report.pbench import convert
 
         paths = convert(args.pytest_benchmark, args.out)
     else:
         if not args.run_dir:
             raise UsageError("give the RUN_DIR to report on (or --pytest-benchmark FILE)")
-        from .report import write_report
+        from bench.report.write import write_report
 
         _settle_stale_status(args.run_dir)
         paths = write_report(args.run_dir)
@@ -295,7 +295,7 @@ def _cmd_report(args) -> int:
 def _settle_stale_status(run_dir) -> None:
     """A folder whose env.json says "running" with its process gone is said to be, and
     recorded as, interrupted (where the folder can be written; else only said)."""
-    from .store import RunStore, stale_running
+    from bench.store.folder import RunStore, stale_running
 
     sentence = stale_running(run_dir)
     if sentence is None:
@@ -307,7 +307,7 @@ def _settle_stale_status(run_dir) -> None:
 
 
 def _cmd_list(args) -> int:
-    from .listing import render_listing
+    from bench.listing import render_listing
 
     print(render_listing(data_dir=args.data_dir))
     return 0
@@ -320,9 +320,8 @@ def _cmd_verify(args) -> int:
             "the conformance report of --backends runs on the CPU"
         )
     if args.backends:  # a conformance report per named backend (bench/conformance.py)
+        from bench.check.conformance import run_in_subprocess
         from impls.registry import check_backend_name
-
-        from .conformance import run_in_subprocess
 
         names = _split_list(args.backends, "--backends")
         for name in names:
@@ -331,13 +330,13 @@ def _cmd_verify(args) -> int:
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
         return run_in_subprocess(names)
-    from .verify import run_verify
+    from bench.check.verify import run_verify
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: threads must be a positive integer, got {args.threads}")
     devices = ("cpu",)
     if args.devices:
-        from .values import _device
+        from bench.sweep.values import _device
 
         try:
             devices = tuple(
@@ -345,7 +344,7 @@ def _cmd_verify(args) -> int:
             )
         except ValueError as exc:
             raise UsageError(f"--devices: {exc}") from None
-        from .session import check_devices
+        from bench.run.session import check_devices
 
         # a device that is not here stops the check, as it stops a run (exit 2)
         check_devices([SimpleNamespace(device=d) for d in devices])

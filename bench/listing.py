@@ -39,8 +39,8 @@ def _table(title, rows) -> list[str]:
 
 
 def render_listing(data_dir=None) -> str:
-    from .datasets import DATASETS, PREPROCESSING, dataset_names, dataset_status
-    from .presets import PRESETS
+    from bench.datasets import DATASETS, PREPROCESSING, dataset_names, dataset_status
+    from bench.sweep.presets import PRESETS
 
     lines = []
     backends = available_backends()

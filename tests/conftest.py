@@ -23,7 +23,7 @@ if "MLP_BENCH_SPLIT_CACHE" not in os.environ:
 # instead of each taking every core and all of them spinning against each other. (XLA's CPU
 # pool, JAX's, has no thread-count setting.)
 if os.environ.get("PYTEST_XDIST_WORKER") is not None:
-    from bench.threads import thread_env  # noqa: E402
+    from bench.worker.threads import thread_env  # noqa: E402
 
     for _name, _value in thread_env(1).items():
         os.environ.setdefault(_name, _value)

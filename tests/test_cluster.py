@@ -19,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import cluster, cluster_tasks
+from bench.cluster import executor as cluster
+from bench.cluster import tasks as cluster_tasks
 from bench.errors import UsageError
-from bench.runner import execute
-from bench.sweep import build_sweep
+from bench.run.runner import execute
+from bench.sweep.build import build_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
@@ -320,7 +321,7 @@ def test_worker_killed_mid_cell_is_retried_once_then_lost(scheduler, tmp_path):
         "lrs": ["0.01", "0.02"],
     }
     sweep = _sweep(**long)
-    from bench.sweep import expand
+    from bench.sweep.build import expand
 
     ids = sorted(cell.cell_id for cell in expand(sweep))
     kills = {ids[0]: 1, ids[1]: 2}  # the first is retried and finishes; the second is lost
@@ -411,7 +412,7 @@ def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
 
 
 def _sweep_of(run_dir):
-    from bench.runner import sweep_of_run
+    from bench.run.runner import sweep_of_run
 
     return sweep_of_run(run_dir)
 
@@ -420,7 +421,7 @@ def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeyp
     """A Dask worker loads the data itself; its dataset error becomes the cell's error,
     with the host's name (run here as the task function, outside Dask)."""
     import bench.datasets
-    from bench.sweep import expand
+    from bench.sweep.build import expand
 
     def missing(name, **_):
         raise bench.datasets.DatasetError(f"{name}: data files not found in 3 searched folders")
@@ -449,7 +450,7 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
     cells go only to hosts with CUDA, other cells anywhere; no CUDA anywhere is a usage error."""
     import collections
 
-    from bench.sweep import expand
+    from bench.sweep.build import expand
 
     class FakeClient:  # what client.run returns: {worker address: worker_devices()}
         def __init__(self, cuda):

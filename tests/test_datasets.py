@@ -1031,7 +1031,7 @@ def test_canonical_dataset_name_keeps_what_differs():
 
 
 def test_sweep_merges_spellings_of_one_dataset_and_stores_data_dir_absolute(tmp_path, monkeypatch):
-    from bench.sweep import build_sweep, expand
+    from bench.sweep.build import build_sweep, expand
 
     monkeypatch.chdir(tmp_path)
     sweep = build_sweep(

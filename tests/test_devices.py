@@ -1,4 +1,4 @@
-"""Devices: the devices axis of a sweep, what the GPU libraries see (bench.devices), each
+"""Devices: the devices axis of a sweep, what the GPU libraries see (bench.worker.devices), each
 device's own matmul rate as its cells' roofline, and peak device memory. The parts that need
 a GPU are skipped here with the reason; scripts/gpu-check runs them on one."""
 
@@ -10,11 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import devices, session
 from bench.errors import UsageError
-from bench.sweep import build_sweep, default_backends, expand
-from bench.values import _device
-from bench.worker import process_env
+from bench.run import session
+from bench.sweep.build import build_sweep, default_backends, expand
+from bench.sweep.values import _device
+from bench.worker import devices
+from bench.worker.process import process_env
 from impls import available_backends
 
 
@@ -147,7 +148,7 @@ def test_workers_get_what_their_framework_reads_at_import():
 
 def test_bench_devices_prints_json():
     done = subprocess.run(
-        [sys.executable, "-m", "bench.devices"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bench.worker.devices"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) >= {"torch", "cupy", "nvidia_smi"}
@@ -192,7 +193,7 @@ def test_cuda_run_records_device_roofline_and_memory(cuda, tmp_path):
 
 
 def test_cuda_matmul_probe_is_the_devices_own_rate(cuda):
-    from bench import measure
+    from bench.worker import measure
 
     probe = measure.device_matmul_probe("float32", "cuda:0", repeats=3, n=2048)
     assert probe["median"] > 1000  # GFLOP/s: any CUDA GPU of this decade, far above a CPU core
@@ -200,7 +201,7 @@ def test_cuda_matmul_probe_is_the_devices_own_rate(cuda):
 
 
 def test_the_summary_names_the_gpus_and_their_own_rates():
-    from bench.header import _gpu_sentence
+    from bench.report.header import _gpu_sentence
 
     env = {
         "devices": {
@@ -219,7 +220,7 @@ def test_the_summary_names_the_gpus_and_their_own_rates():
 
 
 def test_tf32_without_a_gpu_cell_is_warned_about_and_device_twice_is_an_error():
-    from bench.runner import tf32_warnings
+    from bench.run.runner import tf32_warnings
 
     sweep = build_sweep({"backends": ["torch"], "tf32": True})
     assert "this sweep has none" in tf32_warnings(sweep, expand(sweep))[0]

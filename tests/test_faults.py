@@ -263,7 +263,7 @@ def test_broken_framework_cells_are_skipped(tmp_path, body, shown):
 def test_missing_framework_is_unavailable_without_importing(monkeypatch):
     """A framework that is not installed at all is reported before thread pinning imports
     it (the worker turns this into skipped cells)."""
-    from bench.worker import _start_backend
+    from bench.worker.process import _start_backend
     from impls import registry
 
     hint = 'PyTorch is not installed: pip install "mlp-bench[torch]"'

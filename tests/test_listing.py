@@ -3,7 +3,7 @@ run here, why."""
 
 from bench import listing
 from bench.datasets import PREPROCESSING
-from bench.presets import PRESETS
+from bench.sweep.presets import PRESETS
 from impls import ACTIVATION_NAMES, BACKENDS, LOSS_NAMES, OPTIMIZER_NAMES
 
 

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench import measure
-from bench.metrics import evaluate
+from bench.worker import measure
+from bench.worker.metrics import evaluate
 
 
 class FakeClock:

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from test_report import ENV, FIRST_EPOCH, _row, write_run
 
-from bench import report, tables
-from bench.markdown import format_mb
-from bench.verdict import MEMORY_SPLIT
+from bench.report import tables
+from bench.report import write as report
+from bench.report.markdown import format_mb
+from bench.report.verdict import MEMORY_SPLIT
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "results" / "examples"
 

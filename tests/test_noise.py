@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from test_measure import FakeClock, ScriptedModel, _data
 
-from bench import measure, noise
+from bench.report import noise
+from bench.worker import measure
 
 
 def test_spread_is_iqr_over_median_exactly():

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bench import conformance
+from bench.check import conformance
 from impls import MLPSpec, init_params, make_model, registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from bench import pbench
+from bench.report import pbench
 
 
 def _overhead(variant, device, median, ratio=None):

@@ -1,5 +1,5 @@
-"""pytest-benchmark JSON -> the project's tables (bench.pbench), and the log-log scaling fits
-(bench.scaling) on results whose slopes are known."""
+"""pytest-benchmark JSON -> the project's tables (bench.report.pbench), and the log-log scaling fits
+(bench.report.scaling) on results whose slopes are known."""
 
 import json
 import math
@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import pbench, report, scaling, summary, tables
 from bench.errors import UsageError
+from bench.report import pbench, scaling, summary, tables
+from bench.report import write as report
 
 
 def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
@@ -244,7 +245,7 @@ def test_summary_has_scaling_section():
 
 
 def test_scaling_study_is_drawn_in_one_figure(tmp_path):
-    from bench import plots
+    from bench.report import plots
 
     results = tables.typed(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
     results["dataset"] = "synthetic:n=5000,d=784,k=10"

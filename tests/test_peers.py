@@ -109,8 +109,8 @@ def test_sklearn_needs_one_hot_targets_for_cce():
 
 def test_peers_preset_and_the_default_backends():
     """`--preset peers` has every backend on two models; a plain `bench run` keeps the four."""
-    from bench.presets import DEFAULT, preset_mapping
-    from bench.sweep import build_sweep
+    from bench.sweep.build import build_sweep
+    from bench.sweep.presets import DEFAULT, preset_mapping
     from impls.registry import BACKENDS, DEFAULT_BACKENDS
 
     sweep = build_sweep(preset_mapping("peers"))

@@ -12,7 +12,7 @@ import gzip
 import numpy as np
 import pytest
 
-from bench.presets import PRESETS
+from bench.sweep.presets import PRESETS
 
 N_TRAIN, N_TEST = 120, 30
 DEEP = "500x200x100x30x30x30"
@@ -298,7 +298,7 @@ def test_preset_records_the_settings_it_describes(name, image_data, tmp_path, mo
 def test_raw_pixel_presets_train_on_raw_values(image_data, tmp_path, monkeypatch):
     """seed001 and seed003 say raw pixels: the data the workers train on keeps 0..255."""
     from bench.datasets import load_dataset
-    from bench.presets import preset_mapping
+    from bench.sweep.presets import preset_mapping
 
     for name in ("seed001", "seed003"):
         preprocess = preset_mapping(name)["preprocess"]
@@ -308,8 +308,8 @@ def test_raw_pixel_presets_train_on_raw_values(image_data, tmp_path, monkeypatch
 
 def test_presets_run_on_the_backends_they_say():
     """Every preset runs on every installed default backend; `peers` on every backend."""
-    from bench.presets import preset_mapping
-    from bench.sweep import build_sweep, expand
+    from bench.sweep.build import build_sweep, expand
+    from bench.sweep.presets import preset_mapping
     from impls import BACKENDS, available_backends
     from impls.registry import DEFAULT_BACKENDS
 

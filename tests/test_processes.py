@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import measure, session
-from bench.progress import cell_labels
-from bench.sweep import build_sweep, expand
+from bench.run import session
+from bench.run.progress import cell_labels
+from bench.sweep.build import build_sweep, expand
+from bench.worker import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--datasets", "digits", "--losses", "cce", "--threads", "1", "--quiet"]
@@ -160,7 +161,8 @@ def test_the_watchdog_ends_a_worker_without_the_parent_death_signal(tmp_path):
     """Where Linux's parent-death signal is not available, the watchdog thread notices,
     even while the worker's main thread is busy computing."""
     child = (
-        "import os, sys; sys.platform = 'other'; from bench.worker import _die_with_parent; "
+        "import os, sys; sys.platform = 'other'\n"
+        "from bench.worker.process import _die_with_parent\n"
         "_die_with_parent(os.getppid()); print('ready', flush=True)\n"
         "while True: sum(range(1000))"
     )
@@ -192,7 +194,7 @@ def test_a_kill_while_preparing_data_leaves_a_resumable_folder(tmp_path):
     out = tmp_path / "out"
     code = f"""
 import os, signal, sys
-from bench import runner
+from bench.run import runner
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 runner.prepare_data = killed
@@ -298,7 +300,7 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
     tmp_path, monkeypatch, capsys
 ):
     """Before: a SIGTERM while plots were drawn was ignored (the plotting went on)."""
-    from bench import runner
+    from bench.run import runner
 
     real = runner._render
 
@@ -376,7 +378,7 @@ def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
     """More threads than cores: before, --threads 999 ran 64 threads, 30x slower, without a
     word. An unwritable HOME: before, matplotlib warned that its config folder was not
     writable (and Keras wrote /tmp/.keras)."""
-    from bench import envinfo
+    from bench.worker import envinfo
 
     too_many = envinfo.cores() + 1
     blocker = tmp_path / "file"
@@ -435,7 +437,7 @@ def test_progress_labels_name_every_axis_that_varies():
 
 def test_progress_labels_name_a_varying_part_once():
     """Before: the default sweep's lines read `part cce · digits · ... · part cce · ...`."""
-    from bench.sweep import DEFAULT
+    from bench.sweep.build import DEFAULT
 
     cells = expand(build_sweep(DEFAULT))
     labels = cell_labels(cells)
@@ -448,7 +450,7 @@ def test_progress_labels_name_a_varying_part_once():
 
 def test_a_worker_that_cannot_start_names_a_log_that_exists(tmp_path, monkeypatch):
     """Before: "worker did not start ... (see .../worker-x.log)" with no such file."""
-    from bench import worker as worker_module
+    from bench.worker import process as worker_module
 
     monkeypatch.setattr(
         worker_module,

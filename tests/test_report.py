@@ -1,4 +1,4 @@
-"""bench.report and bench.plots on a small run folder written here: loading, summary numbers,
+"""bench.report's write and plots on a small run folder written here: loading, summary numbers,
 the Markdown a person reads, and the PNGs."""
 
 import json
@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report, tables
 from bench.errors import NotARunError
-from bench.schema import CURVE_COLUMNS, RESULT_COLUMNS
+from bench.report import tables
+from bench.report import write as report
+from bench.store.schema import CURVE_COLUMNS, RESULT_COLUMNS
 
 SYNTH = "synthetic:n=1000,d=20,k=3"
 N_TRAIN = {"digits": 1437, SYNTH: 800}
@@ -442,7 +443,7 @@ def test_write_report_writes_summary_and_valid_pngs(run_dir):
 
 
 def test_plots_split_varying_axes_and_skip_empty_runs(loaded, tmp_path):
-    from bench import plots
+    from bench.report import plots
 
     results, curves = loaded
     digits = results[results["dataset"] == "digits"]
@@ -460,14 +461,14 @@ def test_plots_split_varying_axes_and_skip_empty_runs(loaded, tmp_path):
 
 
 def test_importing_report_and_plots_leaves_matplotlib_out():
-    code = "import sys, bench.report, bench.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, bench.report.write, bench.report.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
 
 def test_safe_names_and_colours():
-    from bench import plots
+    from bench.report import plots
 
     assert plots.safe_name(SYNTH) == "synthetic-n-1000-d-20-k-3"
     assert plots.safe_name("a b/c:d") == "a-b-c-d"
@@ -482,7 +483,7 @@ def test_safe_names_and_colours():
         assert plots.backend_color(name) in plots._OTHER_COLORS
         assert plots.backend_color(name) not in known
     # the same colour in every process (a name hash, not Python's salted hash())
-    code = f"from bench import plots; print(' '.join(map(plots.backend_color, {others!r})))"
+    code = f"from bench.report import plots; print(' '.join(map(plots.backend_color, {others!r})))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -493,7 +494,7 @@ def test_safe_names_and_colours():
 
 
 def test_accuracy_split_between_backends_is_explained():
-    from bench import verdict
+    from bench.report import verdict
 
     def rows(accs):
         frame = [_row("digits", b, bs, 0, (0.01, acc)) for (b, bs), acc in accs.items()]

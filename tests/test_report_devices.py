@@ -2,7 +2,7 @@
 
 from test_pbench_scaling import _scaling_results
 
-from bench import scaling
+from bench.report import scaling
 
 
 def test_a_scaling_study_across_devices_is_not_fitted():
@@ -21,7 +21,8 @@ def test_curves_written_before_the_device_was_an_axis_take_their_cells_device(tm
 
     from test_report import EPOCHS, make_tables, write_run
 
-    from bench import plots, report
+    from bench.report import plots
+    from bench.report import write as report
 
     results, curves = make_tables()
     results["device"] = "cpu"

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from test_report import ENV, _row, make_tables, write_run
 
-from bench import cli, plots, report, summary, tables
+from bench import cli
+from bench.report import plots, summary, tables
+from bench.report import write as report
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from bench.errors import NotARunError, UsageError
-from bench.schema import CURVE_COLUMNS, RESULT_COLUMNS
-from bench.store import RunStore
+from bench.store.folder import RunStore
+from bench.store.schema import CURVE_COLUMNS, RESULT_COLUMNS
 
 
 def _row(cell_id, repeat=0, **extra):

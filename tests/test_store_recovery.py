@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli import main
-from bench.schema import RESULT_COLUMNS
-from bench.store import RunStore, stale_running
+from bench.store.folder import RunStore, stale_running
+from bench.store.schema import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--datasets", "digits", "--backends", "numpy-vec", "--losses", "cce", "--epochs", "1"]
@@ -235,7 +235,7 @@ def test_a_run_killed_while_running_is_recognised_on_resume(tmp_path, capsys):
     store.close()
     # a dead owner: another process wrote "running" and exited without saying so
     code = (
-        "import sys; from bench.store import RunStore; s = RunStore.open(sys.argv[1]); "
+        "import sys; from bench.store.folder import RunStore; s = RunStore.open(sys.argv[1]); "
         "s.update_env(status='running'); import os; os._exit(0)"
     )
     subprocess.run(

@@ -4,8 +4,8 @@ import pytest
 
 from bench.cli import _load_config, _split_list
 from bench.errors import UsageError
-from bench.presets import DEFAULT, PRESETS, preset_mapping
-from bench.sweep import FULL_BATCH, build_sweep, expand, parse_hidden
+from bench.sweep.build import FULL_BATCH, build_sweep, expand, parse_hidden
+from bench.sweep.presets import DEFAULT, PRESETS, preset_mapping
 
 FOUR = ["numpy-loop", "numpy-vec", "keras", "torch"]
 

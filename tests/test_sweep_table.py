@@ -4,8 +4,17 @@ import dataclasses
 import pickle
 
 from bench.cli import build_parser
-from bench.schema import AXES, SETTINGS
-from bench.sweep import DEFAULT, PART_KEYS, RUN_KEYS, Cell, Part, build_sweep, default_base, expand
+from bench.store.schema import AXES, SETTINGS
+from bench.sweep.build import (
+    DEFAULT,
+    PART_KEYS,
+    RUN_KEYS,
+    Cell,
+    Part,
+    build_sweep,
+    default_base,
+    expand,
+)
 
 
 def _run_parser():

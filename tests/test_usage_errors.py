@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import build_parser, main
-from bench.sweep import NOT_SET, build_sweep, expand
+from bench.sweep.build import NOT_SET, build_sweep, expand
 
 TINY = ["--datasets", "digits", "--backends", "numpy-vec", "--losses", "cce", "--epochs", "1"]
 TINY += ["--threads", "1", "--batch-sizes", "256"]
@@ -235,7 +235,7 @@ def test_preprocess_none_means_raw_values():
 
 
 def test_presets_that_say_raw_pixels_run_raw_pixels():
-    from bench.presets import preset_mapping
+    from bench.sweep.presets import preset_mapping
 
     for name in ("seed001", "seed003"):
         cells = expand(build_sweep(preset_mapping(name), {"backends": ["numpy-vec"]}))
@@ -346,12 +346,12 @@ def test_resume_keeps_the_stored_sweep_as_it_was(tmp_path, capsys):
 
 def test_a_failed_report_is_not_announced(tmp_path, capsys, monkeypatch):
     """Before: the run printed `summary: RUN_DIR/summary.md` though no summary was written."""
-    import bench.report
+    import bench.report.write
 
     def broken(run_dir, **kwargs):
         raise OverflowError("int too large to convert to float")
 
-    monkeypatch.setattr(bench.report, "write_report", broken)
+    monkeypatch.setattr(bench.report.write, "write_report", broken)
     assert main(["run", *TINY, "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     run_dir = Path(captured.out.strip())

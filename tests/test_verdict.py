@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from test_report import ENV, _row
 
-from bench import pbench, report, tables, verdict
+from bench.report import pbench, tables, verdict
+from bench.report import write as report
 
 
 def _results(cells, **fields):
@@ -184,7 +185,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
 
 
 def test_noisy_cells_are_marked_and_the_real_assessment_speaks():
-    noise = pytest.importorskip("bench.noise")
+    noise = pytest.importorskip("bench.report.noise")
     results = _results(
         {("numpy-vec", 32): [(0.02, 0.95, 0.01, 0.04)], ("torch", 32): [(0.01, 0.95, 0.009, 0.011)]}
     )

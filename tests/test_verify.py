@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import verify
+from bench.check import verify
 from impls import LOSS_NAMES, MLPSpec, init_params, make_model
 from impls.spec import ACTIVATION_NAMES, OUTPUT_NAMES
 

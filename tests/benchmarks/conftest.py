@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import measure
-from bench.threads import pin_threads
+from bench.worker import measure
+from bench.worker.threads import pin_threads
 
 GROUP_ENV = "MLP_BENCH_BENCHMARK_GROUP"  # set in a group's process: the group it runs
 REPORTS_ENV = "MLP_BENCH_BENCHMARK_REPORTS"  # there: file for its test reports (JSON lines)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.measure import Stopwatch
+from bench.worker.measure import Stopwatch
 
 LR = 0.01
 

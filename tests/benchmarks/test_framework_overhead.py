@@ -30,7 +30,7 @@ import os
 import numpy as np
 import pytest
 
-from bench import measure
+from bench.worker import measure
 from impls import MLPSpec, init_params, make_model
 
 from .conftest import BUDGET_S, require, run_benchmark

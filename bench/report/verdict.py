@@ -1,0 +1,435 @@
+"""The verdict at the top of summary.md, generated from the tables: per dataset, which backend
+is fastest at which batch sizes and by how much, where accuracies agree and where they part
+(and why, when the run knows), where one backend needs more than twice the memory of another,
+what the first epoch costs, and whether the figures can be trusted at all.
+
+A backend is called fastest only when it is ahead of the next one beyond both cells' noise
+(bench.report.tables.beyond_noise: their bands of epoch times, from repeats and each repeat's spread
+of epochs, do not overlap); otherwise the verdict says the difference is within the noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.report.markdown import (
+    format_band,
+    format_mb,
+    format_seconds,
+    format_speedup,
+    format_value,
+    label,
+    plural,
+)
+from bench.report.noise import assess
+from bench.report.tables import (
+    GROUP_KEYS,
+    MEMORY_COLUMNS,
+    distinct,
+    equals,
+    is_missing,
+    ordered_backends,
+)
+
+ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
+MEMORY_SPLIT = 2.0  # backends of one cell further apart than this factor in peak memory are named
+MEMORY_NAMED = 4  # backends named per memory figure; the rest are counted with their range
+_COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
+
+
+def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str:
+    """`## Verdict` and a few short lines, or "" when no cell finished ok."""
+    if summary.empty:
+        return ""
+    lines = []
+    warning = noise_warning(env, rows)
+    if warning:
+        lines.append(warning)
+    for dataset in distinct(summary["dataset"]):
+        sums = summary[equals(summary["dataset"], dataset)]
+        here = rows[equals(rows["dataset"], dataset)]
+        name = f"**{format_value('dataset', dataset)}**"
+        devices = _devices(sums)
+        for device in devices:  # cells on different devices are not compared
+            speed = _speed_line(sums if device is None else sums[equals(sums["device"], device)])
+            if speed:
+                on = f" on {format_value('device', device)}" if len(devices) > 1 else ""
+                lines.append(f"{name}, speed{on}: {speed}")
+        accuracy = _accuracy_line(sums, here, env)
+        if accuracy:
+            lines.append(f"{name}, accuracy: {accuracy}")
+        memory = _memory_line(sums)
+        if memory:
+            lines.append(f"{name}, memory: {memory}")
+    warmup = _warmup_line(summary)
+    if warmup:
+        lines.append(warmup)
+    if not lines:
+        return ""
+    return "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
+
+
+def _devices(sums: pd.DataFrame) -> list:
+    """The devices of `sums` ([None] where the summary has no device key)."""
+    return distinct(sums["device"]) if "device" in sums.columns else [None]
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def noise_warning(env: dict, rows: pd.DataFrame) -> str:
+    """A plain warning when bench.report.noise judges the run's figures unreliable; "" otherwise."""
+    if rows.empty:
+        return ""
+    result = assess(env, rows)
+    if result.reliable:
+        return ""
+    reasons = "; ".join(r.rstrip(".") for r in result.reasons)
+    text = "**These figures are unreliable**" + (f": {reasons}." if reasons else ".")
+    advice = (result.advice or "").strip()
+    return text + (f" {advice}" if advice else "")
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def _comparisons(sums: pd.DataFrame) -> pd.DataFrame:
+    """Per cell column (every key but the backend): the fastest backend, the next one, the
+    ratio of their times with its band, and whether the lead is beyond the noise."""
+    columns = ["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond"]
+    timed = sums.dropna(subset=["epoch_s_median"]).sort_values("epoch_s_median", kind="stable")
+    if timed.empty:
+        return pd.DataFrame(columns=columns)
+    ranked = timed.groupby(_COLUMN_KEYS, dropna=False, sort=False).cumcount()
+    wanted = ["backend", "epoch_s_median", "epoch_s_lo", "epoch_s_hi"]
+    fast = timed.loc[ranked == 0, [*_COLUMN_KEYS, *wanted]]
+    nxt = timed.loc[ranked == 1, [*_COLUMN_KEYS, *wanted]]
+    both = fast.merge(nxt, on=_COLUMN_KEYS, suffixes=("", "_next"))
+    return pd.DataFrame(
+        {
+            "batch_size": both["batch_size"],
+            "fastest": both["backend"],
+            "next": both["backend_next"],
+            "ratio": both["epoch_s_median_next"] / both["epoch_s_median"],
+            "lo": both["epoch_s_lo_next"] / both["epoch_s_hi"],
+            "hi": both["epoch_s_hi_next"] / both["epoch_s_lo"],
+            "beyond": (both["epoch_s_lo_next"] > both["epoch_s_hi"]).fillna(False).astype(bool),
+        },
+        columns=columns,
+    )
+
+
+def _by_batch(comparisons: pd.DataFrame) -> list[tuple]:
+    """Per batch size: (batch size, winner or None or "mixed", its comparisons)."""
+    out = []
+    for bs in distinct(comparisons["batch_size"]):
+        here = comparisons[equals(comparisons["batch_size"], bs)]
+        winners = set(here.loc[here["beyond"], "fastest"])
+        if not winners:
+            out.append((bs, None, here))
+        elif len(winners) == 1 and here["beyond"].all():
+            out.append((bs, winners.pop(), here))
+        else:
+            out.append((bs, "mixed", here))
+    return out
+
+
+def _batches(sizes: list) -> str:
+    names = [format_value("batch_size", b) for b in sizes]
+    if len(names) == 1:
+        return f"batch {names[0]}"
+    if len(names) <= 3:
+        return "batches " + ", ".join(names[:-1]) + " and " + names[-1]
+    return f"batches {names[0]}–{names[-1]}"
+
+
+def _lead(here: pd.DataFrame) -> str:
+    """`1.8× numpy-vec (1.5–2.2×)` for one comparison, `1.8–3.1× numpy-vec` for several."""
+    nexts = ordered_backends(here["next"])
+    against = nexts[0] if len(nexts) == 1 else "the next fastest"
+    if len(here) == 1:
+        r = here.iloc[0]
+        band = format_band(r["lo"], r["hi"])
+        return f"{format_speedup(r['ratio'])} {against}, {band} with the noise"
+    lo, hi = format_speedup(here["ratio"].min()), format_speedup(here["ratio"].max())
+    return f"{lo[:-1]}–{hi} {against}" if lo != hi else f"{hi} {against}"
+
+
+def _speed_line(sums: pd.DataFrame) -> str:
+    comparisons = _comparisons(sums)
+    if comparisons.empty:
+        only = ordered_backends(sums["backend"])
+        return f"only {only[0]} has times here; nothing to compare." if len(only) == 1 else ""
+    groups: list[tuple] = []  # consecutive batch sizes with the same outcome
+    for bs, winner, here in _by_batch(comparisons):
+        if groups and groups[-1][0] == winner and winner not in (None, "mixed"):
+            groups[-1][1].append(bs)
+            groups[-1][2].append(here)
+        else:
+            groups.append((winner, [bs], [here]))
+    phrases = []
+    for winner, sizes, frames in groups:
+        here = pd.concat(frames)
+        if winner is None:
+            best = here.loc[here["ratio"].idxmax()]
+            phrases.append(
+                f"at {_batches(sizes)} no backend is ahead beyond the noise "
+                f"({best['fastest']} {format_speedup(best['ratio'])} {best['next']}, "
+                f"{format_band(best['lo'], best['hi'])})"
+            )
+        elif winner == "mixed":
+            counts = here.loc[here["beyond"], "fastest"].value_counts()
+            who = ", ".join(f"{b} in {n}" for b, n in counts.items())
+            phrases.append(
+                f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)}, "
+                "the rest within the noise)"
+                if not here["beyond"].all()
+                else f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)})"
+            )
+        else:
+            phrases.append(f"{winner} fastest at {_batches(sizes)} ({_lead(here)})")
+    return "; ".join(phrases) + "."
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def accuracy_splits(rows: pd.DataFrame) -> pd.DataFrame:
+    """Cell columns whose backends end more than ACCURACY_SPLIT apart in mean test accuracy:
+    the column's keys, `low`/`high` (backend, accuracy) and `gap`."""
+    ok = rows[rows["status"] == "ok"].dropna(subset=["test_acc"])
+    columns = [*_COLUMN_KEYS, "low", "high", "gap"]
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    means = ok.groupby([*_COLUMN_KEYS, "backend"], dropna=False)["test_acc"].mean()
+    means = means.reset_index().sort_values("test_acc", kind="stable")
+    grouped = means.groupby(_COLUMN_KEYS, dropna=False, sort=False)
+    both = grouped.head(1).merge(grouped.tail(1), on=_COLUMN_KEYS, suffixes=("", "_high"))
+    both = both[(both["test_acc_high"] - both["test_acc"] > ACCURACY_SPLIT)]
+    out = both[_COLUMN_KEYS].copy()
+    out["low"] = list(zip(both["backend"], both["test_acc"]))
+    out["high"] = list(zip(both["backend_high"], both["test_acc_high"]))
+    out["gap"] = both["test_acc_high"] - both["test_acc"]
+    return out.reset_index(drop=True)[columns]
+
+
+def parity_sentence(env: dict) -> str:
+    """What `bench verify` measured for this run (env.json `verify`), or where to check."""
+    verify = env.get("verify")
+    if not isinstance(verify, dict) or not isinstance(verify.get("worst"), dict):
+        return "`python -m bench verify` checks it"
+    worst = [
+        v
+        for by_dtype in verify["worst"].values()
+        if isinstance(by_dtype, dict)
+        for v in by_dtype.values()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
+    epochs = verify.get("epochs")
+    after = f" after {plural(int(epochs), 'epoch')}" if isinstance(epochs, int) else ""
+    if verify.get("passed") is False:
+        return (
+            f"but `bench verify` found them apart beyond its tolerance{after}, so part "
+            "of the gap may be a real difference"
+        )
+    if not worst:
+        return "`bench verify` passed on this machine"
+    return f"`bench verify`: within {max(worst):.1g}{after} on this machine"
+
+
+def _within_repeats(split, sums: pd.DataFrame) -> bool:
+    """Whether the two backends' accuracies overlap across their repeats (min–max)."""
+    keys = {k: split[k] for k in _COLUMN_KEYS}
+    ranges = []
+    for backend, _ in (split["low"], split["high"]):
+        mine = sums[equals(sums["backend"], backend)]
+        for k, v in keys.items():
+            mine = mine[equals(mine[k], v)]
+        if mine.empty or int(mine["n"].iloc[0]) < 2:
+            return False
+        ranges.append((mine["test_acc_min"].iloc[0], mine["test_acc_max"].iloc[0]))
+    (lo_min, lo_max), (hi_min, _) = ranges
+    return bool(hi_min <= lo_max)
+
+
+def _where(split, keys: list[str]) -> str:
+    """`batch 1 with loss mse`: a cell column named by its batch size and varying keys."""
+    text = f"batch {format_value('batch_size', split['batch_size'])}"
+    if keys:
+        text += " with " + ", ".join(f"{label(k)} {format_value(k, split[k])}" for k in keys)
+    return text
+
+
+_NAMING_ORDER = (
+    "loss",
+    "optimizer",
+    "hidden",
+    "activation",
+    "lr",
+    "epochs",
+    "dtype",
+    "threads",
+    "device",
+    "part",
+)
+
+
+def _naming_keys(sums: pd.DataFrame) -> list[str]:
+    """The fewest keys (in a reader's order: loss first, the part last) that tell the
+    configurations of `sums` apart; keys that follow from others (a part's own loss and
+    learning rate) are left out."""
+    others = [k for k in _COLUMN_KEYS if k not in ("dataset", "batch_size")]
+    order = [k for k in _NAMING_ORDER if k in others] + [
+        k for k in others if k not in _NAMING_ORDER
+    ]
+    chosen: list[str] = []
+    count = 1
+    for k in order:
+        n = len(sums[[*chosen, k]].drop_duplicates())
+        if n > count:
+            chosen.append(k)
+            count = n
+    return chosen
+
+
+def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
+    have = sums.dropna(subset=["test_acc_mean"])
+    compared = have.groupby(_COLUMN_KEYS, dropna=False)["backend"].nunique()
+    failed = _failures(rows)
+    n_compared = int((compared > 1).sum())
+    if not n_compared:
+        return failed + "." if failed else ""
+    splits = accuracy_splits(rows)
+    keys = _naming_keys(have)
+    if splits.empty:
+        text = f"backends agree within {ACCURACY_SPLIT:g} in every cell"
+    else:
+        shown = [
+            f"{_where(r, keys)} ({r['low'][0]} {r['low'][1]:.3f}, "
+            f"{r['high'][0]} {r['high'][1]:.3f})"
+            for _, r in splits.head(3).iterrows()
+        ]
+        text = "backends part at " + "; ".join(shown)
+        if len(splits) > 3:
+            text += f" and {len(splits) - 3} more cells (up to {splits['gap'].max():.3f} apart)"
+        if n_compared > len(splits):
+            others = plural(n_compared - len(splits), "other cell")
+            text += f", and agree within {ACCURACY_SPLIT:g} in the {others}"
+        if all(_within_repeats(r, sums) for _, r in splits.iterrows()):
+            text += "; within the spread between repeats"
+        else:
+            text += (
+                f" — same start, same updates ({parity_sentence(env)}), but rounding grows over "
+                "many small steps into different, equally trained weights; compare the curves "
+                "or repeat before reading a winner into it"
+            )
+    if failed:
+        text += f"; {failed}"
+    return text + "."
+
+
+def _failures(rows: pd.DataFrame) -> str:
+    """`keras: 1 error at batch 32`: cells that did not finish ok, in few words."""
+    bad = rows[rows["status"] != "ok"]
+    if bad.empty:
+        return ""
+    parts = []
+    for (backend, status), group in bad.groupby(["backend", "status"], sort=False):
+        sizes = distinct(group["batch_size"])
+        parts.append(f"{backend}: {len(group)} {status} at {_batches(sizes)}")
+    return ", ".join(parts) + " (see Failed cells)"
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _memory_line(sums: pd.DataFrame) -> str:
+    """`keras used 9.5× the host memory of numpy-vec (893 vs 94 MB peak), torch 3.8× (362 vs
+    94 MB)`: per device and memory figure, each backend against the one that needs least of it
+    (lowest median over the dataset's cells), compared cell by cell where both ran, and named
+    where they are more than MEMORY_SPLIT apart. Pairs of heavier backends follow from those
+    figures and are not named apart."""
+    keys = list(dict.fromkeys(k for k in (*_COLUMN_KEYS, "device") if k in sums.columns))
+    devices = _devices(sums)
+    clauses = []
+    for device in devices:
+        here = sums if device is None else sums[equals(sums["device"], device)]
+        for column, figure in MEMORY_COLUMNS.items():
+            clause = _memory_clause(here, f"{column}_median", figure, keys)
+            if clause:
+                where = f"on {format_value('device', device)}, " if len(devices) > 1 else ""
+                clauses.append(where + clause)
+    return "; ".join(clauses) + "." if clauses else ""
+
+
+def _memory_clause(sums: pd.DataFrame, column: str, figure: str, keys: list[str]) -> str:
+    have = sums.dropna(subset=[column])
+    have = have[have[column] > 0]
+    if have["backend"].nunique() < 2:
+        return ""
+    medians = have.groupby("backend")[column].median()
+    least = ordered_backends(medians.index[medians == medians.min()])[0]
+    mine = have.loc[have["backend"] == least, [*keys, column]]
+    pairs = have[have["backend"] != least].merge(mine, on=keys, suffixes=("", "_least"))
+    pairs["_ratio"] = pairs[column] / pairs[f"{column}_least"]
+    found = []
+    for backend, cells in pairs.groupby("backend", sort=False):
+        apart = cells[(cells["_ratio"] > MEMORY_SPLIT) | (cells["_ratio"] < 1 / MEMORY_SPLIT)]
+        if len(apart):
+            found.append((apart["_ratio"].max(), backend, apart, len(cells)))
+    found.sort(key=lambda f: -f[0])
+    phrases = []
+    for _, backend, apart, n in found[:MEMORY_NAMED]:
+        ratio = _ratio_span(apart["_ratio"])
+        mb = f"{_mb_span(apart[column])} vs {_mb_span(apart[f'{column}_least'])} MB"
+        cells = f" in {len(apart)} of {n} cells" if len(apart) < n else ""
+        if phrases:
+            phrases.append(f"{backend} {ratio} ({mb}{cells})")
+        else:
+            phrases.append(
+                f"{backend} used {ratio} the {figure} memory of {least} ({mb} peak{cells})"
+            )
+    if len(found) > MEMORY_NAMED:
+        rest = pd.concat([f[2]["_ratio"] for f in found[MEMORY_NAMED:]])
+        more = plural(len(found) - MEMORY_NAMED, "more backend")
+        phrases.append(f"and {more} {_ratio_span(rest)}")
+    return ", ".join(phrases)
+
+
+def _ratio_span(ratios: pd.Series) -> str:
+    """`3.1×` or `2.4–3.1×`: the ratios of one or several cells."""
+    lo, hi = format_speedup(ratios.min()), format_speedup(ratios.max())
+    return hi if lo == hi else f"{lo[:-1]}–{hi}"
+
+
+def _mb_span(values: pd.Series) -> str:
+    """`893` or `810–893`: the MB of one or several cells."""
+    lo, hi = format_mb(values.min(), unit=False), format_mb(values.max(), unit=False)
+    return hi if lo == hi else f"{lo}–{hi}"
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+def _warmup_line(summary: pd.DataFrame) -> str:
+    ratios = summary.assign(
+        _ratio=summary["first_epoch_s_median"] / summary["epoch_s_median"]
+    ).dropna(subset=["_ratio"])
+    if ratios.empty:
+        return ""
+    per = ratios.groupby("backend").agg(
+        ratio=("_ratio", "median"), first=("first_epoch_s_median", "median")
+    )
+    order = per.sort_values("ratio", ascending=False)
+    items = [
+        f"{b} {format_speedup(r.ratio)} ({format_seconds(r.first)})"
+        for b, r in order.iterrows()
+        if not is_missing(r.ratio)
+    ]
+    return (
+        "Warm-up: the first epoch costs "
+        + ", ".join(items)
+        + " a steady epoch (median over cells)."
+    )

@@ -1,0 +1,406 @@
+"""Measurement: the only module that reads a clock.
+
+Training is timed one `train_epoch` call at a time; evaluation, sample orders and everything
+else stay off the clock. The first epoch (warm-up, tracing, compilation) is reported apart
+from the steady state, the median of the later epochs, with the steady epochs' relative
+spread so that a noisy figure is visible as such. Every function takes its clock as an
+argument so the statistics can be tested exactly with a fake one; the rest of the harness
+times things with a `Stopwatch` from here rather than reading a clock itself.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bench.report.noise import NOISY_SPREAD, PROBE_NOISY_SPREAD
+from bench.worker.metrics import evaluate
+from impls.base import MLPModel
+from impls.spec import device_index
+
+Clock = Callable[[], float]
+perf_clock: Clock = time.perf_counter
+
+
+def now_iso() -> str:
+    """The current time, UTC, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def timed(fn, *args, clock: Clock | None = None, **kwargs):
+    """(fn(*args, **kwargs), seconds it took)."""
+    watch = Stopwatch(clock)
+    result = fn(*args, **kwargs)
+    return result, watch.elapsed()
+
+
+class Stopwatch:
+    """Seconds since it was started (or restarted), read from `clock` (perf_counter).
+
+    Also a context manager: `with Stopwatch() as watch: ...` leaves the time in
+    `watch.seconds`.
+    """
+
+    def __init__(self, clock: Clock | None = None):
+        self._clock = clock if clock is not None else perf_clock
+        self._start = self._clock()
+        self.seconds: float | None = None
+
+    def restart(self) -> None:
+        self._start = self._clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def __enter__(self) -> Stopwatch:
+        self.restart()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = self.elapsed()
+
+
+class Deadline:
+    """A point in time `seconds` from now (None: never), for waiting with a timeout."""
+
+    def __init__(self, seconds: float | None, clock: Clock = time.monotonic):
+        self._clock = clock
+        self._end = None if seconds is None else clock() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self._end is None else max(0.0, self._end - self._clock())
+
+    def expired(self) -> bool:
+        return self._end is not None and self._clock() >= self._end
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    epoch_s: float
+    elapsed_s: float
+    epoch_loss: float
+    train_loss: float = math.nan
+    test_loss: float = math.nan
+    train_acc: float = math.nan
+    test_acc: float = math.nan
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one cell measured. Times in seconds; NaN where a value does not exist."""
+
+    status: str  # "ok" or "diverged"
+    diverged_epoch: int | None
+    epochs: tuple[EpochRecord, ...]
+    first_epoch_s: float
+    epoch_s: float
+    epoch_s_min: float
+    epoch_s_max: float
+    epoch_s_spread: float  # (p75 - p25) / median of the steady epochs; NaN under 3 of them
+    noisy: bool  # epoch_s_spread above NOISY_SPREAD
+    train_s: float
+    stage_s: float  # staging the training and test sets on the model's side (NaN: no stage)
+    samples_per_s: float
+    gflops: float
+    predict_s: float
+    eval_s: float  # the harness's evaluations after epochs (off the training clock)
+    train_loss: float
+    test_loss: float
+    train_acc: float
+    test_acc: float
+    best_test_acc: float
+    time_to_target_s: float
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.epochs)
+
+    def as_row(self) -> dict:
+        row = {k: v for k, v in asdict(self).items() if k != "epochs"}
+        row["epochs_run"] = self.epochs_run
+        return row
+
+
+def epoch_statistics(epoch_times) -> tuple[float, float, float, float]:
+    """(first, steady-state median, steady min, steady max) of per-epoch times.
+
+    The steady state is epochs 2..E; with a single epoch it is that epoch.
+    """
+    times = list(epoch_times)
+    if not times:
+        return (math.nan,) * 4
+    steady = times[1:] or times[:1]
+    return times[0], statistics.median(steady), min(steady), max(steady)
+
+
+def spread(values) -> float:
+    """Relative spread of `values`: (p75 - p25) / median, NaN with fewer than 3 values.
+
+    Quartiles by linear interpolation between order statistics (NumPy's default,
+    statistics.quantiles' "inclusive" method), so 1, 2, 3, 4, 5 gives (4 - 2) / 3.
+    """
+    values = [float(v) for v in values]
+    if len(values) < 3:
+        return math.nan
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return (q3 - q1) / median if median > 0 else math.nan
+
+
+def steady_spread(epoch_times) -> float:
+    """`spread` of the steady-state epochs (2..E)."""
+    return spread(list(epoch_times)[1:])
+
+
+def is_noisy(value: float, threshold: float = NOISY_SPREAD) -> bool:
+    """A spread above `threshold`; an unknown (NaN) spread is not called noisy."""
+    return bool(math.isfinite(value) and value > threshold)
+
+
+def sample_orders(seed: int, n: int, order: str):
+    """The per-epoch sample orders of one cell: the same for every backend.
+
+    "shuffle": a fresh permutation each epoch from numpy.random.default_rng(seed);
+    "fixed": 0..n-1 every epoch.
+    """
+    rng = np.random.default_rng(seed)
+    while True:
+        yield rng.permutation(n) if order == "shuffle" else np.arange(n)
+
+
+def train_and_measure(
+    model,
+    data,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    loss: str,
+    n_weights: int,
+    order: str = "shuffle",
+    eval_every: int = 1,
+    target_acc: float | None = None,
+    evaluate_train: bool = True,
+    clock: Clock = perf_clock,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> Measurement:
+    """Train `model` for `epochs` epochs on `data` and measure it.
+
+    `data` has X_train, Y_train, X_test, Y_test. A model with `stage` receives the training
+    and test sets once, before the first epoch, where it computes (timed apart: `stage_s`);
+    each epoch then gets the staged data and that epoch's order. Only `model.train_epoch` is
+    on the clock. After every `eval_every`-th epoch (and the last) the harness evaluates loss
+    and accuracy from `model.predict_proba` (on the staged data, so on the model's device),
+    off the clock. A non-finite loss stops the cell as diverged.
+    """
+    n = data.X_train.shape[0]
+    staged, stage_s = timed(_stage, model, data, clock=clock)
+    if len(staged.train) == 2:  # no stage method: nothing was staged
+        stage_s = math.nan
+    orders = sample_orders(seed, n, order)
+    records: list[EpochRecord] = []
+    elapsed = 0.0
+    eval_s = 0.0
+    diverged_epoch = None
+    last_eval = {}
+    for epoch in range(1, epochs + 1):
+        perm = next(orders)
+        # Start each timed epoch with the collector's young generations empty, so that an
+        # automatic collection is unlikely inside it. Only the young ones: a full collection
+        # would scan every object of the cell so far (its epoch records included), a cost
+        # that grows with the epoch count (seconds per cell at 20000 full-batch epochs).
+        gc.collect(1)
+        epoch_loss, epoch_s = timed(model.train_epoch, *staged.train, batch_size, perm, clock=clock)
+        elapsed += epoch_s
+        metrics = {}
+        if epoch % eval_every == 0 or epoch == epochs or not math.isfinite(epoch_loss):
+            metrics, seconds = timed(
+                _evaluate_both, model, data, staged, loss, evaluate_train, clock=clock
+            )
+            eval_s += seconds
+        record = EpochRecord(epoch, epoch_s, elapsed, float(epoch_loss), **metrics)
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if not math.isfinite(epoch_loss) or not all(
+            math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")
+        ):
+            diverged_epoch = epoch
+            break
+        if metrics:
+            last_eval = metrics
+
+    first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
+    epoch_spread = steady_spread(r.epoch_s for r in records)
+    predict_s = math.nan
+    if diverged_epoch is None:
+        _, predict_s = timed(model.predict_proba, staged.X_test, clock=clock)
+    accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
+    reached = [r.elapsed_s for r in records if target_acc is not None and r.test_acc >= target_acc]
+    rate = n / steady if steady > 0 else math.nan
+    return Measurement(
+        status="ok" if diverged_epoch is None else "diverged",
+        diverged_epoch=diverged_epoch,
+        epochs=tuple(records),
+        first_epoch_s=first,
+        epoch_s=steady,
+        epoch_s_min=lo,
+        epoch_s_max=hi,
+        epoch_s_spread=epoch_spread,
+        noisy=is_noisy(epoch_spread),
+        train_s=elapsed,
+        stage_s=stage_s,
+        samples_per_s=rate,
+        gflops=6.0 * n_weights * rate / 1e9,
+        predict_s=predict_s,
+        eval_s=eval_s,
+        train_loss=last_eval.get("train_loss", math.nan),
+        test_loss=last_eval.get("test_loss", math.nan),
+        train_acc=last_eval.get("train_acc", math.nan),
+        test_acc=last_eval.get("test_acc", math.nan),
+        best_test_acc=max(accs) if accs else math.nan,
+        time_to_target_s=reached[0] if reached else math.nan,
+    )
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What the epochs and evaluations pass the model: `train` the leading arguments of
+    train_epoch, X_train / X_test what predict_proba gets."""
+
+    train: tuple
+    X_train: object
+    X_test: object
+
+
+def _stage(model, data) -> _Staged:
+    """The cell's data as the model receives it. A model of this project (`impls.MLPModel`)
+    stages both sets and predicts from them; a user's class with a `stage` method stages the
+    training set (its predict_proba gets NumPy arrays, as the protocol says); without `stage`
+    every call gets the NumPy arrays."""
+    if isinstance(model, MLPModel):
+        train, test = model.stage(data.X_train, data.Y_train), model.stage(data.X_test, data.Y_test)
+        return _Staged((train,), train, test)
+    if callable(getattr(model, "stage", None)):
+        return _Staged((model.stage(data.X_train, data.Y_train),), data.X_train, data.X_test)
+    return _Staged((data.X_train, data.Y_train), data.X_train, data.X_test)
+
+
+def _evaluate_both(model, data, staged: _Staged, loss: str, evaluate_train: bool) -> dict:
+    test_loss, test_acc = evaluate(model.predict_proba(staged.X_test), data.Y_test, loss)
+    metrics = {"test_loss": test_loss, "test_acc": test_acc}
+    if evaluate_train:
+        train_loss, train_acc = evaluate(model.predict_proba(staged.X_train), data.Y_train, loss)
+        metrics.update(train_loss=train_loss, train_acc=train_acc)
+    return metrics
+
+
+def matmul_probe(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
+    """The machine's matrix-multiply rate with NumPy's BLAS, `repeats` n x n products.
+
+    Taken in the calling process, so with whatever thread limits are in effect there.
+    Returns the rates in GFLOP/s and their summary (`probe_summary`).
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=out)  # warm-up
+    seconds = [timed(np.matmul, a, b, out=out, clock=clock)[1] for _ in range(repeats)]
+    return probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
+
+
+def probe_summary(rates) -> dict:
+    """Median, min, max and relative spread of repeated rate readings; `noisy` when the
+    spread is above PROBE_NOISY_SPREAD."""
+    rates = [float(r) for r in rates]
+    s = spread(rates)
+    return {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "spread": s,
+        "reps": rates,
+        "noisy": is_noisy(s, PROBE_NOISY_SPREAD),
+    }
+
+
+def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
+    """The median of `matmul_probe`'s readings, GFLOP/s."""
+    return matmul_probe(dtype, n, repeats, clock)["median"]
+
+
+def device_matmul_probe(
+    dtype: str, device: str, tf32: bool = False, n: int = 4096, repeats: int = 7, inner: int = 10
+):
+    """A GPU's matrix-multiply rate for `dtype` (TF32 tensor cores if `tf32`), `repeats`
+    readings of `inner` n x n products each, timed between device synchronisations.
+
+    Through torch where it has CUDA (cuBLAS, as the torch and cupy cells use it), else CuPy
+    (with torch's CPU build beside CuPy, say); run in a probe worker that loaded neither yet,
+    started with CUPY_TF32 set as `tf32` asks (CuPy reads it once). Returns
+    `probe_summary`'s dict with the library that measured it.
+    """
+    index = device_index(device)
+    if _torch_has_cuda():
+        import torch
+
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+        where = torch.device("cuda", index)
+        a, b = (torch.randn(n, n, dtype=getattr(torch, dtype), device=where) for _ in "ab")
+        out = torch.empty_like(a)
+
+        def product():
+            torch.matmul(a, b, out=out)
+
+        def synchronize():
+            torch.cuda.synchronize(where)
+
+        library = f"torch {torch.__version__}"
+    else:
+        if (os.environ.get("CUPY_TF32", "0") == "1") != bool(tf32):
+            raise ValueError(f"a CuPy probe of tf32={tf32} needs a worker with CUPY_TF32 so set")
+        import cupy
+
+        gpu = cupy.cuda.Device(index)
+        gpu.use()
+        rng = cupy.random.default_rng(0)
+        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in "ab")
+        out = cupy.empty_like(a)
+
+        def product():
+            cupy.matmul(a, b, out=out)
+
+        synchronize = gpu.synchronize
+        library = f"cupy {cupy.__version__}"
+
+    def batch():
+        for _ in range(inner):
+            product()
+        synchronize()
+
+    batch()  # warm-up: cuBLAS picks its kernel, the clocks ramp up
+    seconds = [timed(batch)[1] / inner for _ in range(repeats)]
+    summary = probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
+    return {**summary, "library": library, "tf32": bool(tf32), "n": n}
+
+
+def _torch_has_cuda() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
