@@ -1,11 +1,13 @@
 """Measurement with a fake clock and a scripted model: the statistics are exact."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from bench.store.schema import CURVE_COLUMNS, MEASURED_COLUMNS
 from bench.worker import measure
 from bench.worker.metrics import evaluate
 
@@ -71,19 +73,19 @@ def test_epoch_statistics_and_rates_are_exact():
         clock=clock,
         on_epoch=records.append,
     )
-    assert m.status == "ok" and m.diverged_epoch is None
-    assert m.first_epoch_s == 5.0
-    assert m.epoch_s == 2.0 and (m.epoch_s_min, m.epoch_s_max) == (1.0, 3.0)
-    assert m.train_s == 11.0  # evaluation time (0.5 s per predict) is off the clock
-    assert m.samples_per_s == 10 / 2.0
-    assert m.gflops == pytest.approx(6 * 1000 * 5.0 / 1e9)
-    assert m.predict_s == 0.5
+    assert m.row.status == "ok" and m.row.diverged_epoch is None
+    assert m.row.first_epoch_s == 5.0
+    assert m.row.epoch_s == 2.0 and (m.row.epoch_s_min, m.row.epoch_s_max) == (1.0, 3.0)
+    assert m.row.train_s == 11.0  # evaluation time (0.5 s per predict) is off the clock
+    assert m.row.samples_per_s == 10 / 2.0
+    assert m.row.gflops == pytest.approx(6 * 1000 * 5.0 / 1e9)
+    assert m.row.predict_s == 0.5
     assert [r.elapsed_s for r in records] == [5.0, 6.0, 9.0, 11.0]
     assert [r.epoch_loss for r in records] == [0.9, 0.7, 0.5, 0.4]
     assert [r.test_acc for r in records] == [0.2, 0.5, 0.8, 0.9]
-    assert m.test_acc == 0.9 and m.best_test_acc == 0.9 and m.train_acc == 0.9
-    assert m.time_to_target_s == 9.0  # first epoch reaching 0.75: the third
-    assert m.test_loss == pytest.approx(0.9 * -math.log(0.75) + 0.1 * -math.log(0.25))
+    assert m.row.test_acc == 0.9 and m.row.best_test_acc == 0.9 and m.row.train_acc == 0.9
+    assert m.row.time_to_target_s == 9.0  # first epoch reaching 0.75: the third
+    assert m.row.test_loss == pytest.approx(0.9 * -math.log(0.75) + 0.1 * -math.log(0.25))
 
 
 def test_eval_every_and_single_epoch():
@@ -113,7 +115,7 @@ def test_eval_every_and_single_epoch():
         n_weights=10,
         clock=FakeClock(),
     )
-    assert one.first_epoch_s == one.epoch_s  # one epoch: the steady state is that epoch
+    assert one.row.first_epoch_s == one.row.epoch_s  # one epoch: the steady state is that epoch
 
 
 def test_divergence_stops_the_cell():
@@ -124,8 +126,8 @@ def test_divergence_stops_the_cell():
     m = measure.train_and_measure(
         model, _data(), epochs=4, batch_size=4, seed=0, loss="cce", n_weights=10, clock=clock
     )
-    assert m.status == "diverged" and m.diverged_epoch == 2 and m.epochs_run == 2
-    assert model.epoch == 2 and math.isnan(m.predict_s)
+    assert m.row.status == "diverged" and m.row.diverged_epoch == 2 and m.row.epochs_run == 2
+    assert model.epoch == 2 and math.isnan(m.row.predict_s)
 
 
 def test_orders_are_shared_and_reproducible():
@@ -195,3 +197,59 @@ def test_matmul_probe_keeps_every_repetition():
     assert measure.matmul_gflops("float32", n=8, repeats=3, clock=lambda: next(times)) == (
         pytest.approx(flop / 2)
     )
+
+
+# -- the only clock --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCKS = ("perf_counter", "perf_clock()", "monotonic()", "process_time")  # timing clocks
+
+
+def clock_reads(text: str) -> list[str]:
+    return [c for c in CLOCKS if c in text]
+
+
+def test_only_measure_reads_a_clock():
+    """Every other module of bench/ times things with measure.Stopwatch / measure.timed."""
+    found = {
+        str(path.relative_to(ROOT)): hits
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        if path != Path(measure.__file__).resolve()
+        and (hits := clock_reads(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_the_clock_rule_finds_a_clock():
+    assert clock_reads("start = time.perf_counter()") == ["perf_counter"]
+    assert clock_reads("deadline = time.monotonic() + 5") == ["monotonic()"]
+    assert clock_reads("with measure.Stopwatch() as watch:") == []
+
+
+def test_stopwatch_with_a_fake_clock():
+    now = [10.0]
+    watch = measure.Stopwatch(lambda: now[0])
+    now[0] = 12.5
+    assert watch.elapsed() == 2.5
+    with measure.Stopwatch(lambda: now[0]) as w:
+        now[0] = 13.0
+    assert w.seconds == 0.5
+
+
+def test_a_measurement_fills_exactly_the_measured_columns_of_a_row():
+    """The measured part of a row is declared once (bench.store.records.ResultRow, marked
+    measured): the worker fills those columns and no other."""
+    m = measure.train_and_measure(
+        ScriptedModel(FakeClock(), [1.0] * 4, [1.0] * 4, [0.5] * 4),
+        _data(),
+        epochs=4,
+        batch_size=4,
+        seed=0,
+        loss="cce",
+        n_weights=10,
+        clock=FakeClock(),
+    )
+    filled = {c for c, v in m.row.as_row().items() if v is not None}
+    assert filled == set(MEASURED_COLUMNS) - {"diverged_epoch"}  # None: it did not diverge
+    assert tuple(m.as_row()) == MEASURED_COLUMNS and m.as_row()["epochs_run"] == 4
+    assert [tuple(r.as_row()) for r in m.epochs[:1]] == [CURVE_COLUMNS[-8:]]

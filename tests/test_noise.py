@@ -7,6 +7,7 @@ import pytest
 from test_measure import FakeClock, ScriptedModel, _data
 
 from bench.report import noise
+from bench.store import records
 from bench.worker import measure
 
 
@@ -31,19 +32,19 @@ def _measure(durations):
         loss="cce",
         n_weights=10,
         clock=clock,
-    )
+    ).row
 
 
 def test_cells_are_flagged_noisy_above_the_threshold():
     # the busy-machine case of the issue: steady epochs from 1.6 ms to 159 ms
     busy = _measure([0.5, 0.0016, 0.002, 0.159, 0.0017, 0.08])
     assert busy.epoch_s_spread > 1 and busy.noisy
-    assert busy.as_row()["noisy"] is True and busy.as_row()["epoch_s_spread"] > 1
+    assert busy.noisy is True
     quiet = _measure([0.5, 1.00, 1.01, 1.02, 1.00, 1.03])
     # quartiles of 1.00, 1.00, 1.01, 1.02, 1.03: 1.00 and 1.02 around the median 1.01
     assert quiet.epoch_s_spread == pytest.approx(0.02 / 1.01)
     assert not quiet.noisy
-    edge = _measure([0.5, 1.0, 1.0 + 2 * noise.NOISY_SPREAD, 1.0 + noise.NOISY_SPREAD])
+    edge = _measure([0.5, 1.0, 1.0 + 2 * records.NOISY_SPREAD, 1.0 + records.NOISY_SPREAD])
     # quartiles of 1, 1+t, 1+2t: 1+t/2 and 1+3t/2 around 1+t -> spread t/(1+t), under t
     assert not edge.noisy
     few = _measure([0.5, 1.0, 9.0])  # two steady epochs: spread unknown, not flagged
@@ -82,7 +83,7 @@ def _env(busy=False, probe_spread=0.01, loadavg=0.2):
                             "max": 101.0,
                             "spread": probe_spread,
                             "reps": [100.0] * 5,
-                            "noisy": probe_spread > noise.PROBE_NOISY_SPREAD,
+                            "noisy": probe_spread > records.PROBE_NOISY_SPREAD,
                         }
                     }
                 },

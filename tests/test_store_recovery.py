@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import bench_env, read_env, read_rows, run_bench
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_records import RESULTS_CSV_HEADER
 
 from bench.cli import main
 from bench.store.folder import RunStore, stale_running
@@ -28,11 +30,6 @@ TINY += ["--threads", "1", "--quiet"]
 # Every character str.splitlines() breaks on; csv's reader breaks only on \r and \n.
 SPLITLINES_BREAKS = ["\n", "\r", "\r\n", "\v", "\x0b", "\f", "\x0c", "\x1c", "\x1d", "\x1e"]
 SPLITLINES_BREAKS += ["\x85", "\u2028", "\u2029"]
-
-
-def _rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def _row(cell_id, repeat=0, **extra):
@@ -66,14 +63,41 @@ def test_results_truncated_to_20_bytes_then_resume(tmp_path, capsys):
     damaged = run_dir / "results.csv.damaged"
     assert f"moved to {damaged}" in err
     assert damaged.read_bytes() == cut + b"\r\n"
-    rows = _rows(results)
+    rows = read_rows(results)
     assert len(rows) == 2 and {r["status"] for r in rows} == {"ok"}
     assert results.read_text(encoding="utf-8").startswith(",".join(RESULT_COLUMNS[:3]))
     assert main(["report", str(run_dir)]) == 0
     capsys.readouterr()
     assert main(["run", "--resume", str(run_dir)]) == 0
     assert "2 of 2 cells already finished, 0 to run" in capsys.readouterr().err
-    assert len(_rows(results)) == 2
+    assert len(read_rows(results)) == 2
+
+
+def test_a_folder_in_the_format_written_so_far_resumes(tmp_path, capsys):
+    """results.csv with the header written so far (a literal) and one row of two; env.json
+    from before sessions were recorded, holding a field this version does not declare. The
+    resume runs the missing cell, keeps the old row and field as they were, and the first
+    start becomes session 0."""
+    assert main(["run", *TINY, "--batch-sizes", "128,256", "--out", str(tmp_path)]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    header = RESULTS_CSV_HEADER.split(",")
+    first = read_rows(run_dir)[0]
+    with open(run_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, [first[c] for c in header]])
+    env = read_env(run_dir)
+    kept = ("run_id", "name", "command", "sweep", "started_at", "python", "threads", "cells")
+    old = {k: env[k] for k in kept} | {"status": "interrupted", "field_of_another_version": 1}
+    (run_dir / "env.json").write_text(json.dumps(old))
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert "1 of 2 cells already finished, 1 to run" in capsys.readouterr().err
+    rows = read_rows(run_dir)
+    assert len(rows) == 2 and rows[0] == first and list(rows[1]) == header
+    assert rows[1]["status"] == "ok" and rows[1]["session"] == "1"
+    env = read_env(run_dir)
+    assert env["field_of_another_version"] == 1 and env["status"] == "complete"
+    assert [(s["index"], s["command"]) for s in env["sessions"]][0] == (0, old["command"])
+    assert [s["status"] for s in env["sessions"]] == ["interrupted", "complete"]
+    assert main(["report", str(run_dir)]) == 0
 
 
 def test_part_named_with_a_line_separator_survives_resume(tmp_path, capsys):
@@ -90,7 +114,7 @@ def test_part_named_with_a_line_separator_survives_resume(tmp_path, capsys):
     assert main(["run", "--config", str(config), "--quiet", "--out", str(tmp_path)]) == 0
     run_dir = Path(capsys.readouterr().out.strip())
     before = (run_dir / "results.csv").read_bytes()
-    assert [r["part"] for r in _rows(run_dir / "results.csv")] == ["a b"] * 2
+    assert [r["part"] for r in read_rows(run_dir / "results.csv")] == ["a b"] * 2
     assert main(["run", "--resume", str(run_dir)]) == 0
     assert "2 of 2 cells already finished, 0 to run" in capsys.readouterr().err
     assert (run_dir / "results.csv").read_bytes() == before
@@ -106,7 +130,7 @@ def test_a_middle_row_with_a_missing_field_loses_only_itself(tmp_path):
     store.results_path.write_text("\r\n".join(lines), encoding="utf-8", newline="")
     messages = []
     assert store.recover(note=messages.append) == {(f"c{i:03d}", 0) for i in (0, 2, 3, 4)}
-    assert [r["cell_id"] for r in _rows(store.results_path)] == ["c000", "c002", "c003", "c004"]
+    assert [r["cell_id"] for r in read_rows(store.results_path)] == ["c000", "c002", "c003", "c004"]
     damaged = store.path / "results.csv.damaged"
     assert damaged.read_bytes().decode() == bad + "\r\n"
     assert messages == [
@@ -114,7 +138,7 @@ def test_a_middle_row_with_a_missing_field_loses_only_itself(tmp_path):
         f"{damaged}; 4 complete rows kept"
     ]
     # the curve row of the quarantined cell is dropped: that cell runs again
-    assert [r["cell_id"] for r in _rows(store.curves_path)] == ["c000", "c002", "c003", "c004"]
+    assert [r["cell_id"] for r in read_rows(store.curves_path)] == ["c000", "c002", "c003", "c004"]
     store.close()
 
 
@@ -122,7 +146,7 @@ def test_repeated_keys_are_quarantined_not_duplicated(tmp_path):
     store = _store_with(tmp_path, 2)
     store.append_cell(_row("c000", epoch_s=9.0), [])  # the same key again
     assert store.recover(note=lambda m: None) == {("c000", 0), ("c001", 0)}
-    rows = _rows(store.results_path)
+    rows = read_rows(store.results_path)
     assert [(r["cell_id"], r["epoch_s"]) for r in rows] == [("c000", "0.5"), ("c001", "0.5")]
     assert "9.0" in (store.path / "results.csv.damaged").read_text(encoding="utf-8")
     store.close()
@@ -136,7 +160,7 @@ def test_an_older_header_is_upgraded_without_losing_rows(tmp_path):
         w.writerow(old)
         w.writerow(["r" if c == "run_id" else "a1" if c == "cell_id" else "0" for c in old])
     assert store.recover(note=lambda m: None) == {("a1", 0)}
-    rows = _rows(store.results_path)
+    rows = read_rows(store.results_path)
     assert list(rows[0]) == list(RESULT_COLUMNS) and rows[0]["roofline"] == ""
     store.close()
 
@@ -148,7 +172,7 @@ def test_line_breaks_in_values_are_written_as_spaces(tmp_path):
     store.close()
     store = RunStore.open(store.path)
     assert store.recover(note=lambda m: None) == {(f"a{i}", 0) for i in range(13)}
-    rows = _rows(store.results_path)
+    rows = read_rows(store.results_path)
     assert {r["error"] for r in rows} == {"one two three four"}
     csv_breaks = ("\n", "\r", "\r\n")
     assert [r["part"] for r in rows] == [
@@ -188,7 +212,8 @@ def test_property_no_complete_row_lost_no_key_repeated(tmp_path_factory, steps):
             key = (cid, repeat)
             if crashed or key in complete or key in finished:
                 continue
-            store.append_cell(_row(cid, repeat, error=text), [{**_row(cid, repeat), "epoch": 1}])
+            curve = {"run_id": "r", "cell_id": cid, "repeat": repeat, "epoch": 1}
+            store.append_cell(_row(cid, repeat, error=text), [curve])
             size = store.results_path.stat().st_size
             complete[key] = (
                 size,
@@ -211,7 +236,7 @@ def test_property_no_complete_row_lost_no_key_repeated(tmp_path_factory, steps):
             assert set(complete) <= finished  # no complete row lost
             with store.results_path.open(newline="", encoding="utf-8") as f:
                 assert next(csv.reader(f)) == list(RESULT_COLUMNS)  # the header is there
-            rows = _rows(store.results_path)
+            rows = read_rows(store.results_path)
             keys = [(r["cell_id"], int(r["repeat"])) for r in rows]
             assert len(keys) == len(set(keys)) and set(keys) == finished  # no key twice
             for row, key in zip(rows, keys):
@@ -242,7 +267,7 @@ def test_a_run_killed_while_running_is_recognised_on_resume(tmp_path, capsys):
         [sys.executable, "-c", code, str(store.path)],
         check=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=bench_env(),
     )
     pid = json.loads(store.env_path.read_text())["owner"]["pid"]
     sentence = stale_running(store.path)
@@ -265,7 +290,7 @@ def _limited(script, limit, *args):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=bench_env(),
         timeout=120,
     )
 
@@ -290,20 +315,13 @@ def test_disk_full_names_the_file_and_how_to_resume(tmp_path):
         f"; raise the limit and finish with: python -m bench run --resume {run_dir}"
     )
     assert not list(run_dir.glob("*.tmp"))
-    env = json.loads((run_dir / "env.json").read_text())
+    env = read_env(run_dir)
     assert env["status"] == "interrupted"
-    resumed = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--resume", str(run_dir), "--quiet"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    resumed = run_bench("run", "--resume", str(run_dir), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    rows = _rows(run_dir / "results.csv")
+    rows = read_rows(run_dir / "results.csv")
     assert len(rows) == 4 and len({(r["cell_id"], r["repeat"]) for r in rows}) == 4
-    assert json.loads((run_dir / "env.json").read_text())["status"] == "complete"
+    assert read_env(run_dir)["status"] == "complete"
 
 
 def test_disk_full_while_the_data_is_prepared_is_said_plainly(tmp_path):
@@ -345,10 +363,10 @@ def test_report_on_a_stale_running_folder_says_so(tmp_path, capsys):
     """Before: env.json stayed "running" for ever after a process that was killed."""
     assert main(["run", *TINY, "--batch-sizes", "256", "--out", str(tmp_path)]) == 0
     run_dir = Path(capsys.readouterr().out.strip())
-    env = json.loads((run_dir / "env.json").read_text())
+    env = read_env(run_dir)
     env.update(status="running", owner={"pid": 2**22 + 1, "host": "elsewhere"})
     (run_dir / "env.json").write_text(json.dumps(env))
     assert main(["report", str(run_dir)]) == 0
     err = capsys.readouterr().err
     assert f"note: {run_dir}/env.json said the run is still running, but its process " in err
-    assert json.loads((run_dir / "env.json").read_text())["status"] == "interrupted"
+    assert read_env(run_dir)["status"] == "interrupted"

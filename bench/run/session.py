@@ -97,39 +97,21 @@ def _writable_cache() -> Path | None:
 
 
 class Session:
-    """This process's entry in env.json's `sessions`, from start to finish."""
+    """This process's entry in env.json's `sessions`, from start to finish. The entry lives
+    here and is written to the run folder by `start` and `save`."""
 
-    def __init__(self, env: dict, command: str, warnings: list[str]):
-        sessions = env.setdefault("sessions", [])
-        if not sessions and env.get("started_at"):  # a folder from before sessions existed
-            sessions.append(
-                {
-                    "index": 0,
-                    "command": env.get("command"),
-                    "started_at": env.get("started_at"),
-                    "finished_at": env.get("finished_at"),
-                    "status": env.get("status"),
-                    "pid": None,
-                    "load": None,
-                    "matmul": {},
-                }
-            )
-        for earlier in sessions:  # we hold the folder's lock: no earlier one still runs
-            if earlier.get("status") == "running":
-                earlier["status"] = "interrupted"
-                earlier["note"] = "ended without closing env.json (killed?)"
-        self.index = len(sessions)
+    def __init__(self, command: str, warnings: list[str], git_commit: str | None = None):
+        self.index: int | None = None  # its place in env.json's sessions, once started
         self._start = envinfo.load_snapshot()
         self._watch = measure.Stopwatch()
         self.entry = {
-            "index": self.index,
             "command": command,
             "started_at": measure.now_iso(),
             "finished_at": None,
             "status": "running",
             "pid": os.getpid(),
             "host": envinfo.host(),
-            "git_commit": env.get("git_commit"),  # the code this session ran
+            "git_commit": git_commit,  # the code this session ran
             "load": {
                 "start": envinfo.public(self._start),
                 "end": None,
@@ -139,13 +121,22 @@ class Session:
             "matmul": {},
             "warnings": list(warnings),
         }
-        sessions.append(self.entry)
         self.matmul: dict[int, dict] = {}  # threads -> {dtype: probe}
         self.device_matmul: dict[str, dict] = {}  # device -> {device_probe_key: probe}
 
-    def record_matmul(self, env: dict, matmul: dict, device_matmul: dict | None = None) -> dict:
-        """Keep this session's probes; the first session's medians stay env.json's
-        `matmul_gflops` (what older readers use). Returns the fields to update.
+    def start(self, store, **fields) -> None:
+        """Append this session to the run folder's env.json, with the run's `fields`, in one
+        write (bench.store.folder.RunStore.start_session)."""
+        self.index = store.start_session(self.entry, **fields)
+        self.entry["index"] = self.index
+
+    def save(self, store, **fields) -> None:
+        """Write this session's entry to env.json, with the run's `fields`, in one write."""
+        store.update_session(self.index, self.entry, **fields)
+
+    def record_matmul(self, store, matmul: dict, device_matmul: dict | None = None) -> None:
+        """Keep this session's probes and write them to env.json; the first session's medians
+        stay env.json's `matmul_gflops` (what older readers use).
 
         `device_matmul`: {device: {probe key (`device_probe_key`): probe}}, each GPU's own
         rate, kept in the session's entry as `device_matmul`."""
@@ -154,14 +145,14 @@ class Session:
         self.entry["matmul"] = {str(t): probes for t, probes in matmul.items()}
         if self.device_matmul:
             self.entry["device_matmul"] = self.device_matmul
-        fields = {"sessions": env["sessions"]}
-        if matmul and not env.get("matmul_gflops"):
+        fields = {}
+        if matmul and not store.read_env().get("matmul_gflops"):
             medians = {
                 str(t): {d: p["median"] for d, p in probes.items()} for t, probes in matmul.items()
             }
             fields["matmul_gflops"] = medians[str(min(matmul))]
             fields["matmul_gflops_by_threads"] = medians
-        return fields
+        self.save(store, **fields)
 
     def peak(self, threads: int, dtype: str) -> float | None:
         probe = self.matmul.get(threads, {}).get(dtype)
@@ -198,22 +189,18 @@ def measure_matmul(threads_list, dtypes, note, logs_dir: Path | None = None) -> 
     {threads: {dtype: measure.probe_summary(...)}}."""
     result = {}
     for threads in threads_list:
-        log = str(logs_dir / f"probe-t{threads}.log") if logs_dir is not None else None
-        worker = Worker(None, threads, log)
-        try:
-            worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
-            probes = {}
-            for dtype in dtypes:
-                worker.send("matmul", dtype)
-                message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
-                if message[0] == "value":
-                    probes[dtype] = message[1]
+        probes = {}
+        done = _probe_worker(
+            [(dtype, ("matmul", dtype)) for dtype in dtypes],
+            probes.__setitem__,
+            note,
+            what=f"the matmul peak with {threads} threads",
+            threads=threads,
+            log=logs_dir / f"probe-t{threads}.log" if logs_dir is not None else None,
+        )
+        if done:
             result[threads] = probes
             note(_describe_probe(threads, probes))
-        except (WorkerDied, WorkerTimeout) as exc:
-            note(f"warning: could not measure the matmul peak with {threads} threads: {exc}")
-        finally:
-            worker.stop()
     return result
 
 
@@ -227,27 +214,53 @@ def measure_device_matmul(wanted, note, logs_dir: Path | None = None) -> dict:
     worker of its own: {device: {device_probe_key: probe}}."""
     result = {}
     for tf32 in sorted({t for _, _, t in wanted}):  # CuPy reads CUPY_TF32 once per process
-        log = str(logs_dir / f"probe-gpu-tf32{int(tf32)}.log") if logs_dir is not None else None
-        worker = Worker(None, 1, log, (("CUPY_TF32", "1" if tf32 else "0"),))
-        try:
-            worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
-            for device, dtype, _ in [w for w in wanted if w[2] == tf32]:
-                worker.send("device_matmul", dtype, device, tf32)
-                message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
-                if message[0] != "value":
-                    note(f"warning: could not measure {device}'s matmul rate: {message[1]}")
-                    continue
-                probe = message[1]
-                result.setdefault(device, {})[device_probe_key(dtype, tf32)] = probe
-                text = f"{dtype}{' with TF32' if tf32 else ''} {probe['median']:.0f} GFLOP/s"
-                if probe.get("noisy"):
-                    text += f" (varied {100 * probe['spread']:.0f}% between repetitions)"
-                note(f"matmul peak on {device} ({probe['library']}): {text}")
-        except (WorkerDied, WorkerTimeout) as exc:
-            note(f"warning: could not measure the GPU matmul peak: {exc}")
-        finally:
-            worker.stop()
+
+        def keep(key, probe, tf32=tf32):
+            device, dtype = key
+            result.setdefault(device, {})[device_probe_key(dtype, tf32)] = probe
+            text = f"{dtype}{' with TF32' if tf32 else ''} {probe['median']:.0f} GFLOP/s"
+            if probe.get("noisy"):
+                text += f" (varied {100 * probe['spread']:.0f}% between repetitions)"
+            note(f"matmul peak on {device} ({probe['library']}): {text}")
+
+        def failed(key, text):
+            note(f"warning: could not measure {key[0]}'s matmul rate: {text}")
+
+        _probe_worker(
+            [((d, t), ("device_matmul", t, d, tf32)) for d, t, on in wanted if on == tf32],
+            keep,
+            note,
+            what="the GPU matmul peak",
+            threads=1,
+            log=logs_dir / f"probe-gpu-tf32{int(tf32)}.log" if logs_dir is not None else None,
+            env=(("CUPY_TF32", "1" if tf32 else "0"),),
+            failed=failed,
+        )
     return result
+
+
+def _probe_worker(requests, keep, note, *, what, threads, log, env=(), failed=None) -> bool:
+    """Run the probe `requests` ([(key, (command, *args))]) one after the other in one probe
+    worker with `threads` threads and `env`, its output in `log`: `keep(key, probe)` gets each
+    probe measured, `failed(key, text)` (if given) each one that failed. A worker that dies
+    or stops answering is noted as a warning that `what` could not be measured; returns
+    whether the worker answered every request."""
+    worker = Worker(None, threads, str(log) if log is not None else None, env)
+    try:
+        worker.wait_ready(measure.Deadline(PROBE_TIMEOUT_S))
+        for key, request in requests:
+            worker.send(*request)
+            message = worker.receive(measure.Deadline(PROBE_TIMEOUT_S))
+            if message[0] == "value":
+                keep(key, message[1])
+            elif failed is not None:
+                failed(key, message[1])
+        return True
+    except (WorkerDied, WorkerTimeout) as exc:
+        note(f"warning: could not measure {what}: {exc}")
+        return False
+    finally:
+        worker.stop()
 
 
 def _describe_probe(threads: int, probes: dict) -> str:

@@ -4,28 +4,25 @@ A cell's curve rows are written before its result row, and each write is flushed
 so a results row on disk means its cell is complete. On resume, every complete, valid row is
 kept wherever it sits in the file; what cannot be read (a row cut off by power loss, a line
 damaged by hand, a repeated key) is moved to `results.csv.damaged` / `curves.csv.damaged`, never
-deleted. Curve rows of cells without a result row are dropped, and those cells run again.
+deleted (bench.store.csvfile). Curve rows of cells without a result row are dropped, and those
+cells run again. Rows and env.json hold only the fields bench.store.records declares: a key it
+does not declare is an error naming it, never silently dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import datetime as _dt
-import errno
 import fcntl
-import io
-import json
-import math
 import os
 import re
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError, DiskFullError, NotARunError, UsageError
-from bench.store.schema import CURVE_COLUMNS, KEY_COLUMNS, RESULT_COLUMNS
+from bench.errors import BenchError, NotARunError, UsageError
+from bench.store import envfile
+from bench.store.csvfile import append_rows, recover_file, rewrite, valid_key
+from bench.store.schema import CURVE_COLUMNS, RESULT_COLUMNS, curve_fields, result_fields
 
 RESULTS, CURVES, ENV, LOCK, LOGS = "results.csv", "curves.csv", "env.json", ".lock", "logs"
 
@@ -36,179 +33,6 @@ SLUG_MAX = 60  # characters of a name in a folder or file name (file names stop 
 def _slug(text: str) -> str:
     """A folder-name-safe form of `text`: ASCII letters, digits and ._- only, short."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:SLUG_MAX].strip("-.") or "run"
-
-
-# Every row this module writes is one physical line ending in "\r\n" (the csv module's
-# terminator, written and read with newline=""): values never hold "\r" or "\n", so a line
-# that does not parse is junk on its own and never swallows the rows around it.
-_LINE = re.compile(r"\r\n|\r|\n")  # the only breaks csv's reader knows (not \u2028, \x0c, ...)
-
-
-def _format(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    if isinstance(value, (dict, list, tuple)):
-        value = json.dumps(value, sort_keys=True)
-    if isinstance(value, str):
-        return " ".join(_LINE.split(value))  # one line per row (see _LINE)
-    return value
-
-
-def _lines(text: str) -> tuple[list[str], str]:
-    """The complete lines of `text` (without their terminators) and the unterminated rest."""
-    pieces = _LINE.split(text)
-    return pieces[:-1], pieces[-1]
-
-
-def _parse_line(line: str) -> list[str] | None:
-    try:
-        line.encode("utf-8")  # undecodable bytes (kept as surrogates) are damage
-        rows = list(csv.reader([line], strict=True))
-    except (UnicodeEncodeError, csv.Error):
-        return None
-    return rows[0] if len(rows) == 1 else None
-
-
-def _valid_key(fields: dict) -> tuple[str, int] | None:
-    cell_id, repeat = fields.get("cell_id", ""), fields.get("repeat", "")
-    if not re.fullmatch(r"[0-9a-zA-Z_-]+", cell_id) or not re.fullmatch(r"[0-9]+", repeat):
-        return None
-    return cell_id, int(repeat)
-
-
-@dataclass
-class _Recovered:
-    rows: list[dict]
-    damaged: list[str]  # raw text quarantined, in file order
-    rewrite: bool  # the file on disk differs from header + rows
-
-
-def _recover_text(text: str, columns, unique) -> _Recovered:
-    """Split a CSV written by this module into its complete, valid rows and the rest.
-
-    A row is kept wherever it sits when it has one field per column of the file's header, a
-    valid key, and `unique(row)` (the row's identity) not seen before. Everything else (cut
-    rows, junk lines, repeated keys, an unterminated tail) is returned as damaged text.
-    """
-    lines, tail = _lines(text)
-    header, rows, damaged, seen = None, [], [], set()
-    for line in lines:
-        if not line:
-            continue  # an empty line holds nothing to keep
-        fields = _parse_line(line)
-        if fields is not None and _is_header(fields, columns):
-            if header is None:
-                header = fields
-            continue  # a repeated header line is dropped
-        if header is None:
-            header = list(columns)  # the header line itself was damaged: ours is assumed
-        if fields is None or len(fields) != len(header):
-            damaged.append(line)
-            continue
-        row = dict(zip(header, fields))
-        ident = unique(row)
-        if ident is None or ident in seen:
-            damaged.append(line)
-            continue
-        seen.add(ident)
-        rows.append({c: row.get(c, "") for c in columns})
-    if tail:
-        damaged.append(tail)
-    return _Recovered(rows, damaged, _csv_text(columns, rows) != text)
-
-
-def _csv_text(columns, rows: list[dict]) -> str:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in columns])
-    return out.getvalue()
-
-
-def _is_header(fields: list[str], columns) -> bool:
-    """The file's header: our column names (an older release's subset is read and upgraded)."""
-    return (
-        "cell_id" in fields
-        and "repeat" in fields
-        and len(set(fields)) == len(fields)
-        and set(fields) <= set(columns)
-    )
-
-
-def _read_text(path: Path) -> str:
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
-        return f.read()
-
-
-def _quarantine(path: Path, damaged: list[str]) -> Path:
-    """Append damaged text to `<file>.damaged`, synced, before the file is rewritten."""
-    target = path.with_name(path.name + ".damaged")
-    with (
-        _disk_full_is_clear(target),
-        target.open("a", encoding="utf-8", errors="surrogateescape", newline="") as f,
-    ):
-        for text in damaged:
-            f.write(text + "\r\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return target
-
-
-def _rewrite(path: Path, columns, rows: list[dict]) -> None:
-    """Replace `path` atomically with the header and `rows` (never leaves it without a header)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with _disk_full_is_clear(path), tmp.open("w", encoding="utf-8", newline="") as f:
-            f.write(_csv_text(columns, rows))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _recover_file(path: Path, columns, unique, note, keep=None) -> list[dict]:
-    """Complete, valid rows of `path`; damaged text moved to `path.damaged`, file rewritten."""
-    if not path.exists():
-        _rewrite(path, columns, [])
-        return []
-    found = _recover_text(_read_text(path), columns, unique)
-    rows = found.rows
-    dropped = 0
-    if keep is not None:
-        rows = [r for r in found.rows if keep(r)]
-        dropped = len(found.rows) - len(rows)
-    if found.damaged:
-        target = _quarantine(path, found.damaged)
-        n = len(found.damaged)
-        note(
-            f"note: {path.name}: {n} damaged line{'s' if n > 1 else ''} (cut off, unreadable "
-            f"or repeated) moved to {target}; {len(rows)} complete rows kept"
-        )
-    if found.rewrite or dropped:  # also normalises other line endings to the writer's
-        _rewrite(path, columns, rows)
-    return rows
-
-
-@contextlib.contextmanager
-def _disk_full_is_clear(path: Path):
-    """Turn "no space left" into a message naming the file and how to finish the run."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise
-        if exc.errno == errno.EFBIG:
-            what, fix = "the file size limit was reached", "raise the limit"
-        else:
-            what, fix = "the disk is full", "free space"
-        raise DiskFullError(
-            f"{what} while writing {path}; {fix} and finish with: "
-            f"python -m bench run --resume {path.parent}"
-        ) from None
 
 
 def _stderr(text: str) -> None:
@@ -280,37 +104,39 @@ class RunStore:
             (self.results_path, RESULT_COLUMNS),
             (self.curves_path, CURVE_COLUMNS),
         ):
-            _rewrite(path, columns, [])
+            rewrite(path, columns, [])
 
     # -- reading ---------------------------------------------------------------------------
 
-    def recover(self, note=None) -> set[tuple[str, int]]:
+    def recover(self, note=None, rerun=None) -> set[tuple[str, int]]:
         """Repair the tables and return the (cell_id, repeat) keys already finished.
 
         Every complete, valid row is kept; damaged text is quarantined (see the module's
         docstring) and said through `note`. Curve rows of cells that have no result row
-        (interrupted between the two writes) are dropped: those cells run again.
+        (interrupted between the two writes) are dropped: those cells run again. `rerun(row)`
+        (a row as text): finished rows to run again, removed with their curves.
         """
         note = note or _stderr
-        results = _recover_file(self.results_path, RESULT_COLUMNS, _valid_key, note)
-        finished = {_valid_key(r) for r in results}
+        keep = None if rerun is None else (lambda row: not rerun(row))
+        results = recover_file(self.results_path, RESULT_COLUMNS, valid_key, note, keep=keep)
+        finished = {valid_key(r) for r in results}
 
         def curve_id(row):
-            key = _valid_key(row)
+            key = valid_key(row)
             epoch = row.get("epoch", "")
             return None if key is None or not epoch.isdigit() else (*key, int(epoch))
 
-        _recover_file(
+        recover_file(
             self.curves_path,
             CURVE_COLUMNS,
             curve_id,
             note,
-            keep=lambda row: _valid_key(row) in finished,
+            keep=lambda row: valid_key(row) in finished,
         )
         return finished
 
     def read_env(self) -> dict:
-        return _read_env(self.env_path)
+        return envfile.read_env(self.env_path)
 
     def stale_status(self) -> str | None:
         """A sentence when env.json says "running" although no process holds this folder.
@@ -326,22 +152,50 @@ class RunStore:
     # -- writing ---------------------------------------------------------------------------
 
     def write_env(self, env: dict) -> None:
-        """Replace env.json atomically."""
-        _write_env(self.env_path, env)
+        """Replace env.json atomically with `env` (its fields declared by RunEnv)."""
+        envfile.change_env(self.env_path, lambda _: env, replace=True)
 
     def update_env(self, **fields) -> dict:
-        return _update_env(self.env_path, fields)
+        """Set top-level fields of env.json (declared by RunEnv); returns its new content."""
+        return envfile.change_env(self.env_path, lambda _: fields)
 
     @staticmethod
     def write_env_field(path, **fields) -> None:
-        """Add fields to env.json of the run folder `path` after the run has closed."""
-        _update_env(Path(path) / ENV, fields)
+        """Set fields of env.json of the run folder `path` after the run has closed."""
+        envfile.change_env(Path(path) / ENV, lambda _: fields)
 
-    def append_cell(self, result: dict, curves: list[dict]) -> None:
-        """Write a finished cell: its curve rows, then its result row; both synced to disk."""
+    def start_session(self, entry: dict, **fields) -> int:
+        """Add a session (a start or --resume) to env.json's `sessions` and set `fields`, in
+        one write; returns its index. Sessions left "running" become "interrupted"."""
+        env = envfile.change_env(self.env_path, envfile.start_session(entry, fields))
+        return len(env["sessions"]) - 1
+
+    def update_session(self, index: int, entry: dict, **fields) -> None:
+        """Replace session `index`'s entry in env.json and set `fields`, in one write."""
+        envfile.change_env(self.env_path, envfile.set_session(index, entry, fields))
+
+    def record_cluster(self, session: int, hosts: dict[str, dict], scheduler: dict) -> None:
+        """A Dask session's machines ({host: facts}, merged into env.json's `hosts`) and its
+        scheduler (its entry of `schedulers`)."""
+        envfile.change_env(self.env_path, envfile.set_cluster(session, hosts, scheduler))
+
+    def record_probe(self, host: str, session: int, threads: int, dtype: str, probe: dict) -> None:
+        """A matmul probe measured on a Dask host, filed in env.json's hosts[host]["matmul"]
+        by session, threads and dtype; the first one filed for those stays."""
+        change = envfile.add_probe(host, session, threads, dtype, probe)
+        envfile.change_env(self.env_path, change)
+
+    def append_cell(self, result, curves) -> None:
+        """Write a finished cell: its curve rows, then its result row; both synced to disk.
+
+        `result` is a ResultRow or a mapping of its columns, each curve row a CurveRow or a
+        mapping; ValueError, before anything is written, for a key that is not a column or a
+        status that is not one of STATUSES. A column not given is written empty."""
+        result = result_fields(result)
+        curves = [curve_fields(c) for c in curves]
         if curves:
-            _append(self.curves_path, CURVE_COLUMNS, curves)
-        _append(self.results_path, RESULT_COLUMNS, [result])
+            append_rows(self.curves_path, CURVE_COLUMNS, curves)
+        append_rows(self.results_path, RESULT_COLUMNS, [result])
 
     def write_log(self, name: str, text: str) -> Path:
         logs = self.path / LOGS
@@ -363,39 +217,6 @@ class RunStore:
             self._lock = None
 
 
-def _read_env(path: Path) -> dict:
-    try:
-        env = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise NotARunError(f"{path} cannot be read: {exc}") from None
-    if not isinstance(env, dict):
-        raise NotARunError(f"{path} cannot be read: it holds no JSON object")
-    return env
-
-
-def _update_env(path: Path, fields: dict) -> dict:
-    env = _read_env(path) if path.exists() else {}
-    env.update(fields)
-    _write_env(path, env)
-    return env
-
-
-def _write_env(path: Path, env: dict) -> None:
-    """Replace env.json atomically; a failed write leaves the old file and no .tmp."""
-    if env.get("status") == "running":  # who is running it: a later look can tell it is gone
-        env["owner"] = {"pid": os.getpid(), "host": socket.gethostname()}
-    tmp = path.with_suffix(".json.tmp")
-    text = json.dumps(env, indent=2, sort_keys=True, default=str) + "\n"
-    try:
-        with _disk_full_is_clear(path), tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _stale_sentence(run_dir: Path, env: dict) -> str:
     owner = env.get("owner") if isinstance(env.get("owner"), dict) else {}
     who = f"process {owner['pid']} on {owner.get('host', '?')}" if "pid" in owner else "process"
@@ -414,7 +235,7 @@ def stale_running(run_dir) -> str | None:
     """
     run_dir = Path(run_dir)
     try:
-        env = _read_env(run_dir / ENV)
+        env = envfile.read_env(run_dir / ENV)
     except NotARunError:
         return None
     if env.get("status") != "running":
@@ -441,26 +262,6 @@ def stale_running(run_dir) -> str | None:
     return None
 
 
-def _ends_a_line(path: Path) -> bool:
-    with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return True
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
-def _append(path: Path, columns, rows) -> None:
-    with _disk_full_is_clear(path), path.open("a", encoding="utf-8", newline="") as f:
-        if not _ends_a_line(path):
-            f.write("\r\n")  # never glue a row to a cut-off one: that would lose both
-        writer = csv.writer(f)
-        for row in rows:
-            writer.writerow([_format(row.get(c)) for c in columns])
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _lock(path: Path):
     handle = (path / LOCK).open("w")
     try:
@@ -481,4 +282,4 @@ def check_writable(folder: Path) -> None:
         raise UsageError(f"cannot write to {folder}: {exc.strerror}") from None
 
 
-__all__ = ["RunStore", "KEY_COLUMNS", "check_writable", "stale_running"]
+__all__ = ["RunStore", "check_writable", "stale_running"]

@@ -1,13 +1,14 @@
-"""Column names of the run folder's tables: the one place that defines them.
+"""Column names and types of the run folder's tables, derived from their declarations in
+bench.store.records (nothing is listed here a second time).
 
 results.csv holds one row per cell x repeat; curves.csv one row per cell x repeat x epoch.
 Both are long format: every row carries the keys of its cell, so wide tables are derived
 with pandas. Files of a run folder:
 
-    env.json      machine, versions, threads, command line, sweep, start/end, status,
-                  sessions (each start and resume: command, load, matmul probe)
-    results.csv   RESULT_COLUMNS
-    curves.csv    CURVE_COLUMNS
+    env.json      bench.store.records.RunEnv: machine, versions, threads, command line, sweep,
+                  start/end, status, sessions (each start and resume: command, load, probe)
+    results.csv   RESULT_COLUMNS (bench.store.records.ResultRow)
+    curves.csv    CURVE_COLUMNS (bench.store.records.CurveRow)
     summary.md    rendered from the CSVs by bench.report.write
     plots/*.png   rendered from the CSVs by bench.report.plots
     logs/         one traceback file per failed cell
@@ -15,170 +16,128 @@ with pandas. Files of a run folder:
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import types
+import typing
+
+from bench.store.records import (
+    RUN_STATUSES,
+    STATUSES,
+    CurveRow,
+    EpochRecord,
+    ResultRow,
+    RunEnv,
+)
+
+
+def _names(record, flag: str | None = None) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record) if flag is None or f.metadata.get(flag))
+
+
 # The axes of a sweep, in the order they vary in a cell's name.
-AXES = (
-    "dataset",
-    "backend",
-    "loss",
-    "optimizer",
-    "lr",
-    "batch_size",
-    "hidden",
-    "activation",
-    "epochs",
-    "dtype",
-    "threads",
-    "device",  # where the cell computed: cpu, cuda:0, ...
-)
-
+AXES = _names(ResultRow, "axis")
 # Settings that are fixed within one sweep part but recorded with every row.
-SETTINGS = (
-    "part",
-    "output",
-    "momentum",
-    "weight_decay",
-    "preprocess",
-    "init",
-    "order",
-    "eval_every",
-    "tf32",  # float32 matrix products on a GPU's TF32 tensor cores (off by default, for parity)
-)
+SETTINGS = _names(ResultRow, "setting")
 
-STATUSES = ("ok", "diverged", "error", "timeout", "skipped")
-
-RESULT_COLUMNS = (
-    "run_id",
-    "cell_id",  # short hash of the part, axes and settings: stable across resumes
-    *SETTINGS[:1],  # part: the name of the sweep part (presets may have several)
-    *AXES,
-    *SETTINGS[1:],
-    "repeat",
-    "seed",
-    "session",  # which start (0) or --resume (1..) of the run ran it: env.json's sessions[i]
-    "host",  # the machine it ran on (socket.gethostname())
-    "status",
-    "error",
-    "diverged_epoch",
-    "threads_effective",  # JSON: the thread counts each library reported inside the worker
-    "n_train",
-    "n_test",
-    "n_features",
-    "n_classes",
-    "n_params",
-    "build_s",  # building the model (framework graph construction), not training
-    "stage_s",  # placing the cell's data where the model computes (model.stage), once per cell
-    "first_epoch_s",  # the first epoch: warm-up, tracing, compilation included
-    "epoch_s",  # steady state: median of epochs 2..E (the first epoch when E == 1)
-    "epoch_s_min",
-    "epoch_s_max",
-    "epoch_s_spread",  # (p75 - p25) / median of epochs 2..E; NaN under 3 steady epochs
-    "noisy",  # epoch_s_spread above bench.report.noise.NOISY_SPREAD
-    "train_s",  # all epochs' training time
-    "samples_per_s",  # n_train / epoch_s
-    "gflops",  # 6 * weights * n_train / epoch_s / 1e9
-    "roofline",  # gflops / the machine's measured matmul GFLOP/s for this dtype and threads
-    "predict_s",  # predict_proba over the test set after training
-    "eval_s",  # the harness's evaluations after epochs, off the training clock
-    "cell_s",  # the whole cell in its worker: data, model, training, evaluation, predict
-    "peak_host_mb",  # the worker's peak resident set during the cell (Linux VmHWM, reset
-    # at the cell's start: framework and data included, earlier cells not); NaN elsewhere
-    "peak_device_mb",  # a GPU cell's peak device memory held by its allocator: torch's peak
-    # reserved memory, CuPy's memory pool at its largest; NaN on the CPU and for JAX
-    "epochs_run",
-    "train_loss",
-    "test_loss",
-    "train_acc",
-    "test_acc",
-    "best_test_acc",
-    "target_acc",
-    "time_to_target_s",  # cumulative training time at the first epoch reaching target_acc
-    "started_at",
-    "finished_at",
-    # Dask runs (--scheduler, bench.cluster.executor); empty in local runs:
-    "shared_host",  # its host ran more than one cell at a time (several bench slots)
-    "lost_on",  # hosts whose Dask worker died while running it before it ran to the end
-)
-
-CURVE_COLUMNS = (
-    "run_id",
-    "cell_id",
-    "part",
-    *AXES,
-    "repeat",
-    "epoch",  # 1-based
-    "epoch_s",  # this epoch's training time
-    "elapsed_s",  # training time of epochs 1..epoch
-    "epoch_loss",  # what train_epoch returned: the mean of the batches' losses before updates
-    "train_loss",  # evaluated after the epoch by the harness (NaN when not evaluated)
-    "test_loss",
-    "train_acc",
-    "test_acc",
-)
+RESULT_COLUMNS = _names(ResultRow)
+CURVE_COLUMNS = _names(CurveRow)
+# A curve row's cell columns: which run, cell and repeat its epoch belongs to.
+CURVE_KEYS = tuple(c for c in CURVE_COLUMNS if c not in _names(EpochRecord))
+# The columns bench.worker.measure.train_and_measure fills for a cell.
+MEASURED_COLUMNS = _names(ResultRow, "measured")
 
 # Columns that identify a cell x repeat: a finished row with these values is not run again.
 KEY_COLUMNS = ("cell_id", "repeat")
 
+# env.json's top-level fields.
+ENV_FIELDS = _names(RunEnv)
+
+_KINDS = {int: "int", float: "float", bool: "bool"}
+
+
+def _kind(annotation) -> str | None:
+    """ "int", "float" or "bool" for a field of that type (or None), None for text."""
+    options = {annotation}
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = set(typing.get_args(annotation)) - {type(None)}
+    return _KINDS.get(options.pop()) if len(options) == 1 else None
+
+
+def _column_types(*records) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for record in records:
+        hints = typing.get_type_hints(record)
+        for f in dataclasses.fields(record):
+            kind = None if f.metadata.get("text") else _kind(hints[f.name])
+            if kind is None:
+                continue
+            if out.setdefault(f.name, kind) != kind:
+                raise TypeError(f"column {f.name} is declared {out[f.name]} and {kind}")
+    return out
+
+
 # The type of every column of both tables that is not text. The files hold text; readers
-# (bench.report.tables) turn "int" columns into nullable Int64, "float" into float64 and "bool" into
-# nullable boolean, with empty fields missing. Columns a table may not have yet (written by
-# newer versions) are typed here too, so a folder that has them reads them right.
-COLUMN_TYPES = {
-    **dict.fromkeys(
-        (
-            "batch_size",
-            "epochs",
-            "threads",
-            "eval_every",
-            "repeat",
-            "seed",
-            "diverged_epoch",
-            "n_train",
-            "n_test",
-            "n_features",
-            "n_classes",
-            "n_params",
-            "epochs_run",
-            "epoch",
-            "session",  # which start (0) or resume (1, 2, ...) of the run wrote the row
-        ),
-        "int",
-    ),
-    **dict.fromkeys(
-        (
-            "lr",
-            "momentum",
-            "weight_decay",
-            "build_s",
-            "first_epoch_s",
-            "epoch_s",
-            "epoch_s_min",
-            "epoch_s_max",
-            "epoch_s_spread",  # (p75 - p25) / median of the steady-state epoch times
-            "train_s",
-            "samples_per_s",
-            "gflops",
-            "roofline",
-            "predict_s",
-            "eval_s",
-            "cell_s",
-            "train_loss",
-            "test_loss",
-            "train_acc",
-            "test_acc",
-            "best_test_acc",
-            "target_acc",
-            "time_to_target_s",
-            "elapsed_s",
-            "epoch_loss",
-            "peak_host_mb",
-            "peak_device_mb",
-            "stage_s",
-        ),
-        "float",
-    ),
-    "noisy": "bool",  # epoch_s_spread above bench.report.noise's threshold
-    "tf32": "bool",
-}
+# (bench.report.tables) turn "int" columns into nullable Int64, "float" into float64 and "bool"
+# into nullable boolean, with empty fields missing.
+COLUMN_TYPES = _column_types(ResultRow, CurveRow)
 INT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "int")
 FLOAT_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "float")
 BOOL_COLUMNS = frozenset(c for c, t in COLUMN_TYPES.items() if t == "bool")
+
+
+# -- checks: the store writes only what is declared ---------------------------------------------
+
+
+def _as_mapping(row, record) -> dict:
+    if isinstance(row, record):
+        return dataclasses.asdict(row)
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        raise TypeError(f"a {type(row).__name__} is not a {record.__name__}")
+    return dict(row)
+
+
+def _undeclared(keys, declared, what: str, where: str) -> None:
+    unknown = [k for k in keys if k not in declared]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), declared, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(f"{what} has no field {names}{hint}: its fields are declared by {where}")
+
+
+def result_fields(row) -> dict:
+    """`row` (a ResultRow or a mapping of its columns) as a mapping of declared columns;
+    ValueError naming an undeclared key, or a status that is not one of STATUSES."""
+    row = _as_mapping(row, ResultRow)
+    _undeclared(row, RESULT_COLUMNS, "a results.csv row", "bench.store.records.ResultRow")
+    status = row.get("status")
+    if status not in STATUSES:
+        raise ValueError(
+            f"a results.csv row has status {status!r}, not one of {', '.join(STATUSES)} "
+            "(bench.store.records.STATUSES)"
+        )
+    return row
+
+
+def curve_fields(row) -> dict:
+    """`row` (a CurveRow or a mapping of its columns) as a mapping of declared columns;
+    ValueError naming an undeclared key."""
+    row = _as_mapping(row, CurveRow)
+    _undeclared(row, CURVE_COLUMNS, "a curves.csv row", "bench.store.records.CurveRow")
+    return row
+
+
+def check_env_fields(fields: dict, current: dict) -> None:
+    """ValueError unless every top-level field of `fields` is declared by RunEnv (a field
+    `current` already holds may be written back unchanged) and a run status is one of
+    RUN_STATUSES."""
+    kept = [k for k, value in fields.items() if k in current and current[k] == value]
+    new = [k for k in fields if k not in kept]
+    _undeclared(new, ENV_FIELDS, "env.json", "bench.store.records.RunEnv")
+    status = fields.get("status")
+    if "status" in fields and status not in RUN_STATUSES:
+        raise ValueError(
+            f"env.json's status {status!r} is not one of {', '.join(RUN_STATUSES)} "
+            "(bench.store.records.RUN_STATUSES)"
+        )

@@ -17,11 +17,12 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench.report.noise import NOISY_SPREAD, PROBE_NOISY_SPREAD
+from bench.store.records import NOISY_SPREAD, PROBE_NOISY_SPREAD, EpochRecord, ResultRow
+from bench.store.schema import MEASURED_COLUMNS
 from bench.worker.metrics import evaluate
 from impls.base import MLPModel
 from impls.spec import device_index
@@ -83,54 +84,17 @@ class Deadline:
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 1-based
-    epoch_s: float
-    elapsed_s: float
-    epoch_loss: float
-    train_loss: float = math.nan
-    test_loss: float = math.nan
-    train_acc: float = math.nan
-    test_acc: float = math.nan
-
-    def as_row(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class Measurement:
-    """What one cell measured. Times in seconds; NaN where a value does not exist."""
+    """What one cell measured: its row with the measured columns filled (MEASURED_COLUMNS,
+    declared by bench.store.records.ResultRow; every other column None), and its epochs. Times
+    in seconds; NaN where a value does not exist."""
 
-    status: str  # "ok" or "diverged"
-    diverged_epoch: int | None
+    row: ResultRow
     epochs: tuple[EpochRecord, ...]
-    first_epoch_s: float
-    epoch_s: float
-    epoch_s_min: float
-    epoch_s_max: float
-    epoch_s_spread: float  # (p75 - p25) / median of the steady epochs; NaN under 3 of them
-    noisy: bool  # epoch_s_spread above NOISY_SPREAD
-    train_s: float
-    stage_s: float  # staging the training and test sets on the model's side (NaN: no stage)
-    samples_per_s: float
-    gflops: float
-    predict_s: float
-    eval_s: float  # the harness's evaluations after epochs (off the training clock)
-    train_loss: float
-    test_loss: float
-    train_acc: float
-    test_acc: float
-    best_test_acc: float
-    time_to_target_s: float
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.epochs)
 
     def as_row(self) -> dict:
-        row = {k: v for k, v in asdict(self).items() if k != "epochs"}
-        row["epochs_run"] = self.epochs_run
-        return row
+        """The measured columns, by name."""
+        return {c: getattr(self.row, c) for c in MEASURED_COLUMNS}
 
 
 def epoch_statistics(epoch_times) -> tuple[float, float, float, float]:
@@ -229,7 +193,9 @@ def train_and_measure(
                 _evaluate_both, model, data, staged, loss, evaluate_train, clock=clock
             )
             eval_s += seconds
-        record = EpochRecord(epoch, epoch_s, elapsed, float(epoch_loss), **metrics)
+        record = EpochRecord(
+            epoch=epoch, epoch_s=epoch_s, elapsed_s=elapsed, epoch_loss=float(epoch_loss), **metrics
+        )
         records.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -249,10 +215,10 @@ def train_and_measure(
     accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
     reached = [r.elapsed_s for r in records if target_acc is not None and r.test_acc >= target_acc]
     rate = n / steady if steady > 0 else math.nan
-    return Measurement(
+    row = ResultRow(
         status="ok" if diverged_epoch is None else "diverged",
         diverged_epoch=diverged_epoch,
-        epochs=tuple(records),
+        stage_s=stage_s,
         first_epoch_s=first,
         epoch_s=steady,
         epoch_s_min=lo,
@@ -260,11 +226,11 @@ def train_and_measure(
         epoch_s_spread=epoch_spread,
         noisy=is_noisy(epoch_spread),
         train_s=elapsed,
-        stage_s=stage_s,
         samples_per_s=rate,
         gflops=6.0 * n_weights * rate / 1e9,
         predict_s=predict_s,
         eval_s=eval_s,
+        epochs_run=len(records),
         train_loss=last_eval.get("train_loss", math.nan),
         test_loss=last_eval.get("test_loss", math.nan),
         train_acc=last_eval.get("train_acc", math.nan),
@@ -272,6 +238,7 @@ def train_and_measure(
         best_test_acc=max(accs) if accs else math.nan,
         time_to_target_s=reached[0] if reached else math.nan,
     )
+    return Measurement(row, tuple(records))
 
 
 @dataclass(frozen=True)
