@@ -6,7 +6,6 @@ data."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -18,14 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import bench_env, read_env, results_frame
 
 from bench.cluster import executor as cluster
+from bench.cluster import hosts as cluster_hosts
+from bench.cluster import identity as code
 from bench.cluster import tasks as cluster_tasks
 from bench.errors import UsageError
 from bench.run.runner import execute
 from bench.sweep.build import build_sweep
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
 START_TIMEOUT_S = 90.0  # a scheduler and two workers on a busy 2-core machine
 
@@ -43,15 +44,6 @@ SMALL = {
 
 def _sweep(**changes):
     return build_sweep({**SMALL, **changes})
-
-
-def _rows(run_dir) -> pd.DataFrame:
-    rows = pd.read_csv(Path(run_dir) / "results.csv")
-    return rows.sort_values(["cell_id", "repeat"]).reset_index(drop=True)
-
-
-def _env(run_dir) -> dict:
-    return json.loads((Path(run_dir) / "env.json").read_text())
 
 
 def _quiet(_text):
@@ -121,11 +113,11 @@ def test_unreachable_scheduler_stops_before_anything_runs(tmp_path, monkeypatch,
 
 
 def test_code_identity_is_stable_and_compared():
-    mine = cluster.identity()
-    assert mine["code"] == cluster.code_hash() and len(mine["code"]) == 12
-    assert cluster.same_code(mine, dict(mine))
-    assert not cluster.same_code(mine, {**mine, "code": "0" * 12})
-    assert not cluster.same_code(mine, {**mine, "version": "0.0.0"})
+    mine = code.identity()
+    assert mine["code"] == code.code_hash() and len(mine["code"]) == 12
+    assert code.same_code(mine, dict(mine))
+    assert not code.same_code(mine, {**mine, "code": "0" * 12})
+    assert not code.same_code(mine, {**mine, "version": "0.0.0"})
 
 
 # -- a LocalCluster of worker processes -----------------------------------------------------------
@@ -141,7 +133,7 @@ def local_run(tmp_path_factory):
         note=_quiet,
     )
     assert status == "complete"
-    return _rows(run_dir)
+    return results_frame(run_dir)
 
 
 def _same_rows(remote: pd.DataFrame, local: pd.DataFrame) -> None:
@@ -165,10 +157,10 @@ def test_local_cluster_gives_the_local_rows(local_run, tmp_path):
         scheduler="local:2",
     )
     assert status == "complete"
-    remote = _rows(run_dir)
+    remote = results_frame(run_dir)
     _same_rows(remote, local_run)
     assert remote["shared_host"].all()  # two Dask workers on one machine, by the user's choice
-    env = _env(run_dir)
+    env = read_env(run_dir)
     host = env["hosts"][HOST]
     assert host["machine"]["cores"] >= 1 and host["blas"]
     assert host["matmul"]["0"]["1"]["float32"]
@@ -208,10 +200,7 @@ def scheduler(tmp_path_factory):
 
     scratch = tmp_path_factory.mktemp("dask")
     address = f"tcp://127.0.0.1:{_free_port()}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-    }
+    env = bench_env()
     log = (scratch / "dask.log").open("w")
     common = {"env": env, "stdout": log, "stderr": subprocess.STDOUT, "start_new_session": True}
     processes = [
@@ -282,7 +271,7 @@ def test_two_workers_give_the_local_rows(scheduler, local_run, tmp_path):
         scheduler=scheduler,
     )
     assert status == "complete"
-    remote = _rows(run_dir)
+    remote = results_frame(run_dir)
     _same_rows(remote, local_run)
     assert remote["shared_host"].all()  # both workers run on this one machine
 
@@ -336,7 +325,7 @@ def test_worker_killed_mid_cell_is_retried_once_then_lost(scheduler, tmp_path):
         done.set()
         killer.join(60)
     assert status == "complete", log
-    rows = _rows(run_dir).set_index("cell_id")
+    rows = results_frame(run_dir).set_index("cell_id")
     assert len(log) == 3, log
     retried, lost = rows.loc[ids[0]], rows.loc[ids[1]]
     assert retried["status"] == "ok" and retried["lost_on"] == HOST
@@ -372,7 +361,7 @@ def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
         "--scheduler",
         scheduler,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = bench_env()
     run = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -394,9 +383,9 @@ def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
     assert run.returncode == 130, err
     assert "--resume" in err
     run_dir = results.parent
-    before = _rows(run_dir)
+    before = results_frame(run_dir)
     assert 2 <= len(before) < 6 and before["status"].eq("ok").all()
-    assert _env(run_dir)["status"] == "interrupted"
+    assert read_env(run_dir)["status"] == "interrupted"
     _, status = execute(
         _sweep_of(run_dir),
         resume=run_dir,
@@ -404,7 +393,7 @@ def test_interrupted_run_resumes_only_the_rest(scheduler, tmp_path):
         note=_quiet,
         scheduler=scheduler,
     )
-    after = _rows(run_dir)
+    after = results_frame(run_dir)
     assert status == "complete"
     assert len(after) == 6 and not after.duplicated(["cell_id", "repeat"]).any()
     kept = after.set_index("cell_id").loc[before["cell_id"], "finished_at"]
@@ -435,14 +424,14 @@ def test_host_without_the_data_fails_its_cells_with_the_message_and_host(monkeyp
         "data_dir": None,
         "timeout": None,
         "target_acc": None,
-        "code": cluster.identity(),
+        "code": code.identity(),
         "probe_tag": "t/0",
         "lost": [],
     }
-    out = cluster.run_cell_task(job)
-    assert out["row"]["status"] == "error"
-    assert out["row"]["error"] == f"{HOST}: mnist: data files not found in 3 searched folders"
-    assert out["row"]["host"] == HOST and out["curves"] == []
+    out = cluster_tasks.run_cell_task(job)
+    assert out.status == "error"
+    assert out.error == f"{HOST}: mnist: data files not found in 3 searched folders"
+    assert out.host == HOST and out.curves == []
 
 
 def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
@@ -457,15 +446,15 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
             self.cuda = cuda
 
         def run(self, fn, workers):
-            assert fn is cluster.worker_devices
+            assert fn is cluster_hosts.worker_devices
             count = int(workers[0] in self.cuda)
             return {workers[0]: {"torch": {"library": "torch", "version": "2", "count": count}}}
 
     def executor(cuda):
         ex = cluster.DaskExecutor(cluster.parse_scheduler("local:1"), _quiet)
-        ex.hosts = {
-            "gpu-box": cluster.Host("gpu-box", {}, ["tcp://10.0.0.1:1"]),
-            "cpu-box": cluster.Host("cpu-box", {}, ["tcp://10.0.0.2:1"]),
+        ex.machines.hosts = {
+            "gpu-box": cluster_hosts.Host("gpu-box", {}, ["tcp://10.0.0.1:1"]),
+            "cpu-box": cluster_hosts.Host("cpu-box", {}, ["tcp://10.0.0.2:1"]),
         }
         ex.client = FakeClient(cuda)
         return ex
@@ -482,28 +471,29 @@ def test_gpu_cells_go_only_to_hosts_where_torch_sees_cuda():
     numpy_cell = next(c for c in cells if c.backend == "numpy-vec")
     ex = executor({"tcp://10.0.0.1:1"})
     ex.check_devices(cells)
-    assert ex.cuda_hosts == {"gpu-box"}
-    assert ex.hosts["cpu-box"].facts["devices"]["torch"]["count"] == 0
-    assert ex._fits(torch_cell, "gpu-box") and not ex._fits(torch_cell, "cpu-box")
-    assert ex._fits(numpy_cell, "cpu-box")
+    machines = ex.machines
+    assert machines.cuda_hosts == {"gpu-box"}
+    assert machines.hosts["cpu-box"].facts["devices"]["torch"]["count"] == 0
+    assert machines.fits(torch_cell, "gpu-box") and not machines.fits(torch_cell, "cpu-box")
+    assert machines.fits(numpy_cell, "cpu-box")
     queue = collections.deque([{"cell": torch_cell}, {"cell": numpy_cell}])
-    assert ex._next_for(queue, "cpu-box")["cell"] is numpy_cell
-    assert ex._next_for(queue, "cpu-box") is None and len(queue) == 1
+    assert machines.next_for(queue, "cpu-box")["cell"] is numpy_cell
+    assert machines.next_for(queue, "cpu-box") is None and len(queue) == 1
     with pytest.raises(UsageError, match="--devices cuda:0: no host of the Dask cluster has"):
         executor(set()).check_devices(cells)
     cpu_only = expand(_sweep(backends=["torch"], losses=["cce"], batch_sizes=["8"]))
     ex = executor(set())
     ex.check_devices(cpu_only)  # nothing asked: no GPU cells
-    assert ex.cuda_hosts is None
+    assert ex.machines.cuda_hosts is None
 
 
 def test_a_worker_is_lost_only_after_missing_for_a_while(monkeypatch):
     """The scheduler's worker list can come back empty once on a busy machine: a cell in
     flight is given up only when its worker stays missing (seen: two cells restarted)."""
-    ex = cluster.DaskExecutor(cluster.parse_scheduler("local:1"), _quiet)
+    machines = cluster_hosts.Hosts(_quiet)
     address = "tcp://127.0.0.1:1"
-    assert not ex._gone(address, {address: "vm"})
-    assert not ex._gone(address, {})  # missing once
-    monkeypatch.setattr(cluster, "LOST_AFTER_S", 0.0)
-    assert ex._gone(address, {})  # still missing past the grace period
-    assert not ex._gone(address, {address: "vm"}) and address not in ex._missing
+    assert not machines.gone(address, {address: "vm"})
+    assert not machines.gone(address, {})  # missing once
+    monkeypatch.setattr(cluster_hosts, "LOST_AFTER_S", 0.0)
+    assert machines.gone(address, {})  # still missing past the grace period
+    assert not machines.gone(address, {address: "vm"}) and address not in machines.missing

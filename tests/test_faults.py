@@ -6,23 +6,22 @@ an interrupted run keeps every finished cell and `--resume` finishes it. Sweeps 
 (digits, NumPy backends, 1-2 epochs) and nothing touches the network.
 """
 
-import csv
 import gzip
-import json
+import importlib.util
 import os
+import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import bench_command, read_curves, read_env, read_rows, run_bench
 
 from bench import datasets as dsm
 from bench.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--datasets",
     "digits",
@@ -44,32 +43,6 @@ def _cli(args, capsys):
     code = main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def _bench(*args, env=None, **kwargs):
-    """`python -m bench ARGS` as a subprocess, run from the repository root."""
-    return [sys.executable, "-m", "bench", *args], dict(
-        cwd=ROOT, env={**os.environ, **(env or {})}, text=True, **kwargs
-    )
-
-
-def _run_subprocess(*args, env=None, timeout=120):
-    cmd, kw = _bench(*args, env=env)
-    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-
-
-def _rows(run_dir):
-    with open(Path(run_dir) / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _curves(run_dir):
-    with open(Path(run_dir) / "curves.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _env(run_dir):
-    return json.loads((Path(run_dir) / "env.json").read_text())
 
 
 def _error_line(err: str) -> str:
@@ -201,7 +174,7 @@ def test_oversize_batch_runs_as_one_batch_with_one_note(tmp_path, capsys):
         "note: batch sizes 2000, 4096 are larger than digits's 1437 training samples; "
         "those cells run one batch per epoch"
     ]
-    rows = _rows(out.strip().splitlines()[-1])
+    rows = read_rows(out.strip().splitlines()[-1])
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
     assert [(r["backend"], r["batch_size"]) for r in rows] == [
         ("numpy-vec", "2000"),
@@ -218,46 +191,70 @@ def test_oversize_batch_runs_as_one_batch_with_one_note(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "body,shown",
+    "backend, torch_init, env, reason",
     [
-        ('raise ImportError("libtorch_cpu.so: cannot open shared object file")', "ImportError"),
-        ('raise RuntimeError("CUDA driver version is insufficient")', "RuntimeError"),
+        (
+            "torch",
+            'raise ImportError("libtorch_cpu.so: cannot open shared object file")',
+            {},
+            "backend 'torch' failed to import its framework (ImportError: libtorch_cpu.so: "
+            'cannot open shared object file); reinstall with pip install "mlp-bench[torch]"',
+        ),
+        (
+            "torch",
+            'raise RuntimeError("CUDA driver version is insufficient")',
+            {},
+            "backend 'torch' failed to import its framework (RuntimeError: CUDA driver "
+            'version is insufficient); reinstall with pip install "mlp-bench[torch]"',
+        ),
+        (
+            "keras",
+            None,
+            {"KERAS_BACKEND": "numpy"},
+            "backend 'keras' is unavailable: KERAS_BACKEND='numpy' cannot train this model; "
+            "use one of ",
+        ),
     ],
+    ids=["import-error", "error-on-import", "keras-on-numpy"],
 )
-def test_broken_framework_cells_are_skipped(tmp_path, body, shown):
-    """A torch whose import raises (a broken install): its cells are skipped with the reason
-    and the install command, every other cell runs, and the sweep completes."""
-    fake = tmp_path / "fake" / "torch"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text(body + "\n")
-    done = _run_subprocess(
+def test_unusable_framework_cells_are_skipped(tmp_path, backend, torch_init, env, reason):
+    """A framework that cannot be used: a torch whose import raises (a broken install), or
+    Keras pointed at a backend it cannot train on. Its cells are skipped with the reason (and
+    the install command), every other cell runs, and the sweep completes."""
+    if torch_init is None and importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    if torch_init is not None:  # a torch package that raises on import, first on the path
+        fake = tmp_path / "fake" / "torch"
+        fake.mkdir(parents=True)
+        (fake / "__init__.py").write_text(torch_init + "\n")
+        env = {**env, "PYTHONPATH": str(tmp_path / "fake")}
+    done = run_bench(
         "run",
         *TINY,
         "--backends",
-        "numpy-vec,torch",
+        f"numpy-vec,{backend}",
         "--losses",
         "cce,mse",
         "--out",
         str(tmp_path / "out"),
-        env={"PYTHONPATH": str(tmp_path / "fake")},
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     run_dir = Path(done.stdout.strip().splitlines()[-1])
-    rows = _rows(run_dir)
+    rows = read_rows(run_dir)
     assert [(r["backend"], r["status"]) for r in rows] == [
         ("numpy-vec", "ok"),
-        ("torch", "skipped"),
+        (backend, "skipped"),
         ("numpy-vec", "ok"),
-        ("torch", "skipped"),
+        (backend, "skipped"),
     ]
-    reason = rows[1]["error"]
-    assert f"backend 'torch' failed to import its framework ({shown}: " in reason
-    assert 'pip install "mlp-bench[torch]"' in reason
-    assert rows[3]["error"] == reason
+    assert rows[1]["error"].startswith(reason) and rows[3]["error"] == rows[1]["error"]
     assert "Traceback" not in done.stderr
-    log = (run_dir / "logs" / "worker-torch-t1.log").read_text()
-    assert "Traceback" in log and shown in log
-    assert _env(run_dir)["status"] == "complete"
+    if torch_init is not None:  # the traceback is in the worker's log, which the reason names
+        assert rows[1]["error"].endswith(" (traceback: worker-torch-t1.log)")
+        log = (run_dir / "logs" / "worker-torch-t1.log").read_text()
+        assert "Traceback" in log and torch_init.split("(")[0].split()[-1] in log
+    assert read_env(run_dir)["status"] == "complete"
 
 
 def test_missing_framework_is_unavailable_without_importing(monkeypatch):
@@ -441,7 +438,7 @@ def test_faults_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     code, out, err = _cli(["run", "--config", str(config), "--out", str(tmp_path)], capsys)
     assert code == 0, err
     run_dir = Path(out.strip().splitlines()[-1])
-    rows = {(r["part"], r["backend"]): r for r in _rows(run_dir)}
+    rows = {(r["part"], r["backend"]): r for r in read_rows(run_dir)}
     diverged = rows[("diverge", "numpy-vec")]
     assert diverged["status"] == "diverged" and diverged["diverged_epoch"] == "1"
     assert diverged["error"] == "loss became NaN or inf in epoch 1"
@@ -456,7 +453,7 @@ def test_faults_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert rows[("after", "numpy-loop")]["status"] == "ok"
     assert rows[("after", "numpy-vec")]["status"] == "ok"
     assert "cells: 1 diverged, 1 error, 2 ok, 1 timeout" in err
-    assert _env(run_dir)["status"] == "complete"
+    assert read_env(run_dir)["status"] == "complete"
 
 
 def _pid_writing_to(log: Path) -> int | None:
@@ -493,8 +490,8 @@ epochs = [1]
 """
     )
     out = tmp_path / "out"
-    cmd, kw = _bench("run", "--config", str(config), "--quiet", "--out", str(out))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    cmd, kw = bench_command("run", "--config", str(config), "--quiet", "--out", str(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
         deadline = time.monotonic() + 60
         worker = None
@@ -509,7 +506,7 @@ epochs = [1]
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    rows = {r["part"]: r for r in _rows(out.strip().splitlines()[-1])}
+    rows = {r["part"]: r for r in read_rows(out.strip().splitlines()[-1])}
     assert rows["victim"]["status"] == "error"
     assert "worker process died from SIGKILL" in rows["victim"]["error"]
     assert rows["next"]["status"] == "ok"  # a new worker took the next cell
@@ -549,14 +546,18 @@ lrs = [1.0]
 """
     )
     out = tmp_path / "out"
-    cmd, kw = _bench("run", "--config", str(config), "--quiet", "--out", str(out))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    cmd, kw = bench_command("run", "--config", str(config), "--quiet", "--out", str(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
         deadline = time.monotonic() + 60
         run_dir = None
         while time.monotonic() < deadline:
             folders = list(out.glob("*-term")) if out.is_dir() else []
-            if folders and (folders[0] / "results.csv").exists() and len(_rows(folders[0])) >= 2:
+            if (
+                folders
+                and (folders[0] / "results.csv").exists()
+                and len(read_rows(folders[0])) >= 2
+            ):
                 run_dir = folders[0]
                 break
             time.sleep(0.05)
@@ -567,18 +568,18 @@ lrs = [1.0]
         proc.kill()
     assert proc.returncode == 130, err
     assert f"finish with: python -m bench run --resume {run_dir}" in err
-    first = _rows(run_dir)
+    first = read_rows(run_dir)
     assert [r["part"] for r in first] == ["a", "a"]  # both finished cells are on disk
-    assert len(_curves(run_dir)) == 4
-    assert _env(run_dir)["status"] == "interrupted"
+    assert len(read_curves(run_dir)) == 4
+    assert read_env(run_dir)["status"] == "interrupted"
     # a power cut mid-write: the second row is cut off
     text = (run_dir / "results.csv").read_text()
     cut = text.rindex("\n", 0, len(text) - 1) + 30
     (run_dir / "results.csv").write_text(text[:cut])
-    done = _run_subprocess("run", "--resume", str(run_dir), "--quiet", timeout=120)
+    done = run_bench("run", "--resume", str(run_dir), "--quiet", timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(run_dir)
-    rows = _rows(run_dir)
+    rows = read_rows(run_dir)
     assert rows[0] == first[0]  # the complete row was kept, not rerun
     assert [(r["part"], r["loss"]) for r in rows] == [
         ("a", "cce"),
@@ -588,11 +589,11 @@ lrs = [1.0]
     ]
     assert {r["status"] for r in rows} == {"ok"}
     per_cell = {}
-    for c in _curves(run_dir):
+    for c in read_curves(run_dir):
         per_cell.setdefault(c["cell_id"], []).append(int(c["epoch"]))
     assert sorted(map(len, per_cell.values())) == [2, 2, 2, 20]
     assert all(e == list(range(1, len(e) + 1)) for e in per_cell.values())  # no duplicates
-    assert _env(run_dir)["status"] == "complete"
+    assert read_env(run_dir)["status"] == "complete"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,25 +613,34 @@ def test_unwritable_output_fails_before_training(tmp_path, capsys, where, messag
     code, _, err = _cli(["run", *TINY, "--out", str(out)], capsys)
     assert code == 2
     assert _error_line(err) == "error: " + message.format(out=out)
+    assert list(tmp_path.iterdir()) == [tmp_path / "blocker"]  # nothing made, nothing run
 
 
-def test_runs_started_together_do_not_mix(tmp_path):
+def test_runs_started_together_get_separate_folders(tmp_path):
+    """Two runs of one name started at once: each writes a folder of its own, named
+    `<time>-<name>`, with `-2` on the second made within the same second, and nothing of
+    the other run in it."""
     out = tmp_path / "out"
-    cmd, kw = _bench("run", *TINY, "--name", "same", "--quiet", "--out", str(out))
+    cmd, kw = bench_command("run", *TINY, "--name", "same name", "--quiet", "--out", str(out))
     procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
         for _ in range(2)
     ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
     run_dirs = [Path(o.strip().splitlines()[-1]) for o, _ in results]
     assert len(set(run_dirs)) == 2 and sorted(run_dirs) == sorted(out.iterdir())
+    names = sorted(d.name for d in run_dirs)
+    stamps = [re.fullmatch(r"(\d{8}-\d{6})-same-name(-2)?", n) for n in names]
+    assert all(stamps), names
+    if stamps[0][1] == stamps[1][1]:  # made within one second: the second is numbered
+        assert [m[2] for m in stamps] == [None, "-2"], names
     for run_dir in run_dirs:
-        rows = _rows(run_dir)
-        assert [r["run_id"] for r in rows] == [run_dir.name]
-        assert {c["run_id"] for c in _curves(run_dir)} == {run_dir.name}
-        assert _env(run_dir)["run_id"] == run_dir.name
-        assert _env(run_dir)["status"] == "complete"
+        assert (run_dir / "results.csv").read_text().startswith("run_id,")
+        assert [r["run_id"] for r in read_rows(run_dir)] == [run_dir.name]
+        assert {c["run_id"] for c in read_curves(run_dir)} == {run_dir.name}
+        env = read_env(run_dir)
+        assert env["run_id"] == run_dir.name and env["status"] == "complete"
 
 
 # ---------------------------------------------------------------------------------------------

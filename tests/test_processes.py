@@ -1,8 +1,6 @@
 """Processes and files of a run: how workers start and end, what a run leaves behind, what
 an interrupted or resumed run says, and the checks made before anything runs."""
 
-import csv
-import json
 import os
 import signal
 import socket
@@ -12,33 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import bench_command, bench_env, read_env, read_rows
 
 from bench.run import session
-from bench.run.progress import cell_labels
 from bench.sweep.build import build_sweep, expand
 from bench.worker import measure
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--datasets", "digits", "--losses", "cce", "--threads", "1", "--quiet"]
-
-
-def _env(**extra):
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _bench(*args, **kw):
-    return [sys.executable, "-m", "bench", *args], {"cwd": ROOT, "env": _env(**kw)}
-
-
-def _rows(run_dir):
-    with open(Path(run_dir) / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _env_json(run_dir):
-    return json.loads((Path(run_dir) / "env.json").read_text())
 
 
 def _pids_writing_to(path: Path) -> list[int]:
@@ -91,7 +69,7 @@ def test_python_api_snippet_runs_as_written(tmp_path, how):
         ]
         stdin = None
     done = subprocess.run(
-        cmd, input=stdin, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300
+        cmd, input=stdin, capture_output=True, text=True, cwd=tmp_path, env=bench_env(), timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -122,8 +100,8 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     out = tmp_path / "out"
-    cmd, kw = _bench(
-        "run", "--config", str(config), "--quiet", "--out", str(out), TMPDIR=str(tmpdir)
+    cmd, kw = bench_command(
+        "run", "--config", str(config), "--quiet", "--out", str(out), env={"TMPDIR": str(tmpdir)}
     )
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
@@ -141,7 +119,7 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
         time.sleep(1.0)  # inside the first long epoch
         assert _alive(worker)
         run_dir = next(out.glob("*-long"))
-        assert _rows(run_dir) == []  # still inside the cell
+        assert read_rows(run_dir) == []  # still inside the cell
         proc.kill()
         proc.wait(10)
         killed = time.monotonic()
@@ -153,7 +131,7 @@ def test_worker_dies_within_a_second_of_its_parent_and_tmp_stays_clean(tmp_path)
         proc.kill()
     assert list(tmpdir.iterdir()) == []  # the prepared data lived in the run folder
     # the folder is resumable: env.json was written before anything else
-    env = _env_json(run_dir)
+    env = read_env(run_dir)
     assert env["status"] == "running" and env["sessions"][0]["pid"] == proc.pid
 
 
@@ -173,7 +151,7 @@ def test_the_watchdog_ends_a_worker_without_the_parent_death_signal(tmp_path):
         "c.stdout.readline(); print(c.pid, flush=True); time.sleep(600)"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=_env()
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=bench_env()
     )
     try:
         worker = int(proc.stdout.readline())
@@ -203,17 +181,17 @@ main(["run", "--backends", "numpy-vec", "--epochs", "1", "--batch-sizes", "256",
       *{SMALL!r}, "--out", {str(out)!r}])
 """
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, env=bench_env(), timeout=120
     )
     assert done.returncode == -signal.SIGKILL
     (run_dir,) = out.iterdir()
-    assert _env_json(run_dir)["sweep"]  # the sweep is there to resume
-    cmd, kw = _bench("run", "--resume", str(run_dir), "--quiet")
+    assert read_env(run_dir)["sweep"]  # the sweep is there to resume
+    cmd, kw = bench_command("run", "--resume", str(run_dir), "--quiet")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 0, done.stderr
-    assert [r["status"] for r in _rows(run_dir)] == ["ok"]
+    assert [r["status"] for r in read_rows(run_dir)] == ["ok"]
     assert not (run_dir / ".data-tmp").exists()
-    first, second = _env_json(run_dir)["sessions"]
+    first, second = read_env(run_dir)["sessions"]
     assert first["status"] == "interrupted" and "killed" in first["note"]
     assert second["status"] == "complete" and "--resume" in second["command"]
 
@@ -240,7 +218,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
         "--out",
         str(out),
     ]
-    cmd, kw = _bench(*args)
+    cmd, kw = bench_command(*args)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     try:
         deadline = time.monotonic() + 90
@@ -248,7 +226,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
         while run_dir is None and time.monotonic() < deadline:
             time.sleep(0.02)
             for folder in out.glob("*-sweep"):
-                if (folder / "results.csv").exists() and len(_rows(folder)) >= 1:
+                if (folder / "results.csv").exists() and len(read_rows(folder)) >= 1:
                     run_dir = folder
         assert run_dir is not None
         proc.send_signal(signal.SIGINT)
@@ -258,9 +236,9 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    env = _env_json(run_dir)
+    env = read_env(run_dir)
     assert env["status"] == "interrupted"
-    done_first = len(_rows(run_dir))
+    done_first = len(read_rows(run_dir))
     assert done_first < 12
     assert f"{12 - done_first} of 12 cells did not run" in err
     assert env["cells_not_run"] == 12 - done_first
@@ -271,10 +249,10 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
         len(first_probe["reps"]) >= 5 and first_probe["median"] == env["matmul_gflops"]["float32"]
     )
 
-    cmd, kw = _bench("run", "--resume", str(run_dir), "--quiet")
+    cmd, kw = bench_command("run", "--resume", str(run_dir), "--quiet")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 0, done.stderr
-    env = _env_json(run_dir)
+    env = read_env(run_dir)
     assert env["status"] == "complete" and env["cells_not_run"] == 0
     assert [s["index"] for s in env["sessions"]] == [0, 1]
     assert "--resume" not in env["command"] and "--lrs" in env["command"]
@@ -282,7 +260,7 @@ def test_double_interrupt_then_resume_keeps_every_session(tmp_path):
     assert env["sessions"][0]["matmul"]["1"]["float32"] == first_probe  # kept, not replaced
     assert env["matmul_gflops"]["float32"] == first_probe["median"]
     assert env["sessions"][1]["matmul"]["1"]["float32"]["reps"] != first_probe["reps"]
-    rows = _rows(run_dir)
+    rows = read_rows(run_dir)
     assert len(rows) == 12
     assert {r["host"] for r in rows} == {socket.gethostname()}
     assert all(float(r["peak_host_mb"]) > 10 for r in rows)  # NumPy alone is more
@@ -329,7 +307,7 @@ def test_interrupt_during_the_report_keeps_summary_and_says_how_to_finish(
     assert f"python -m bench report {run_dir}" in err and "summary.md is written" in err
     assert (run_dir / "summary.md").read_text().startswith("# mlp-bench")
     assert not list((run_dir / "plots").glob("*.png"))  # the figures were stopped
-    assert _env_json(run_dir)["status"] == "complete"  # every cell ran: nothing to resume
+    assert read_env(run_dir)["status"] == "complete"  # every cell ran: nothing to resume
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone
 
 
@@ -367,7 +345,7 @@ def test_device_cuda_without_cuda_is_a_usage_error(tmp_path):
         pytest.skip("this machine has CUDA")
     out = tmp_path / "out"
     args = [*SMALL, "--epochs", "1", "--batch-sizes", "256", "--out", str(out)]
-    cmd, kw = _bench("run", *args, "--backends", "numpy-vec,torch", "--devices", "cpu,cuda")
+    cmd, kw = bench_command("run", *args, "--backends", "numpy-vec,torch", "--devices", "cpu,cuda")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: --devices cuda:0: this machine has no CUDA device")
@@ -391,7 +369,7 @@ def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
         env[key] = ""
     args = ["--datasets", "digits", "--losses", "cce", "--backends", "numpy-vec"]
     args += ["--epochs", "1", "--batch-sizes", "256", "--threads", str(too_many)]
-    cmd, kw = _bench("run", *args, "--out", str(out), **env)
+    cmd, kw = bench_command("run", *args, "--out", str(out), env=env)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert done.returncode == 0, done.stderr
     assert f"warning: --threads {too_many} is more than the {envinfo.cores()} cores" in done.stderr
@@ -399,9 +377,9 @@ def test_a_run_with_odd_settings_on_an_odd_machine(tmp_path):
     assert list(tmpdir.iterdir()) == []
     run_dir = Path(done.stdout.strip().splitlines()[-1])
     assert (run_dir / ".cache" / "matplotlib").is_dir() and list((run_dir / "plots").iterdir())
-    env = _env_json(run_dir)
+    env = read_env(run_dir)
     assert f"--threads {too_many}" in env["sessions"][0]["warnings"][0]
-    assert [r["device"] for r in _rows(run_dir)] == ["cpu"]
+    assert [r["device"] for r in read_rows(run_dir)] == ["cpu"]
 
 
 def test_tool_homes_are_set_for_the_run_and_restored(tmp_path, monkeypatch):
@@ -413,39 +391,7 @@ def test_tool_homes_are_set_for_the_run_and_restored(tmp_path, monkeypatch):
     assert "KERAS_HOME" not in os.environ and os.environ["MPLCONFIGDIR"] == "/mine"
 
 
-def test_progress_labels_name_every_axis_that_varies():
-    """Before: two cells differing only in hidden width printed identical lines."""
-    cells = expand(
-        build_sweep(
-            {
-                "datasets": ["digits"],
-                "backends": ["numpy-vec"],
-                "losses": ["cce"],
-                "batch_sizes": [64],
-                "hidden": [32, 64],
-                "lrs": [0.1, 0.01],
-                "threads": [1],
-            }
-        )
-    )
-    labels = cell_labels(cells)
-    assert len(set(labels.values())) == len(cells) == 4
-    some = labels[cells[0]]
-    assert some.startswith("digits · numpy-vec") and "b64" in some
-    assert "hidden 32" in some and "lr 0.1" in some and "cce" not in some
-
-
-def test_progress_labels_name_a_varying_part_once():
-    """Before: the default sweep's lines read `part cce · digits · ... · part cce · ...`."""
-    from bench.sweep.build import DEFAULT
-
-    cells = expand(build_sweep(DEFAULT))
-    labels = cell_labels(cells)
-    assert len(set(labels.values())) == len(cells)
-    assert all(label.count("part ") == 1 for label in labels.values())
-
-
-# -- workers' start-up errors, and the clock ------------------------------------------------
+# -- workers' start-up errors ------------------------------------------------------------------
 
 
 def test_a_worker_that_cannot_start_names_a_log_that_exists(tmp_path, monkeypatch):
@@ -466,24 +412,3 @@ def test_a_worker_that_cannot_start_names_a_log_that_exists(tmp_path, monkeypatc
     with pytest.raises(worker_module.WorkerDied, match="exited with status 3$"):
         w.wait_ready(measure.Deadline(30))
     w.kill()
-
-
-def test_only_measure_reads_a_clock():
-    """Every other module times things with measure.Stopwatch / measure.timed."""
-    clocks = ("perf_counter", "perf_clock()", "monotonic()", "process_time")  # timing clocks
-    for path in (ROOT / "bench").rglob("*.py"):
-        if path.name == "measure.py":
-            continue
-        text = path.read_text()
-        found = [c for c in clocks if c in text]
-        assert not found, f"{path.relative_to(ROOT)} reads a clock: {found}"
-
-
-def test_stopwatch_with_a_fake_clock():
-    now = [10.0]
-    watch = measure.Stopwatch(lambda: now[0])
-    now[0] = 12.5
-    assert watch.elapsed() == 2.5
-    with measure.Stopwatch(lambda: now[0]) as w:
-        now[0] = 13.0
-    assert w.seconds == 0.5

@@ -1,10 +1,11 @@
 """Running a sweep's cells on a Dask cluster: `python -m bench run ... --scheduler ADDRESS`.
 
 The machine that starts the run keeps the one run folder; each cell is sent to a Dask worker
-(`distributed`, the optional extra mlp-bench[dask]) and its result row and curves stream
-back into results.csv and curves.csv as it finishes. On the Dask worker a cell runs as it does
-locally: in the project's own worker process for its backend (bench.worker.process), threads pinned,
-one framework per process. The Dask task only starts and follows that process.
+(`distributed`, the optional extra mlp-bench[dask]) and its CellResult comes back to the run's
+Recorder (bench.run.record), which writes it into results.csv and curves.csv as it finishes.
+On the Dask worker a cell runs with the function a run on one machine uses
+(bench.worker.cell.run_cell): in the project's own worker process for its backend, threads
+pinned, one framework per process (bench.cluster.tasks).
 
 - Timing: every cell asks for one unit of the worker resource `bench` and is sent, restricted
   to it, to a Dask worker that runs no other cell of the run. A machine with one such worker
@@ -26,7 +27,9 @@ one framework per process. The Dask task only starts and follows that process.
   `error: worker lost (HOST)`. The client places the cells itself, so a worker's death never
   touches cells that were only waiting.
 - Ctrl-C stops submitting and cancels what is queued or running; finished cells stay, and
-  `--resume` (with or without --scheduler) runs only the rest.
+  `--resume` (with or without --scheduler) runs only the rest. A scheduler that goes away
+  mid-run (or a cluster whose workers all left) stops the run the same way (SchedulerLost):
+  the cells in flight are not recorded, the run ends with its summary and the resume command.
 """
 
 from __future__ import annotations
@@ -35,29 +38,22 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import math
 import re
 import time
 import uuid
 
-from bench.cluster.tasks import (  # noqa: F401 (code_hash, identity: this copy's code, also for callers)
-    CANCEL_CHECK_S,
-    _describe_code,
-    code_hash,
-    identity,
-    run_cell_task,
-    same_code,
-    worker_facts,
-)
-from bench.errors import BenchError, UsageError
-from bench.store.schema import AXES
-from bench.worker import devices, measure
+from bench.cluster import hosts as cluster_hosts
+from bench.cluster import security
+from bench.cluster.hosts import RESOURCE, Hosts, short_reason
+from bench.cluster.identity import describe_code, identity, same_code, worker_facts
+from bench.cluster.tasks import Refused, run_cell_task
+from bench.errors import UsageError
+from bench.worker import measure
+from bench.worker.cell import ERROR, CellResult
 
-RESOURCE = "bench"
 CONNECT_TIMEOUT_S = 15.0  # reaching the scheduler and finding a first worker
 MAX_RETRIES = 1  # a cell whose Dask worker died runs once more, on another worker
 POLL_S = 0.2  # how often the client looks at its cells in flight and at the workers
-LOST_AFTER_S = 3.0  # a worker missing from the scheduler's list this long has left
 NO_WORKERS_S = 120.0  # with cells to run and no worker to take them, the run stops
 INSTALL_HINT = 'pip install "mlp-bench[dask]"'
 WORKER_COMMAND = "dask worker {address} --nworkers 1 --nthreads 1 --resources bench=1"
@@ -69,13 +65,15 @@ class SchedulerSpec:
     text: str
     local_workers: int | None = None  # local:N
     address: str | None = None
+    tls: security.TlsFiles | None = None  # from the --tls-* options (bench.cluster.security)
 
 
 _ADDRESS = re.compile(r"^(?:(tcp|tls|inproc|ucx|ws|wss)://)?\[?[A-Za-z0-9_.:-]+\]?(?::\d+)?$")
 
 
-def parse_scheduler(text: str) -> SchedulerSpec:
-    """`local:N` (a LocalCluster of N worker processes) or a scheduler address."""
+def parse_scheduler(text: str, tls=None) -> SchedulerSpec:
+    """`local:N` (a LocalCluster of N worker processes) or a scheduler address; `tls`: the
+    --tls-* options ({"ca_file", "cert", "key"}), checked by bench.cluster.security."""
     text = (text or "").strip()
     if not text:
         raise UsageError("--scheduler: give a scheduler address (tcp://HOST:8786) or local:N")
@@ -90,14 +88,14 @@ def parse_scheduler(text: str) -> SchedulerSpec:
                 f"--scheduler {text}: write local:N with N the number of local Dask workers "
                 "(1 to 64), e.g. local:2"
             )
-        return SchedulerSpec(text, local_workers=count)
+        return SchedulerSpec(text, local_workers=count, tls=security.tls_files(tls))
     if not _ADDRESS.match(text):
         raise UsageError(
             f"--scheduler {text!r} is not a scheduler address: write e.g. tcp://HOST:8786 "
             "(what `dask scheduler` prints), or local:N"
         )
-    address = text if "://" in text else f"tcp://{text}"
-    return SchedulerSpec(text, address=address)
+    files = security.tls_files(tls)
+    return SchedulerSpec(text, address=security.scheme(text, files), tls=files)
 
 
 def _import_distributed():
@@ -114,29 +112,19 @@ def _import_distributed():
 
 
 @dataclasses.dataclass
-class Host:
-    """One machine of the cluster, as env.json's `hosts` records it."""
-
-    name: str
-    facts: dict
-    workers: list = dataclasses.field(default_factory=list)  # Dask worker addresses seen
-
-    def slots(self, live) -> int:
-        """Its Dask worker processes alive now that take cells: cells it runs at once."""
-        return sum(1 for address in self.workers if address in live)
-
-
-@dataclasses.dataclass
 class _Flight:
     """A cell sent to one Dask worker."""
 
     job: dict
     address: str
     shared: bool  # its host had more than one worker taking cells when it was sent
+    watch: measure.Stopwatch = dataclasses.field(default_factory=measure.Stopwatch)
 
 
 class DaskExecutor:
-    """A connection to a Dask scheduler that runs a run's cells and writes them back.
+    """A connection to a Dask scheduler that runs a run's cells (bench.run.executors'
+    Executor): each cell is one call of bench.worker.cell.run_cell on a Dask worker, and its
+    CellResult goes to the run's Recorder.
 
     The client places each cell itself: on a Dask worker (with the `bench` resource, its
     code checked) that runs no other cell of this run, restricted to that worker, so a
@@ -149,15 +137,17 @@ class DaskExecutor:
         self.note = note
         self.cluster = None
         self.client = None
-        self.startup_s = 0.0  # frameworks start on the workers: counted in their cells
         self.connect_s = 0.0  # starting a LocalCluster, connecting, checking the workers
-        self.hosts: dict[str, Host] = {}
-        self.by_address: dict[str, str] = {}  # Dask worker address -> host name (checked)
-        self.refused: dict[str, str] = {}  # Dask worker address -> why it gets no cells
-        self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this run
-        self.guard = contextlib.nullcontext  # around writing a finished cell
-        self.cuda_hosts: set[str] | None = None  # hosts where torch sees CUDA (when asked)
-        self._missing: dict = {}  # address -> Stopwatch since the scheduler omits it
+        self.busy_s = 0.0  # cell-seconds in flight (cells side by side: more than passed)
+        self.machines = Hosts(note)  # the cluster's hosts and their workers, as checked
+        self._unreachable = None  # Stopwatch since the scheduler last answered
+
+    remote = True  # data and matmul probes happen on each worker's host
+
+    @property
+    def phases(self) -> dict:
+        """Its part of the run's harness time (bench.run.accounting)."""
+        return {"dask_connect_s": self.connect_s}
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -165,6 +155,9 @@ class DaskExecutor:
         distributed = _import_distributed()
         watch = measure.Stopwatch()
         logging.getLogger("distributed").setLevel(logging.ERROR)
+        # a scheduler lost mid-run is said by the run (SchedulerLost), not by Dask's log
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        tls = security.client_security(self.spec.address, self.spec.tls)  # None: Dask's default
         try:
             if self.spec.local_workers is not None:
                 self.cluster = distributed.LocalCluster(
@@ -174,21 +167,25 @@ class DaskExecutor:
                     resources={RESOURCE: 1},
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,
+                    security=tls,
                 )
                 self.client = distributed.Client(
-                    self.cluster, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+                    self.cluster, timeout=CONNECT_TIMEOUT_S, set_as_default=False, security=tls
                 )
             else:
                 self.client = distributed.Client(
-                    self.spec.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+                    self.spec.address,
+                    timeout=CONNECT_TIMEOUT_S,
+                    set_as_default=False,
+                    security=tls,
                 )
         except BaseException as exc:
             self.close()
             if not isinstance(exc, (OSError, TimeoutError)):
                 raise
             raise UsageError(
-                f"cannot reach the Dask scheduler at {self.spec.text} ({_reason(exc)}); start "
-                "one with `dask scheduler` and give the address it prints"
+                f"cannot reach the Dask scheduler at {self.spec.text} ({short_reason(exc)}); "
+                + security.refused_hint(self.spec.address)
             ) from None
         try:
             self._check_first_workers()
@@ -205,7 +202,7 @@ class DaskExecutor:
             raise UsageError(
                 f"the Dask scheduler at {self.spec.text} has no workers (waited "
                 f"{CONNECT_TIMEOUT_S:g} s); start one per machine with: "
-                + WORKER_COMMAND.format(address=self.spec.address or "ADDRESS")
+                + self.worker_command()
             ) from None
         facts = self.client.run(worker_facts, on_error="return")
         mine = identity()
@@ -216,14 +213,15 @@ class DaskExecutor:
         }
         if wrong:
             lines = [
-                f"{a} on {f['identity']['host']} runs {_describe_code(f['identity'])}"
+                f"{a} on {f['identity']['host']} runs {describe_code(f['identity'])}"
                 if isinstance(f, dict)
-                else f"{a} cannot load this mlp-bench's code ({type(f).__name__}: {_reason(f)})"
+                else f"{a} cannot load this mlp-bench's code "
+                f"({type(f).__name__}: {short_reason(f)})"
                 for a, f in sorted(wrong.items())
             ]
             raise UsageError(
                 f"Dask worker{'s' if len(wrong) > 1 else ''} with other code than this "
-                f"machine's {_describe_code(mine)}: " + "; ".join(lines) + ". Install the "
+                f"machine's {describe_code(mine)}: " + "; ".join(lines) + ". Install the "
                 "same mlp-bench on every worker (e.g. the same commit of the repository) and "
                 "restart them"
             )
@@ -232,9 +230,10 @@ class DaskExecutor:
             raise UsageError(
                 f"no Dask worker of {self.spec.text} offers the `{RESOURCE}` resource that each "
                 "cell asks for; start the workers with: "
-                + WORKER_COMMAND.format(address=self.spec.address or "ADDRESS")
+                + self.worker_command()
             )
-        for host in self.hosts.values():
+        hosts = self.machines.hosts.values()
+        for host in hosts:
             slots = host.slots(live)
             if slots == 0:
                 self.note(
@@ -248,54 +247,58 @@ class DaskExecutor:
                 )
         self.note(
             f"dask: {self.spec.text}: {len(live)} worker{'s' if len(live) != 1 else ''} on "
-            + ", ".join(f"{h.name} ({h.slots(live)})" for h in self.hosts.values())
+            + ", ".join(f"{h.name} ({h.slots(live)})" for h in hosts)
         )
 
     def _live(self, facts: dict | None = None) -> dict[str, str]:
         """The Dask workers that take cells now, {address: host}: alive, offering the `bench`
         resource, their code checked (workers seen for the first time are checked here)."""
-        try:
-            info = self.client.scheduler_info(n_workers=-1)["workers"]
-        except TypeError:  # distributed before 2025: every worker without asking
-            info = self.client.scheduler_info()["workers"]
-        new = [a for a in info if a not in self.by_address and a not in self.refused]
+        info = self._workers()
+        new = self.machines.new(info)
         if new and facts is None:
             try:
                 facts = self.client.run(worker_facts, workers=new, on_error="return")
             except Exception:
                 facts = {}
-        mine = identity()
-        for address in new:
-            f = (facts or {}).get(address)
-            if isinstance(f, Exception) and not isinstance(f, (OSError, TimeoutError)):
-                self.refused[address] = (
-                    f"Dask worker {address} cannot load this mlp-bench's code "
-                    f"({type(f).__name__}: {_reason(f)})"
-                )
-                self.note(f"warning: {self.refused[address]}: it gets no cells")
-                continue
-            if not isinstance(f, dict):
-                continue  # gone again, or not answering yet: asked again next time
-            if not same_code(mine, f["identity"]):
-                self.refused[address] = (
-                    f"Dask worker {address} on {f['identity']['host']} runs "
-                    f"{_describe_code(f['identity'])}, not {_describe_code(mine)}"
-                )
-                self.note(f"warning: {self.refused[address]}: it gets no cells")
-                continue
-            name = f["identity"]["host"]
-            host = self.hosts.setdefault(
-                name, Host(name, {k: v for k, v in f.items() if k != "identity"})
-            )
-            host.workers.append(address)
-            self.by_address[address] = name
-        return {
-            a: self.by_address[a]
-            for a, w in info.items()
-            if a in self.by_address
-            and a not in self.refused
-            and (w.get("resources") or {}).get(RESOURCE, 0) >= 1
-        }
+        return self.machines.admit(info, facts or {})
+
+    def _workers(self) -> dict:
+        """The scheduler's list of workers, {address: info}. Raises SchedulerLost when the
+        scheduler has stopped answering for LOST_AFTER_S (or the client has closed)."""
+        info = None
+        if self.client.status == "running":
+            try:
+                try:
+                    answer = self.client.scheduler_info(n_workers=-1)
+                except TypeError:  # distributed before 2025: every worker without asking
+                    answer = self.client.scheduler_info()
+                info = answer.get("workers")
+            except Exception:  # the connection is closing under us
+                info = None
+        if info is not None:
+            self._unreachable = None
+            return info
+        if self.client.status in ("closing", "closed", "failed"):
+            raise SchedulerLost(f"the Dask scheduler at {self.spec.text} went away")
+        self._unreachable = self._unreachable or measure.Stopwatch()
+        if self._unreachable.elapsed() >= cluster_hosts.LOST_AFTER_S:
+            raise SchedulerLost(f"the Dask scheduler at {self.spec.text} stopped answering")
+        return {}
+
+    def _confirm_scheduler(self) -> None:
+        """Wait while the client is not connected (up to LOST_AFTER_S): SchedulerLost when the
+        scheduler, not a worker, is what went away."""
+        while self.client.status != "running":
+            self._workers()
+            time.sleep(POLL_S)
+
+    def worker_command(self) -> str:
+        """The command that starts a Dask worker for this scheduler (with the TLS flags when
+        the scheduler speaks TLS: a worker without them cannot connect)."""
+        command = WORKER_COMMAND.format(address=self.spec.address or "ADDRESS")
+        if (self.spec.address or "").startswith("tls://"):
+            command += " --tls-ca-file CA.pem --tls-cert CERT.pem --tls-key KEY.pem"
+        return command
 
     def describe(self) -> dict:
         """env.json's `schedulers` entry for this session."""
@@ -303,54 +306,22 @@ class DaskExecutor:
 
         return {
             "address": self.spec.text,
+            "tls": (self.spec.address or "").startswith("tls://") or self.spec.tls is not None,
             "dask": distributed.__version__,
-            "hosts": {h.name: list(h.workers) for h in self.hosts.values()},
-            "refused": dict(self.refused),
+            **self.machines.describe(),
         }
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, run, progress: bool, guard=None) -> None:
-        """bench.run.runner's steps for a run on Dask: the cells not yet finished go to the
-        cluster (data and matmul probe happen on each worker's host). `run` is the runner's
-        _Run; this executor becomes its `runner` (closed with it; `finished` holds the cells
-        it wrote). `guard` is held around writing each finished cell (an interrupt waits)."""
-        from bench.run.progress import Progress, cell_labels
-
-        self.guard = guard or contextlib.nullcontext
-        run.runner = self
-        run.phases["dask_connect_s"] = self.connect_s
-        run.todo = [c for c in run.cells if (c.cell_id, c.repeat) not in run.finished]
-        if not run.fresh:
-            run.note(
-                f"resuming {run.store.path}: {len(run.cells) - len(run.todo)} of "
-                f"{len(run.cells)} cells already finished, {len(run.todo)} to run"
-            )
-        if not run.todo:
-            return
-        bar = Progress(len(run.todo), progress)
-        try:
-            self.run_cells(
-                run.todo,
-                store=run.store,
-                sweep=run.sweep,
-                run_id=run.env.get("run_id", run.store.path.name),
-                session=run.session.index,
-                rows=run.rows,
-                progress=bar,
-                labels=cell_labels(run.todo),
-            )
-        finally:
-            bar.close()
-
-    def run_cells(
-        self, todo, *, store, sweep, run_id, session, rows: list, progress, labels=None
-    ) -> None:
-        """Send every cell of `todo` to the cluster, one per free Dask worker; write each to
-        `store` as it finishes and append its row to `rows`. An interrupt (Ctrl-C) stops
-        sending, cancels the cells in flight and propagates."""
+    def run(self, cells, job, sink) -> None:
+        """Send every cell of `cells` to the cluster, one per free Dask worker, and hand each
+        CellResult to `sink` (bench.run.record.Recorder) as it finishes. An interrupt (Ctrl-C)
+        or the scheduler's loss (SchedulerLost) stops sending, cancels the cells in flight and
+        propagates; those cells are not recorded."""
+        self._sink = sink
         mine = identity()
         token = uuid.uuid4().hex[:8]  # keys never meet an earlier session's on the scheduler
+        sweep = job.sweep
         queue = collections.deque(
             {
                 "key": f"mlp-bench-{token}-{cell.cell_id}-r{cell.repeat}",
@@ -359,40 +330,40 @@ class DaskExecutor:
                 "timeout": sweep.timeout,
                 "target_acc": sweep.target_acc,
                 "code": mine,
-                "probe_tag": f"{run_id}/{session}",
+                "probe_tag": job.probe_tag,
                 "lost": [],  # hosts whose worker died running it
             }
-            for cell in todo
+            for cell in cells
         )
-        self._record_hosts(store, session)
+        self._record_hosts()
         flight: dict = {}  # future -> _Flight
         alone = measure.Stopwatch()  # since a worker last lived or a cell was in flight
         try:
             while queue or flight:
                 live = self._live()
-                known = len(self.hosts)
+                known = len(self.machines.hosts)
                 for future, sent in list(flight.items()):
-                    if self._gone(sent.address, live) and not future.done():
+                    if self._unreachable is not None:
+                        break  # no word from the scheduler: its workers are not lost for that
+                    if self.machines.gone(sent.address, live) and not future.done():
                         del flight[future]
                         future.cancel()
-                        self._lost(sent, queue, store, run_id, session, rows, progress, labels)
+                        self._lost(sent, queue)
                 busy = {sent.address for sent in flight.values()}
                 for address, host in live.items():
-                    job = None if address in busy else self._next_for(queue, host)
-                    if job is not None:
-                        shared = self.hosts[host].slots(live) > 1
-                        flight[self._submit(job, address)] = _Flight(job, address, shared)
-                if len(self.hosts) != known:
-                    self._record_hosts(store, session)
+                    task = None if address in busy else self.machines.next_for(queue, host)
+                    if task is not None:
+                        shared = self.machines.hosts[host].slots(live) > 1
+                        flight[self._submit(task, address)] = _Flight(task, address, shared)
+                if len(self.machines.hosts) != known:
+                    self._record_hosts()
                 if flight or not queue:
                     alone.restart()
                 elif alone.elapsed() > NO_WORKERS_S:
-                    raise BenchError(
+                    raise SchedulerLost(
                         f"no Dask worker of {self.spec.text} has taken cells for "
-                        f"{NO_WORKERS_S:g} s (none alive, or none with a device the cells "
-                        f"need): {len(queue)} cells did not run; start workers "
-                        f"and finish with: python -m bench run --resume {store.path} "
-                        f"--scheduler {self.spec.text}"
+                        f"{NO_WORKERS_S:g} s: none alive, or none with a device the cells "
+                        f"need; start workers, then resume with --scheduler {self.spec.text}"
                     )
                 done = [f for f in flight if f.done()]
                 if not done:
@@ -400,66 +371,27 @@ class DaskExecutor:
                     continue
                 for future in done:
                     sent = flight.pop(future)
+                    self.busy_s += sent.watch.elapsed()
                     result = self._result(future, sent)
                     if result is None:  # its worker died: sent again, or recorded as lost
-                        self._lost(sent, queue, store, run_id, session, rows, progress, labels)
-                        continue
-                    if result.get("refused"):  # a worker whose code changed since the check
-                        self.refused[sent.address] = result["refused"]
-                        self.note(f"warning: {result['refused']}: it gets no more cells")
+                        self._lost(sent, queue)
+                    elif isinstance(result, Refused):  # its code changed since the check
+                        self.machines.refuse_later(sent.address, result.reason)
                         queue.appendleft(sent.job)
-                        continue
-                    self._write(result, sent, store, run_id, session, rows, progress, labels)
+                    else:
+                        result.shared_host = sent.shared
+                        result.lost_on = ", ".join(dict.fromkeys(sent.job["lost"])) or None
+                        sink.finished(result)
         finally:
+            for sent in flight.values():
+                self.busy_s += sent.watch.elapsed()
             if flight:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(flight), force=True)
 
-    def _gone(self, address: str, live: dict) -> bool:
-        """Whether the Dask worker at `address` has left: missing from the scheduler's list
-        for LOST_AFTER_S in a row (a single list can come back empty on a busy machine)."""
-        if address in live:
-            self._missing.pop(address, None)
-            return False
-        watch = self._missing.setdefault(address, measure.Stopwatch())
-        return watch.elapsed() >= LOST_AFTER_S
-
-    def _next_for(self, queue, host: str):
-        """The first queued job `host` can run (torch cells on a GPU need a host where torch
-        sees one), taken off the queue; None if none."""
-        for job in queue:
-            if self._fits(job["cell"], host):
-                queue.remove(job)
-                return job
-        return None
-
-    def _fits(self, cell, host: str) -> bool:
-        if self.cuda_hosts is None or cell.device == "cpu":
-            return True
-        return host in self.cuda_hosts
-
     def check_devices(self, cells) -> None:
-        """With cells on a GPU (`--devices cuda`): ask each host what its GPU libraries see
-        (bench.worker.devices; recorded in env.json's hosts as `devices`); those cells go only to
-        hosts with CUDA, and a cluster without any is a usage error before anything runs."""
-        wanted = sorted({c.device for c in cells if c.device != "cpu"})
-        if not wanted:
-            return
-        found = {}
-        for host in self.hosts.values():
-            try:
-                answer = self.client.run(worker_devices, workers=host.workers[:1])
-                found[host.name] = next(iter(answer.values()), None)
-            except Exception:
-                found[host.name] = None
-            host.facts["devices"] = found[host.name]
-        self.cuda_hosts = {h for h, f in found.items() if f and devices.device_count(f)}
-        if not self.cuda_hosts and any(f is not None for f in found.values()):
-            raise UsageError(
-                f"--devices {wanted[0]}: no host of the Dask cluster has a CUDA device ("
-                + "; ".join(f"{h}: {devices.describe(f or {})}" for h, f in found.items())
-                + "); use --devices cpu"
-            )
+        """Where the cells on a GPU may go (Hosts.check_devices)."""
+        self.machines.check_devices(self.client, cells)
 
     def _submit(self, job: dict, address: str):
         attempt = len(job["lost"])
@@ -473,104 +405,44 @@ class DaskExecutor:
             pure=False,
         )
 
-    def _result(self, future, sent: _Flight) -> dict | None:
-        """The task's result; None when its worker died under it."""
+    def _result(self, future, sent: _Flight):
+        """The task's CellResult (or Refused); None when its worker died under it. Raises
+        SchedulerLost when the scheduler, not the worker, went away."""
         from distributed import CancelledError
         from distributed.scheduler import KilledWorker
 
         try:
             return future.result()
         except (KilledWorker, CancelledError):
+            self._confirm_scheduler()  # the scheduler's loss cancels every task: said as such
             return None
         except Exception as exc:  # the task itself failed outside the cell (e.g. unpickling)
-            host = self.by_address.get(sent.address, sent.address)
-            row = self._error_row(
-                sent.job, f"{host}: the Dask task failed: {type(exc).__name__}: {_reason(exc)}"
-            )
-            return {"row": {**row, "host": host}, "curves": []}
+            self._confirm_scheduler()
+            host = self.machines.host_of(sent.address)
+            text = f"{host}: the Dask task failed: {type(exc).__name__}: {short_reason(exc)}"
+            return CellResult(sent.job["cell"], ERROR, text, host=host)
 
-    def _lost(self, sent: _Flight, queue, store, run_id, session, rows, progress, labels):
+    def _lost(self, sent: _Flight, queue) -> None:
         """A cell whose worker died: once more on another worker, else an error row."""
         job = sent.job
-        job["lost"].append(self.by_address.get(sent.address) or _address_host(sent.address))
+        job["lost"].append(self.machines.host_of(sent.address))
+        label = self._sink.label(job["cell"])
         if len(job["lost"]) <= MAX_RETRIES:
             host = job["lost"][-1]
-            progress.note(
-                f"{_label(job['cell'], labels)}: its Dask worker on {host} was lost; "
-                "running it again on another worker"
+            self._sink.note(
+                f"{label}: its Dask worker on {host} was lost; running it again on another worker"
             )
             queue.appendleft(job)
             return
         hosts = ", ".join(dict.fromkeys(job["lost"]))
-        row = {**self._error_row(job, f"worker lost ({hosts})"), "host": job["lost"][-1]}
-        self._write(
-            {"row": row, "curves": []}, sent, store, run_id, session, rows, progress, labels
-        )
+        result = CellResult(job["cell"], ERROR, f"worker lost ({hosts})", host=job["lost"][-1])
+        result.shared_host, result.lost_on = sent.shared, hosts
+        self._sink.finished(result)
 
-    def _error_row(self, job: dict, text: str) -> dict:
-        return {**job["cell"].row(), "status": "error", "error": text, "started_at": None}
-
-    def _write(self, result, sent: _Flight, store, run_id, session, rows, progress, labels):
-        with self.guard():  # the row on disk and the counts here agree, even on Ctrl-C
-            row = self._finish(result, sent, store, run_id, session)
-            rows.append(row)
-            self.finished.add((row["cell_id"], row["repeat"]))
-        label = _label(sent.job["cell"], labels) + (f" @ {row['host']}" if row.get("host") else "")
-        progress.start_cell(label, 0)
-        progress.end_cell(row)
-        if row["status"] != "ok":
-            progress.note(f"{label}: {row['status']}: {row['error']}")
-
-    def _finish(self, result: dict, sent: _Flight, store, run_id: str, session: int) -> dict:
-        job = sent.job
-        cell = job["cell"]
-        row = dict(result["row"])
-        row.update(run_id=run_id, session=session, target_acc=job["target_acc"])
-        row["shared_host"] = sent.shared
-        if job["lost"]:
-            row["lost_on"] = ", ".join(dict.fromkeys(job["lost"]))
-        if result.get("trace"):
-            log = store.write_log(f"{cell.cell_id}-r{cell.repeat}", result["trace"])
-            row["error"] = f"{row['error']} (traceback: logs/{log.name})"
-        if row.get("status") == "diverged":
-            row["error"] = f"loss became NaN or inf in epoch {row['diverged_epoch']}"
-        probe = result.get("probe")
-        if probe is not None:
-            self._record_probe(store, row.get("host"), session, cell, probe)
-        peak = _median(probe)
-        if peak and isinstance(row.get("gflops"), float) and math.isfinite(row["gflops"]):
-            row["roofline"] = row["gflops"] / peak
-        row.setdefault("status", "ok")
-        row["finished_at"] = measure.now_iso()
-        keys = {k: row.get(k) for k in ("run_id", "cell_id", "part", *AXES, "repeat")}
-        store.append_cell(row, [{**keys, **c} for c in result.get("curves", [])])
-        return row
-
-    # -- env.json -----------------------------------------------------------------------------
-
-    def _record_hosts(self, store, session: int) -> None:
-        env = store.read_env()
-        hosts = env.get("hosts") or {}
-        for host in self.hosts.values():
-            entry = hosts.setdefault(host.name, {})
-            entry.update(host.facts)
-            entry.setdefault("matmul", {})
-        schedulers = [s for s in env.get("schedulers") or [] if s.get("session") != session]
-        schedulers.append({"session": session, **self.describe()})
-        store.update_env(hosts=hosts, schedulers=schedulers)
-
-    def _record_probe(self, store, host: str | None, session: int, cell, probe) -> None:
-        if host is None:
-            return
-        env = store.read_env()
-        hosts = env.get("hosts") or {}
-        entry = hosts.setdefault(host, {"matmul": {}})
-        by_session = entry.setdefault("matmul", {}).setdefault(str(session), {})
-        rates = by_session.setdefault(str(cell.threads), {})
-        if cell.dtype in rates:
-            return
-        rates[cell.dtype] = probe
-        store.update_env(hosts=hosts)
+    def _record_hosts(self) -> None:
+        """The cluster's machines and this session's scheduler, to the run's env.json."""
+        hosts = self.machines.hosts.values()
+        self._sink.hosts({h.name: h.facts for h in hosts}, self.describe())
 
     def close(self) -> None:
         if self.client is not None:
@@ -583,41 +455,18 @@ class DaskExecutor:
             self.cluster = None
 
 
-def worker_devices() -> dict:
-    """Run on a Dask worker: what its GPU libraries see there (in a short process of its own)."""
-    from bench.worker.devices import cuda_devices
-
-    return cuda_devices()
+class SchedulerLost(KeyboardInterrupt):
+    """The cluster can no longer run the cells (its scheduler went away, or no worker takes
+    them): the run stops as on Ctrl-C, its finished cells kept, the rest for --resume."""
 
 
-def connect(text: str, note, cells=()) -> DaskExecutor:
+def connect(text: str, note, cells=(), tls=None) -> DaskExecutor:
     """Parse `--scheduler`, connect, check every worker's code and resources; UsageError (exit
     2) before anything runs when the scheduler cannot be reached or refuses."""
-    executor = DaskExecutor(parse_scheduler(text), note).connect()
+    executor = DaskExecutor(parse_scheduler(text, tls), note).connect()
     try:
         executor.check_devices(cells)
     except BaseException:
         executor.close()
         raise
     return executor
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) < 200 else text[:197] + "..."
-
-
-def _address_host(address: str | None) -> str | None:
-    if not address:
-        return None
-    return address.split("://", 1)[-1].rsplit(":", 1)[0]
-
-
-def _label(cell, labels) -> str:
-    return (labels or {}).get(cell) or cell.label()
-
-
-def _median(probe):
-    if isinstance(probe, dict):
-        probe = probe.get("median")
-    return probe if isinstance(probe, float) and math.isfinite(probe) and probe > 0 else None

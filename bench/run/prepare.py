@@ -9,11 +9,13 @@ import errno
 from pathlib import Path
 
 from bench.errors import BenchError, DiskFullError, UsageError
-from bench.sweep.build import FULL_BATCH, Cell
+from bench.sweep.build import Cell
+from bench.sweep.values import FULL_BATCH
 from bench.worker.process import DataRef, save_arrays
 
 
-def _data_key(cell: Cell) -> tuple:
+def data_key(cell: Cell) -> tuple:
+    """What identifies a cell's prepared data: cells that share it share one folder."""
     return (cell.dataset, cell.preprocess, cell.split_seed, cell.test_size, cell.dtype)
 
 
@@ -25,7 +27,7 @@ def prepare_data(cells, data_dir, folder: Path, note) -> dict[tuple, DataRef]:
     from bench.datasets import DatasetError, load_dataset
 
     refs = {}
-    for key in dict.fromkeys(_data_key(c) for c in cells):
+    for key in dict.fromkeys(data_key(c) for c in cells):
         name, preprocess, split_seed, test_size, dtype = key
         try:
             ds = load_dataset(
@@ -74,7 +76,7 @@ def resolve_batches(cells, refs, note) -> list[Cell]:
     """Full-batch cells get the training set's size; oversize batches are said once."""
     resolved, oversize = [], {}
     for cell in cells:
-        n = refs[_data_key(cell)].n_train
+        n = refs[data_key(cell)].n_train
         if cell.batch_size == FULL_BATCH:
             cell = dataclasses.replace(cell, batch_size=n)
         elif cell.batch_size > n:

@@ -1,10 +1,11 @@
-"""What a run tells the person watching it: progress over cells, and where the time went."""
+"""What a run shows the person watching it: progress over cells, and their labels."""
 
 from __future__ import annotations
 
 import math
 import sys
 
+from bench.report.markdown import format_seconds
 from bench.store.schema import AXES, SETTINGS
 
 
@@ -72,54 +73,6 @@ class Progress:
             self._epochs.close()
         if self._cells is not None:
             self._cells.close()
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale or unit == "µs":
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"
-
-
-def _total(rows, column: str) -> float:
-    values = (row.get(column) for row in rows)
-    return sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
-
-
-def time_accounting(rows, wall_s: float, startup_s: float, **phases) -> dict:
-    """Where a run's wall time went: the work being compared (training, the evaluations,
-    the frameworks' start-up: worker imports and model building) and the harness around it
-    (data preparation, the matmul probe, the report, messages and bookkeeping)."""
-    training = _total(rows, "train_s")
-    evaluation = _total(rows, "eval_s") + _total(rows, "predict_s")
-    startup = startup_s + _total(rows, "build_s")
-    in_cells = _total(rows, "cell_s") - training - evaluation - _total(rows, "build_s")
-    work = training + evaluation + startup
-    return {
-        "wall_s": wall_s,
-        "training_s": training,
-        "evaluation_s": evaluation,
-        "framework_startup_s": startup,
-        "harness_s": wall_s - work,
-        "harness_in_cells_s": in_cells,  # loading the cell's arrays, init_params, messages
-        **phases,
-        "work_share": work / wall_s if wall_s > 0 else math.nan,
-    }
-
-
-def describe_accounting(acc: dict) -> str:
-    def share(seconds):
-        return f"{100 * seconds / acc['wall_s']:.0f}%"
-
-    return (
-        f"time: {format_seconds(acc['wall_s'])} in all: training {share(acc['training_s'])}, "
-        f"evaluation {share(acc['evaluation_s'])}, framework start-up "
-        f"{share(acc['framework_startup_s'])}, harness {share(acc['harness_s'])} (data "
-        f"{share(acc['data_s'])}, matmul probe {share(acc['matmul_probe_s'])}, report "
-        f"{share(acc['report_s'])})"
-    )
 
 
 _LABEL_ALWAYS = ("dataset", "backend", "batch_size")

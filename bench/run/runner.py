@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import shutil
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,215 +19,27 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.report import noise
 from bench.run import session
-from bench.run.prepare import _data_key, prepare_data, resolve_batches
-from bench.run.progress import Progress, cell_labels, describe_accounting, time_accounting
+from bench.run.accounting import describe_accounting, in_parallel, time_accounting
+from bench.run.executors import Job, LocalExecutor
+from bench.run.interrupts import Interrupted, Interrupts
+from bench.run.prepare import prepare_data, resolve_batches
+from bench.run.progress import Progress, cell_labels
+from bench.run.record import Recorder
 from bench.run.session import Session
 from bench.store.folder import RunStore
-from bench.store.schema import AXES
 from bench.sweep.build import (
-    Cell,
     Sweep,
     build_sweep,
     expand,
-    hidden_text,
     merge_duplicates,
     stored_sweep,
 )
+from bench.sweep.values import hidden_text
 from bench.worker import envinfo, measure
-from bench.worker.process import DataRef, Worker, WorkerDied, WorkerTimeout, env_tag, process_env
-from impls.registry import file_safe  # a backend name in a file name
+from bench.worker.cell import skip_can_change
 
-STARTUP_TIMEOUT_S = 600.0  # a worker's import of its framework
 INTERRUPTED_EXIT = 130
 TMP_DATA = ".data-tmp"  # prepared arrays for the workers, inside the run folder
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a run."""
-
-
-class _Interrupts:
-    """SIGINT and SIGTERM raise Interrupted in the main thread, once: a second Ctrl-C while
-    the run is stopping is said and ignored, so that env.json is always closed."""
-
-    def __init__(self):
-        self.raised = False
-        self.holding = False  # writing a cell or closing the folder: an interrupt waits
-        self.pending = None
-
-    def _handle(self, signum, frame):
-        if self.raised:
-            print("still stopping: saving the run folder", file=sys.stderr, flush=True)
-        elif self.holding:
-            self.pending = signal.Signals(signum).name
-        else:
-            self.raised = True
-            raise Interrupted(signal.Signals(signum).name)
-
-    @contextlib.contextmanager
-    def hold(self, closing: bool = False):
-        """Interrupts wait until the block is done: then they are raised, or, while the run
-        folder is being closed (`closing`), only said."""
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-            pending, self.pending = self.pending, None
-            if pending and closing:
-                print("still stopping: saving the run folder", file=sys.stderr, flush=True)
-            elif pending and not self.raised:
-                self.raised = True
-                raise Interrupted(pending)
-
-    @contextlib.contextmanager
-    def active(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals reach the main thread only; there the caller handles Ctrl-C
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in previous:
-            signal.signal(s, self._handle)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-class Runner:
-    """Runs cells in worker processes and records them in a RunStore."""
-
-    def __init__(
-        self, store: RunStore, sweep: Sweep, refs, progress: Progress, session, guard=None
-    ):
-        self.store = store
-        self.guard = guard or contextlib.nullcontext  # around writing a finished cell
-        self.finished: set[tuple[str, int]] = set()  # (cell_id, repeat) written by this one
-        self.sweep = sweep
-        self.refs = refs
-        self.progress = progress
-        self.session = session  # its index goes into every row; its probe into the roofline
-        self.run_id = store.read_env().get("run_id", store.path.name)
-        self.host = envinfo.host()
-        self.workers: dict[tuple, Worker] = {}
-        self.unavailable: dict[str, str] = {}
-        self.threads_effective: dict[str, dict] = {}
-        self.startup_s = 0.0  # starting workers: interpreter, imports, framework start-up
-
-    def _worker(self, backend: str, threads: int, env: tuple = ()) -> Worker:
-        key = (backend, threads, env)
-        worker = self.workers.get(key)
-        if worker is not None and worker.alive():
-            return worker
-        tag = env_tag(env)
-        log = self.store.logs_dir / f"worker-{file_safe(backend)}-t{threads}{tag}.log"
-        with measure.Stopwatch() as watch:
-            worker = Worker(backend, threads, str(log), env)
-            try:
-                info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
-            except (WorkerDied, WorkerTimeout) as exc:
-                worker.kill()
-                where = f" (see {log})" if log.is_file() and log.stat().st_size else ""
-                raise WorkerDied(
-                    f"{backend} worker did not start: {exc or 'timed out'}{where}"
-                ) from None
-            finally:
-                self.startup_s += watch.elapsed()
-        if info["unavailable"]:
-            worker.stop()
-            self.unavailable[backend] = info["unavailable"]
-            raise WorkerDied(info["unavailable"])
-        self.threads_effective[f"{backend}/t{threads}"] = info["threads_effective"]
-        self.store.update_env(threads_effective=self.threads_effective)
-        self.workers[key] = worker
-        return worker
-
-    def _drop_worker(self, backend: str, threads: int, env: tuple = ()) -> None:
-        worker = self.workers.pop((backend, threads, env), None)
-        if worker is not None:
-            worker.kill()
-
-    def run_cell(self, cell: Cell) -> dict:
-        ref = self.refs[_data_key(cell)]
-        row = {
-            **cell.row(),
-            "run_id": self.run_id,
-            "session": self.session.index,
-            "host": self.host,
-            "device": cell.spec(ref.n_features, ref.n_classes).device,  # where it runs
-            "n_train": ref.n_train,
-            "n_test": ref.n_test,
-            "n_features": ref.n_features,
-            "n_classes": ref.n_classes,
-            "target_acc": self.sweep.target_acc,
-            "started_at": measure.now_iso(),
-        }
-        curves = []
-        if cell.backend in self.unavailable:
-            row.update(status="skipped", error=self.unavailable[cell.backend])
-            return self._finish(row, curves)
-        try:
-            worker = self._worker(cell.backend, cell.threads, process_env(cell))
-        except WorkerDied as exc:
-            status = "skipped" if cell.backend in self.unavailable else "error"
-            row.update(status=status, error=str(exc))
-            return self._finish(row, curves)
-        row["threads_effective"] = worker.info["threads_effective"]
-        try:
-            curves = self._train(worker, cell, ref, row)
-        except WorkerTimeout:
-            self._drop_worker(cell.backend, cell.threads, process_env(cell))
-            row.update(
-                status="timeout", error=f"stopped after {self.sweep.timeout:g} s (--timeout)"
-            )
-        except WorkerDied as exc:
-            self._drop_worker(cell.backend, cell.threads, process_env(cell))
-            row.update(status="error", error=str(exc))
-        if row.get("status") == "diverged":
-            row["error"] = f"loss became NaN or inf in epoch {row['diverged_epoch']}"
-        peak = self.session.peak_for(cell)
-        if peak and isinstance(row.get("gflops"), float) and math.isfinite(row["gflops"]):
-            row["roofline"] = row["gflops"] / peak
-        return self._finish(row, curves)
-
-    def _train(self, worker: Worker, cell: Cell, ref: DataRef, row: dict) -> list[dict]:
-        """Send the cell to its worker and follow it to the end; fills `row`, returns the
-        curve rows."""
-        curves = []
-        payload = {"cell": cell, "data": ref, "target_acc": self.sweep.target_acc}
-        deadline = measure.Deadline(self.sweep.timeout)
-        worker.send("cell", payload)
-        while True:
-            message = worker.receive(deadline)
-            if message[0] == "epoch":
-                curves.append(message[1])
-                self.progress.epoch(message[1])
-            elif message[0] == "done":
-                row.update(message[1]["row"])
-                return message[1]["curves"]
-            elif message[0] == "failed":
-                _, text, trace = message
-                if text.startswith("NotImplementedError"):  # the backend cannot express it
-                    row.update(status="skipped", error=f"not supported: {text}")
-                    return curves
-                log = self.store.write_log(f"{cell.cell_id}-r{cell.repeat}", trace)
-                row.update(status="error", error=f"{text} (traceback: {log.name})")
-                return curves
-
-    def _finish(self, row: dict, curves: list[dict]) -> dict:
-        row.setdefault("status", "ok")
-        row["finished_at"] = measure.now_iso()
-        keys = {k: row[k] for k in ("run_id", "cell_id", "part", *AXES, "repeat")}
-        with self.guard():  # the row on disk and its count here agree, even on Ctrl-C
-            self.store.append_cell(row, [{**keys, **c} for c in curves])
-            self.finished.add((row["cell_id"], row["repeat"]))
-        return row
-
-    def close(self) -> None:
-        for worker in self.workers.values():
-            worker.stop()
-        self.workers.clear()
 
 
 def _summary_line(rows) -> str:
@@ -252,12 +61,14 @@ class _Run:
     finished: set
     note: Callable
     fresh: bool  # a new folder (removed again if the run stops before any cell ran)
+    executor: object = None  # bench.run.executors.Executor
     todo: list = dataclasses.field(default_factory=list)
-    rows: list = dataclasses.field(default_factory=list)
-    runner: Runner | None = None
+    refs: dict | None = None  # the prepared data (this machine's executor)
+    recorder: Recorder | None = None  # set when the cells start
     phases: dict = dataclasses.field(
         default_factory=lambda: {"data_s": 0.0, "matmul_probe_s": 0.0, "report_s": 0.0}
     )
+    cells_s: float = 0.0  # the wall time of the cell loop
     status: str = "interrupted"
 
     @property
@@ -265,13 +76,17 @@ class _Run:
         return self.store.path / TMP_DATA
 
     @property
+    def rows(self) -> list:
+        return self.recorder.rows if self.recorder else []
+
+    @property
     def saved(self) -> int:
         """Cells this session wrote to the run folder."""
-        return len(self.runner.finished) if self.runner else 0
+        return len(self.recorder.written) if self.recorder else 0
 
     @property
     def not_run(self) -> int:
-        done = self.finished | (self.runner.finished if self.runner else set())
+        done = self.finished | (self.recorder.written if self.recorder else set())
         return sum((c.cell_id, c.repeat) not in done for c in self.cells)
 
 
@@ -284,12 +99,14 @@ def execute(
     command=None,
     note=None,
     scheduler: str | None = None,
+    tls=None,
     env_extra=None,
 ) -> tuple[Path, str]:
     """Run `sweep` (or finish the run folder `resume`); return (run folder, final status).
 
     `scheduler` (a Dask scheduler's address, or local:N) runs the cells on a Dask cluster
-    (bench.cluster) instead of this machine's workers. `env_extra`: fields added to env.json
+    (bench.cluster) instead of this machine's workers; `tls`, its --tls-* options
+    ({"ca_file", "cert", "key"}: bench.cluster.security). `env_extra`: fields added to env.json
     (e.g. `verify`, from `bench run --verify`).
 
     Raises UsageError / BenchError for problems found before training starts.
@@ -308,7 +125,7 @@ def execute(
     warnings_ += tf32_warnings(sweep, cells)
     for text in warnings_:
         note(f"warning: {text}")
-    executor = _connect(scheduler, note, cells)
+    executor = _connect(scheduler, note, cells, tls)
     try:
         run = _open_run(
             sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note, env_extra
@@ -317,17 +134,19 @@ def execute(
         if executor is not None:
             executor.close()
         raise
-    interrupts = _Interrupts()
+    run.executor = executor or LocalExecutor(run.store.logs_dir)
+    interrupts = Interrupts()
     with interrupts.active(), session.tool_homes(run.store.path):
         try:
-            if executor is not None:  # bench.cluster.executor: data, probe and cells on Dask
-                executor.run(run, progress, guard=interrupts.hold)
-            else:
-                _prepare(run, guard=interrupts.hold)
+            remote = run.executor.remote  # on Dask, data and probes happen on each host
+            if not remote:
+                _prepare(run)
+            _plan(run)
+            if not remote:
                 _probe(run)
-                _run_cells(run, progress)
+            _run_cells(run, progress, guard=interrupts.hold)
             run.status = "complete"
-        except Interrupted as exc:
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a Dask scheduler gone
             _say_interrupted(run, exc)
         finally:
             with interrupts.hold(closing=True):
@@ -349,14 +168,14 @@ def tf32_warnings(sweep: Sweep, cells) -> list[str]:
     return []
 
 
-def _connect(scheduler: str | None, note, cells):
+def _connect(scheduler: str | None, note, cells, tls=None):
     """The Dask cluster for `--scheduler`, connected and checked before any folder exists
     (a scheduler that cannot be reached is a usage error); None for a local run."""
     if scheduler is None:
         return None
     from bench.cluster.executor import connect
 
-    return connect(scheduler, note, cells)
+    return connect(scheduler, note, cells, tls=tls)
 
 
 def _open_run(sweep, cells, out, resume, command, warnings_, note, env_extra=None) -> _Run:
@@ -364,46 +183,73 @@ def _open_run(sweep, cells, out, resume, command, warnings_, note, env_extra=Non
     before anything else, so that a run killed at any point can be resumed."""
     if resume is not None:
         store = RunStore.open(resume)
-        finished = store.recover()
-        env = store.read_env()
+        rerun = []  # the backends of the cells to run again
+        finished = store.recover(rerun=lambda row: _rerun(row, rerun))
+        if rerun:
+            note(_say_rerun(rerun))
+        started_at = store.read_env().get("started_at")
     else:
         store = RunStore.create(out, sweep.title)
         finished = set()
-        env = {"run_id": store.path.name, "name": sweep.title, "command": command}
-    env.update(envinfo.collect())
-    this = Session(env, command, warnings_)
+        started_at = None
+    facts = envinfo.collect()
+    this = Session(command, warnings_, facts.get("git_commit"))
     threads = sorted({c.threads for c in cells})
-    env.update(
+    fields = dict(
+        facts,
         status="running",
-        started_at=env.get("started_at") or this.entry["started_at"],
+        started_at=started_at or this.entry["started_at"],
         resumed_at=this.entry["started_at"] if resume is not None else None,
         threads=threads[0] if len(threads) == 1 else threads,
         cells=len(cells),
         **(env_extra or {}),
     )
     if resume is None:  # a folder's stored sweep is never replaced
-        env["sweep"] = sweep.to_dict()
-    store.write_env(env)
+        fields.update(
+            run_id=store.path.name, name=sweep.title, command=command, sweep=sweep.to_dict()
+        )
+    this.start(store, **fields)
+    env = store.read_env()
     return _Run(sweep, cells, store, env, this, finished, note, fresh=resume is None)
 
 
-def _prepare(run: _Run, guard=None) -> None:
+def _rerun(row: dict, rerun: list) -> bool:
+    """Whether a finished row is to run again: skipped for a cause that can change (its
+    framework was not installed or did not import); its backend is added to `rerun`."""
+    if skip_can_change(row.get("status"), row.get("error")):
+        rerun.append(row.get("backend"))
+        return True
+    return False
+
+
+def _say_rerun(backends: list) -> str:
+    n = len(backends)
+    return (
+        f"rerunning {n} cell{'s' if n > 1 else ''} skipped because {'its' if n == 1 else 'their'}"
+        f" framework was not installed or did not import ({', '.join(sorted(set(backends)))})"
+    )
+
+
+def _prepare(run: _Run) -> None:
     """Load the datasets into the run folder's temporary data folder (swept first: a run
-    killed before may have left one) and decide which cells are still to run."""
+    killed before may have left one); full-batch cells get their training set's size."""
     shutil.rmtree(run.data_folder, ignore_errors=True)
-    refs, run.phases["data_s"] = measure.timed(
+    run.refs, run.phases["data_s"] = measure.timed(
         prepare_data, run.cells, run.sweep.data_dir, run.data_folder, run.note
     )
-    run.cells, merged = merge_duplicates(resolve_batches(run.cells, refs, run.note))
+    run.cells, merged = merge_duplicates(resolve_batches(run.cells, run.refs, run.note))
     for text in merged:
         run.note(text)
+
+
+def _plan(run: _Run) -> None:
+    """The cells still to run; a resumed run says how many are finished."""
     run.todo = [c for c in run.cells if (c.cell_id, c.repeat) not in run.finished]
     if not run.fresh:
         run.note(
             f"resuming {run.store.path}: {len(run.cells) - len(run.todo)} of {len(run.cells)} "
             f"cells already finished, {len(run.todo)} to run"
         )
-    run.runner = Runner(run.store, run.sweep, refs, None, run.session, guard)
 
 
 def _probe(run: _Run) -> None:
@@ -421,29 +267,35 @@ def _probe(run: _Run) -> None:
             matmul = session.measure_matmul(threads, dtypes, run.note, run.store.logs_dir)
         gpu = session.measure_device_matmul(on_gpu, run.note, run.store.logs_dir)
     run.phases["matmul_probe_s"] = watch.seconds
-    env = run.store.read_env()
-    env["sessions"][run.session.index] = run.session.entry
-    run.store.update_env(**run.session.record_matmul(env, matmul, gpu))
+    run.session.record_matmul(run.store, matmul, gpu)
 
 
-def _run_cells(run: _Run, progress: bool) -> None:
-    labels = cell_labels(run.todo)
+def _run_cells(run: _Run, progress: bool, guard=None) -> None:
+    """Hand the cells still to run to the executor; each finished one is recorded as it
+    comes back (under `guard`: an interrupt waits until the row is written)."""
     bar = Progress(len(run.todo), progress)
-    run.runner.progress = bar
+    run.recorder = Recorder(
+        run.store,
+        run_id=run.env.get("run_id", run.store.path.name),
+        session=run.session,
+        sweep=run.sweep,
+        progress=bar,
+        labels=cell_labels(run.todo),
+        guard=guard,
+    )
+    if not run.todo:
+        return
+    job = Job(run.sweep, run.refs, f"{run.recorder.run_id}/{run.session.index}")
+    watch = measure.Stopwatch()
     try:
-        for cell in run.todo:
-            bar.start_cell(labels[cell], cell.epochs)
-            row = run.runner.run_cell(cell)
-            run.rows.append(row)
-            bar.end_cell(row)
-            if row["status"] != "ok":
-                bar.note(f"{labels[cell]}: {row['status']}: {row.get('error', '')}")
+        run.executor.run(run.todo, job, run.recorder)
     finally:
+        run.cells_s = watch.elapsed()
         bar.close()
 
 
-def _say_interrupted(run: _Run, exc: Interrupted) -> None:
-    if run.fresh and run.runner is None:
+def _say_interrupted(run: _Run, exc: KeyboardInterrupt) -> None:
+    if run.fresh and run.recorder is None:
         raise KeyboardInterrupt from None  # before the sweep started: nothing to resume
     # said even with --quiet: the user needs the folder to resume
     print(
@@ -457,30 +309,26 @@ def _say_interrupted(run: _Run, exc: Interrupted) -> None:
 def _close(run: _Run) -> None:
     """Stop the workers, remove the temporary data and close this session in env.json;
     a fresh folder that never reached its cells (bad data, Ctrl-C while loading) goes."""
+    started = run.recorder is not None
     try:
-        if run.runner is not None:
-            run.runner.close()
+        if run.executor is not None:
+            run.executor.close()
         shutil.rmtree(run.data_folder, ignore_errors=True)
-        if run.runner is None and run.fresh:
+        if not started and run.fresh:
             return
         run.session.finish(run.status, run.saved, run.not_run)
-        env = run.store.read_env()
-        env["sessions"][run.session.index] = run.session.entry
-        run.store.update_env(
-            status=run.status,
-            finished_at=measure.now_iso(),
-            cells_not_run=run.not_run,
-            sessions=env["sessions"],
+        run.session.save(
+            run.store, status=run.status, finished_at=measure.now_iso(), cells_not_run=run.not_run
         )
     finally:
         run.store.close()
-        if run.runner is None and run.fresh:
+        if not started and run.fresh:
             shutil.rmtree(run.store.path, ignore_errors=True)
     if run.rows:
         run.note(f"cells: {_summary_line(run.rows)}")
 
 
-def _report(run: _Run, interrupts: _Interrupts) -> None:
+def _report(run: _Run, interrupts: Interrupts) -> None:
     """Write summary.md and plots, after an interrupted sweep too. Ctrl-C or SIGTERM here
     keeps what is written (summary.md comes first) and says how to finish; the run folder
     stays as it is, resumable."""
@@ -513,8 +361,11 @@ def _report(run: _Run, interrupts: _Interrupts) -> None:
 
 
 def _account(run: _Run, wall_s: float) -> None:
-    startup = run.runner.startup_s if run.runner else 0.0
-    accounting = time_accounting(run.rows, wall_s, startup, **run.phases)
+    executor = run.executor
+    startup = run.recorder.startup_s if run.recorder else 0.0
+    parallel = in_parallel(executor.busy_s, run.cells_s) if executor else 1.0
+    phases = {**run.phases, **(executor.phases if executor else {})}
+    accounting = time_accounting(run.rows, wall_s, startup, parallel=parallel, **phases)
     with contextlib.suppress(OSError, BenchError):
         RunStore.write_env_field(run.store.path, time_accounting=accounting)
     if run.rows:
@@ -526,7 +377,7 @@ def _say_noise(run: _Run) -> None:
     if not run.rows:
         return
     try:
-        from bench.report.write import load_run
+        from bench.report.loading import load_run
 
         results, _ = load_run(run.store.path)
         assessment = noise.assess(run.store.read_env(), results)
@@ -567,7 +418,7 @@ def run_sweep(
     preset; keyword overrides (e.g. backends=["numpy-vec"], epochs=3) replace the same keys.
     The run folder's path is in `df.attrs["run_dir"]`.
     """
-    from bench.report.write import load_run
+    from bench.report.loading import load_run
     from bench.sweep.presets import preset_mapping
 
     if resume is not None:
@@ -592,7 +443,7 @@ def run_sweep(
 
 
 def _listify(overrides: dict) -> dict:
-    from bench.sweep.build import PART_KEYS
+    from bench.sweep.keys import PART_KEYS
 
     out = {}
     for key, value in overrides.items():

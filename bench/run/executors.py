@@ -1,0 +1,86 @@
+"""Where a run's cells run: the executor interface, and this machine's worker processes.
+
+An executor takes the cells still to run and hands each one's `CellResult` to a `Recorder`
+(bench.run.record) as it finishes; it writes nothing itself. Two implement it, and both run a
+cell with the one function bench.worker.cell.run_cell:
+
+- `LocalExecutor` (the default): one cell at a time, in this machine's worker processes, on
+  the data the runner prepared in the run folder;
+- `bench.cluster.executor.DaskExecutor` (`--scheduler`): each cell on a Dask worker, which
+  loads the data and keeps the worker processes on its own machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Protocol
+
+from bench.run.prepare import data_key
+from bench.worker import envinfo, measure
+from bench.worker.cell import WorkerPool, run_cell
+
+
+@dataclasses.dataclass
+class Job:
+    """What every cell of a session shares."""
+
+    sweep: object  # bench.sweep.build.Sweep: timeout, target accuracy, data folder
+    refs: dict | None  # data_key -> DataRef prepared by the runner; None where workers load
+    probe_tag: str  # "<run_id>/<session>": a host's matmul probe is measured once per tag
+
+
+class Sink(Protocol):
+    """What an executor reports to (bench.run.record.Recorder)."""
+
+    def started(self, cell) -> None: ...
+    def epoch(self, record: dict) -> None: ...
+    def finished(self, result) -> dict | None: ...
+    def note(self, text: str) -> None: ...
+    def label(self, cell) -> str: ...
+    def hosts(self, hosts: dict, scheduler: dict) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs cells and reports them to a Sink; Ctrl-C (KeyboardInterrupt) stops it, leaving
+    the cells in flight unrecorded."""
+
+    remote: bool  # its cells run elsewhere: their data and matmul probes happen there
+    busy_s: float  # cell-seconds in flight, summed over the cells (side by side: > wall time)
+    phases: dict  # its own harness phases for the time accounting (e.g. connecting)
+
+    def run(self, cells, job: Job, sink: Sink) -> None: ...
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """This machine's worker processes, one cell at a time (bench.worker.process)."""
+
+    remote = False
+
+    def __init__(self, logs_dir: Path):
+        self.pool = WorkerPool(logs_dir)
+        self.host = envinfo.host()
+        self.busy_s = 0.0
+        self.phases: dict = {}
+
+    def run(self, cells, job: Job, sink: Sink) -> None:
+        for cell in cells:
+            sink.started(cell)
+            with measure.Stopwatch() as watch:
+                try:
+                    result = run_cell(
+                        cell,
+                        job.refs[data_key(cell)],
+                        self.pool,
+                        timeout=job.sweep.timeout,
+                        target_acc=job.sweep.target_acc,
+                        host=self.host,
+                        on_epoch=sink.epoch,
+                    )
+                finally:
+                    self.busy_s += watch.elapsed()
+            sink.finished(result)
+
+    def close(self) -> None:
+        self.pool.close()
