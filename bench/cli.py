@@ -9,19 +9,20 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import stat
 import sys
 import traceback
 from types import SimpleNamespace
 
-from bench.errors import BenchError, UsageError
+from bench.errors import BenchError, UsageError, require_readable_file
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from bench.sweep.build import PART_KEYS, RUN_KEYS, build_sweep, default_base, integer_setting
+from bench.sweep.build import build_sweep, integer_setting
+from bench.sweep.keys import PART_KEYS, RUN_KEYS
+from bench.sweep.presets import default_base
 
 # The settings the command line takes: every key of the sweep's table that has a flag.
 SETTING_KEYS = {**PART_KEYS, **RUN_KEYS}
@@ -49,7 +50,7 @@ def _all_flags(parser) -> list[str]:
     return flags
 
 
-def _split_list(text: str, flag: str = "", key: str = "") -> list[str]:
+def split_list(text: str, flag: str = "", key: str = "") -> list[str]:
     """Comma-separated values; in dataset lists a comma followed by `key=value` continues the
     parameters of the dataset before it: "synthetic:n=500,d=4,digits" is two datasets."""
     where = f"{flag}: " if flag else ""
@@ -139,10 +140,19 @@ def _add_run(sub):
         "--scheduler",
         metavar="ADDRESS",
         type=_given("scheduler address"),
-        help="send the cells to a Dask cluster: a scheduler address (tcp://HOST:8786), or "
-        "local:N for N local Dask worker processes; needs mlp-bench[dask]. See the README's "
-        "'Running across machines'",
+        help="send the cells to a Dask cluster: a scheduler address (tls://HOST:8786 with the "
+        "--tls-* files, or tcp://HOST:8786 on a network you trust), or local:N for N local Dask "
+        "worker processes; needs mlp-bench[dask]. See the README's 'Running across machines'",
     )
+    tls = {
+        "--tls-ca-file": "with --scheduler tls://HOST:PORT (or local:N): the CA certificate "
+        "(PEM) that signed the scheduler's certificate. Without the --tls-* options, a tls:// "
+        "scheduler's credentials come from Dask's configuration (distributed.comm.tls.*)",
+        "--tls-cert": "this client's certificate (PEM), signed by that CA",
+        "--tls-key": "its private key (PEM), unless it is in the --tls-cert file",
+    }
+    for flag, text in tls.items():
+        where.add_argument(flag, metavar="FILE", type=_path(f"{flag} file"), help=text)
     out = p.add_argument_group("output")
     out.add_argument(
         "--out",
@@ -163,29 +173,20 @@ def _add_run(sub):
     return p
 
 
-def _overrides(args) -> dict:
+def sweep_overrides(args) -> dict:
     overrides = {}
     for key in SETTING_KEYS.values():
         value = getattr(args, key.name, None)
         if value is not None:
             overrides[key.name] = (
-                _split_list(value, key.cli_flags[0], key.name) if key.axis else value
+                split_list(value, key.cli_flags[0], key.name) if key.axis else value
             )
     return overrides
 
 
-def _load_config(path: str) -> dict:
+def load_config(path: str) -> dict:
     """The [sweep] table of a TOML file; every problem is a UsageError naming the file."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read the config file {path}: {exc.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise UsageError(f"config file is a folder: {path}")
-    if not stat.S_ISREG(mode):  # a FIFO would block forever, a device never ends
-        raise UsageError(f"config file {path} is not a regular file (a pipe, device or socket)")
+    require_readable_file("config file", path)
     try:
         with open(path, "rb") as f:
             data = tomllib.loads(f.read().decode("utf-8"))
@@ -211,7 +212,13 @@ def _cmd_run(args) -> int:
     from bench.run.runner import INTERRUPTED_EXIT, execute, sweep_of_run
     from bench.sweep.presets import preset_mapping
 
-    overrides = _overrides(args)
+    overrides = sweep_overrides(args)
+    tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}
+    if args.scheduler is None and any(tls.values()):
+        raise UsageError(
+            "the --tls-* options are for a Dask scheduler: add --scheduler tls://HOST:PORT "
+            "(or local:N), or drop them"
+        )
     if args.resume is not None:
         if overrides or args.preset or args.config:
             raise UsageError(
@@ -225,7 +232,7 @@ def _cmd_run(args) -> int:
         if args.preset is not None:
             base, where = preset_mapping(args.preset), f"preset {args.preset}: "
         elif args.config is not None:
-            base, where = _load_config(args.config), f"{args.config}: "
+            base, where = load_config(args.config), f"{args.config}: "
         else:
             base, where = default_base(overrides), ""
         sweep = build_sweep(base, overrides, where=where)
@@ -252,6 +259,7 @@ def _cmd_run(args) -> int:
         command=" ".join(["python -m bench", *args.argv]),
         note=note,
         scheduler=args.scheduler,
+        tls=tls,
         env_extra=env_extra,
     )
     summary = run_dir / "summary.md"
@@ -319,11 +327,11 @@ def _cmd_verify(args) -> int:
             "--devices applies to the parity check of the installed backends (no --backends); "
             "the conformance report of --backends runs on the CPU"
         )
-    if args.backends:  # a conformance report per named backend (bench/conformance.py)
+    if args.backends:  # a conformance report per named backend (bench/check/conformance.py)
         from bench.check.conformance import run_in_subprocess
         from impls.registry import check_backend_name
 
-        names = _split_list(args.backends, "--backends")
+        names = split_list(args.backends, "--backends")
         for name in names:
             try:
                 check_backend_name(name)
@@ -332,15 +340,13 @@ def _cmd_verify(args) -> int:
         return run_in_subprocess(names)
     from bench.check.verify import run_verify
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads: threads must be a positive integer, got {args.threads}")
     devices = ("cpu",)
     if args.devices:
-        from bench.sweep.values import _device
+        from bench.sweep.values import parse_device
 
         try:
             devices = tuple(
-                dict.fromkeys(_device(d) for d in _split_list(args.devices, "--devices"))
+                dict.fromkeys(parse_device(d) for d in split_list(args.devices, "--devices"))
             )
         except ValueError as exc:
             raise UsageError(f"--devices: {exc}") from None

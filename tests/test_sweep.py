@@ -2,10 +2,11 @@
 
 import pytest
 
-from bench.cli import _load_config, _split_list
+from bench.cli import load_config, split_list
 from bench.errors import UsageError
-from bench.sweep.build import FULL_BATCH, build_sweep, expand, parse_hidden
+from bench.sweep.build import build_sweep, expand
 from bench.sweep.presets import DEFAULT, PRESETS, preset_mapping
+from bench.sweep.values import FULL_BATCH, parse_hidden
 
 FOUR = ["numpy-loop", "numpy-vec", "keras", "torch"]
 
@@ -98,9 +99,9 @@ def test_bad_values_are_usage_errors(overrides, message):
 
 
 def test_empty_list_item_in_flags():
-    assert _split_list("1, 32,256") == ["1", "32", "256"]
+    assert split_list("1, 32,256") == ["1", "32", "256"]
     with pytest.raises(UsageError, match="empty item in the list '1,,32'"):
-        _split_list("1,,32")
+        split_list("1,,32")
 
 
 def test_config_file(tmp_path):
@@ -125,7 +126,7 @@ losses = ["mse"]
 lrs = [1.0]
 """
     )
-    sweep = build_sweep(_load_config(str(path)), {"repeats": "2"})
+    sweep = build_sweep(load_config(str(path)), {"repeats": "2"})
     assert sweep.title == "mine"
     assert [p.name for p in sweep.parts] == ["a", "b"]
     assert sweep.parts[0].hidden == ((64,), (32, 16))
@@ -135,16 +136,16 @@ lrs = [1.0]
 
 
 def test_config_file_errors(tmp_path):
-    with pytest.raises(UsageError, match="config file not found: .*missing.toml"):
-        _load_config(str(tmp_path / "missing.toml"))
+    with pytest.raises(UsageError, match="config file .*missing.toml: no such file"):
+        load_config(str(tmp_path / "missing.toml"))
     bad = tmp_path / "bad.toml"
     bad.write_text("[sweep]\nepochs = [1,\nlosses = 3\n")
     with pytest.raises(UsageError, match=r"bad.toml is not valid TOML: .*line 3"):
-        _load_config(str(bad))
+        load_config(str(bad))
     other = tmp_path / "other.toml"
     other.write_text("[sweeep]\nepochs = 1\n")
     with pytest.raises(UsageError, match="unknown table"):
-        _load_config(str(other))
+        load_config(str(other))
     keys = tmp_path / "keys.toml"
     keys.write_text('[sweep]\nbackend = ["torch"]\n')
     with pytest.raises(
@@ -152,14 +153,14 @@ def test_config_file_errors(tmp_path):
         match=r"keys.toml: unknown key 'backend' \(did you mean "
         r"'backends'\?\)",
     ):
-        build_sweep(_load_config(str(keys)), where=f"{keys}: ")
+        build_sweep(load_config(str(keys)), where=f"{keys}: ")
     types = tmp_path / "types.toml"
     types.write_text('[sweep]\nepochs = "many"\n')
     with pytest.raises(UsageError, match="epochs: epochs must be a positive integer, got 'many'"):
-        build_sweep(_load_config(str(types)))
+        build_sweep(load_config(str(types)))
     types.write_text("[sweep]\nlrs = [true]\n")
     with pytest.raises(UsageError, match="lr must be a number, got True"):
-        build_sweep(_load_config(str(types)))
+        build_sweep(load_config(str(types)))
 
 
 def test_stored_sweep_round_trips():
@@ -178,3 +179,17 @@ def test_presets_build(name):
 def test_unknown_preset():
     with pytest.raises(UsageError, match=r"unknown preset 'seed01'.*did you mean"):
         preset_mapping("seed01")
+
+
+def test_the_package_docstring_gives_run_sweeps_signature():
+    """`bench`'s docstring shows run_sweep's parameters as bench.run.runner defines them."""
+    import inspect
+    import re
+
+    import bench
+    from bench.run.runner import run_sweep
+
+    shown = re.search(r"bench\.run_sweep\((.*?)\) ->", " ".join(bench.__doc__.split())).group(1)
+    names = [p.strip().split("=")[0].lstrip("*") for p in shown.split(",")]
+    params = inspect.signature(run_sweep).parameters
+    assert [n for n in names if n] == list(params)

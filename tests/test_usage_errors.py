@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import build_parser, main
-from bench.sweep.build import NOT_SET, build_sweep, expand
+from bench.sweep.build import build_sweep, expand
+from bench.sweep.values import NOT_SET
 
 TINY = ["--datasets", "digits", "--backends", "numpy-vec", "--losses", "cce", "--epochs", "1"]
 TINY += ["--threads", "1", "--batch-sizes", "256"]
@@ -192,7 +193,7 @@ def test_config_must_be_a_regular_file(tmp_path, capsys, kind):
         message = "config file /dev/null is not a regular file (a pipe, device or socket)"
     else:
         path = tmp_path
-        message = f"config file is a folder: {path}"
+        message = f"config file {path} is a folder"
     code, line = _error(["run", "--config", str(path)], capsys)
     assert (code, line) == (2, "error: " + message)
 
@@ -263,14 +264,14 @@ def test_dataset_parameters_in_comma_lists():
     args = build_parser().parse_args(
         ["run", "--datasets", "synthetic:n=4096,d=784,k=10,digits,synthetic:n=60"]
     )
-    from bench.cli import _overrides
+    from bench.cli import sweep_overrides
 
-    assert _overrides(args)["datasets"] == [
+    assert sweep_overrides(args)["datasets"] == [
         "synthetic:n=4096,d=784,k=10",
         "digits",
         "synthetic:n=60",
     ]
-    sweep = build_sweep(None, _overrides(args))
+    sweep = build_sweep(None, sweep_overrides(args))
     assert sweep.parts[0].datasets[0] == "synthetic:n=4096,d=784,k=10"
 
 
