@@ -1,5 +1,9 @@
 """An MLP from scratch in plain NumPy, as a student writes one. Check it step by step with
 python -m bench verify --backends examples/student_mlp.py:StudentMLP
+
+The project's textbook MLP is impls/reference.py: the same maths written out at length, each
+loss, derivative and optimiser step beside its formula, batched or one sample at a time. Read
+it beside this one where the report names a difference.
 """
 
 import numpy as np

@@ -1,7 +1,18 @@
-"""The reference MLP: forward pass, losses, backpropagation, weight decay and optimisers.
+"""The fast core of the hand-written backends: forward pass, losses, backpropagation, weight
+decay and optimisers.
 
-Read top to bottom, this module is the whole maths of the hand-written backends; `numpy-vec`
-and `numpy-loop` only decide how many samples go through it at a time.
+Read top to bottom, this module is the whole maths of the hand-written backends; `numpy-vec`,
+`numpy-loop` and `cupy` only decide how many samples go through it at a time, and on which
+array library. Its textbook twin is `impls/reference.py`, written apart from it in the most
+direct form; `bench verify` and tests/test_reference.py hold this core to it.
+
+It keeps a few choices made for speed, not for the maths (relu' as sign(a), hyperparameters as
+0-d arrays, NumPy's ufunc reductions and np.dot, in-place optimiser steps, CuPy's column sums
+as a product). Each says what it buys and gives a command that measures it per call. What one
+buys on whole epochs is measured by timing the batch-1 benchmark group (where per-call costs
+weigh most) with the choice and without it, on a quiet machine:
+    pytest tests/benchmarks --benchmark-only -k "train_epoch and digits and -1- and numpy"
+and the large-product one with -k "train_epoch and mnist and numpy-vec".
 
 Notation, for a batch of m samples through L dense layers of widths n_0, ..., n_L:
 
@@ -39,8 +50,11 @@ def relu(z):
 
 
 def relu_backward(a, g):
-    # a = relu(z) >= 0, so sign(a) is relu'(z): 1 where z > 0, else 0. Two array operations
-    # with no Python scalar: 3-4x faster per call than where(a > 0, g, 0.0) on 100 values.
+    # a = relu(z) >= 0, so sign(a) is relu'(z): 1 where z > 0, else 0. Speed: two array
+    # operations and no Python scalar, where where(a > 0, g, 0.0) makes a mask, converts the
+    # scalar and selects. Per call, at numpy-loop's sizes:
+    #   python -m timeit -s "import numpy as np; a = np.random.rand(100); g = a - 0.5" \
+    #       "g * np.sign(a)"      (then the same with "np.where(a > 0, g, 0.0)")
     return g * namespace(a).sign(a)
 
 
@@ -138,7 +152,7 @@ def softmax_cce(z, Y):
         delta = exp(t) / s * n - y     (= softmax(z) sum(y) - y; soft targets included)
     Fused for stability, not speed: the loss never takes the log of a rounded probability
     (softmax, then -sum(y log yhat), gives inf or NaN once a probability rounds to 0); the
-    operation count is the same, and whole epochs measured no faster either way.
+    operation count is the same as softmax then the loss.
     """
     xp = namespace(z)
     t = z - xp.max(z, axis=-1, keepdims=True)
@@ -238,9 +252,11 @@ def objective(params, X, Y, spec):
 
 
 def _constant(value, like):
-    """`value` as a 0-d array of `like`'s dtype: NumPy multiplies a small array by one in half
-    the time it takes with a Python float (0.4 vs 1.1 µs on 100 values); numpy-loop's epoch at
-    batch 1 on digits took 1.11x as long with Python floats (median of 7 interleaved pairs)."""
+    r"""`value` as a 0-d array of `like`'s dtype. Speed: NumPy multiplies a small array by a 0-d
+    array of its own dtype without first converting a Python float, which counts at batch 1,
+    where each step multiplies small arrays. Per call:
+        python -m timeit -s "import numpy as np; g = np.random.rand(100); lr = np.asarray(0.1)" \
+            "g * lr"      (then "g * 0.1")"""
     return namespace(like).asarray(value, dtype=like.dtype)
 
 
@@ -260,7 +276,7 @@ def sgd_step(params, grads, state):
     lr, velocity = state["lr"], state["velocity"]
     if velocity is None:
         for p, g in zip(params, grads):
-            g *= lr  # in place: no temporary the size of W for lr g
+            g *= lr  # in place: no temporary the size of W for lr g (see adam_step)
             p -= g
         return
     for p, g, v in zip(params, grads, velocity):
@@ -307,8 +323,15 @@ def adam_step(params, grads, state):
         step_size, sqrt_v_scale = state["lr"] / bc1, 1.0 / bc2**0.5
     else:
         step_size, sqrt_v_scale = state["lr"] * bc2**0.5 / bc1, 1.0
-    # In place, with the gradients as scratch: three temporaries per array instead of eight
-    # (each the size of W, fresh memory at large sizes).
+    # In place, with the gradients as scratch. Speed: three temporaries per array instead of
+    # eight, each the size of W (fresh memory at large sizes). Per step, against the same
+    # formula with new arrays (impls.reference.adam):
+    #   python -m timeit -s "import numpy as np; from impls import core; \
+    #       p = [np.ones((1024, 1024), 'f4')]; s = core.adam_init(p, 1e-3)" \
+    #       "core.adam_step(p, [np.full_like(p[0], 1e-3)], s)"
+    #   python -m timeit -s "import numpy as np; from impls import reference; \
+    #       p = [np.ones((1024, 1024), 'f4')]; m = v = [np.zeros_like(p[0])]" \
+    #       "reference.adam(p, [np.full_like(p[0], 1e-3)], m, v, 1, 1e-3, (0.9, 0.999), 1e-7)"
     for p, g, m, v in zip(params, grads, state["m"], state["v"]):
         g_squared = g * g
         g_squared *= 1.0 - b2
@@ -345,13 +368,16 @@ def _reduction(ufunc):
 
 # NumPy as the core calls it: NumPy's own functions, with three exceptions for speed.
 NUMPY = types.SimpleNamespace(**{k: v for k, v in vars(np).items() if not k.startswith("_")})
-# sum, max: np.sum and np.max are Python wrappers around the ufuncs' reduce that cost more than
-# the reduction on small arrays (1.1 vs 3.9 µs on 10 values); a sample makes six: numpy-loop's
-# epoch at batch 1 on digits took 1.29x as long with them (median of 7 interleaved pairs).
+# sum, max: np.sum and np.max are Python wrappers around the ufuncs' reduce, and on small arrays
+# the wrapper costs more than the reduction; a sample at batch 1 makes six. Per call:
+#   python -m timeit -s "import numpy as np; x = np.random.rand(1, 10)" \
+#       "np.add.reduce(x, axis=-1, keepdims=True)"      (then "np.sum(x, axis=-1, keepdims=True)")
 NUMPY.sum, NUMPY.max = _reduction(np.add), _reduction(np.maximum)
-# matmul: np.dot. np.matmul forms the outer product (n, 1) @ (1, k) of a one-row batch outside
-# BLAS, 5-6x slower than np.dot at 784x256 and 64x100 (NumPy 2.4); epochs at batch 1 took 1.2x
-# (numpy-loop, digits) and 1.7x (numpy-vec, 784-256-128-10) as long with it. 2-D arrays only.
+# matmul: np.dot. np.matmul forms the outer product (n, 1) @ (1, k) of a one-row batch (the
+# weight gradient a^T delta at batch 1) outside BLAS; np.dot hands it to BLAS. 2-D arrays only.
+# Per call, at the first layer of 784-256-128-10:
+#   python -m timeit -s "import numpy as np; a = np.random.rand(784, 1); \
+#       d = np.random.rand(1, 256)" "np.dot(a, d)"      (then "np.matmul(a, d)")
 NUMPY.matmul = np.dot
 NUMPY.concat = np.concatenate  # NumPy < 2 has no concat
 
@@ -373,10 +399,15 @@ def _cupy_namespace(cupy):
 
 
 def _column_sums_by_product(cupy):
-    """sum, except that the column sums of a row-major matrix (backward's bias gradients
-    sum(delta, axis=0)) are taken as the product 1^T delta in cuBLAS. CuPy's reduction reads
-    down the columns with a stride: 0.113 vs 0.033 ms for 8192 x 1024 float32 on an H200, a
-    tenth of a 784-1024-1024-10 backward pass at batch 8192 (torch's own sum: 0.019 ms)."""
+    r"""sum, except that the column sums of a row-major matrix (backward's bias gradients
+    sum(delta, axis=0)) are taken as the product 1^T delta in cuBLAS. Speed: CuPy's reduction
+    reads down the columns with a stride, which counts at large batches on a GPU. Per call, at
+    batch 8192 of a 1024-wide layer (GPU time in each line's output):
+        python -c "import cupy; from cupyx.profiler import benchmark; \
+            x = cupy.random.random((8192, 1024), dtype='f4'); ones = cupy.ones(8192, 'f4'); \
+            print(benchmark(cupy.sum, (x,), {'axis': 0}, n_repeat=200)); \
+            print(benchmark(cupy.matmul, (ones, x), n_repeat=200))"
+    """
 
     ones = {}  # (rows, dtype, device) -> the ones vector, made once (a kernel launch saved)
 

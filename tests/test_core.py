@@ -4,37 +4,13 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import central_differences, targets
 
 from impls import MLPSpec, core, init_params, make_model
 from impls.spec import ACTIVATION_NAMES, LOSS_OUTPUTS
 
 NUMPY_BACKENDS = ["numpy-vec", "numpy-loop"]
 LOSS_OUTPUT_PAIRS = [(loss, out) for loss, outs in LOSS_OUTPUTS.items() for out in outs]
-
-
-def _targets(loss, rng, n, k):
-    if loss == "cce":
-        return np.eye(k)[rng.integers(0, k, n)]
-    if loss == "bce":
-        return rng.integers(0, 2, (n, k)).astype(float)
-    return rng.normal(size=(n, k))
-
-
-def _numeric_gradient(params, X, Y, spec, h=1e-6):
-    grads = []
-    for layer in params:
-        for a in layer:
-            g = np.zeros_like(a)
-            for idx in np.ndindex(a.shape):
-                old = a[idx]
-                a[idx] = old + h
-                f_plus = core.objective(params, X, Y, spec)
-                a[idx] = old - h
-                f_minus = core.objective(params, X, Y, spec)
-                a[idx] = old
-                g[idx] = (f_plus - f_minus) / (2 * h)
-            grads.append(g)
-    return grads
 
 
 @pytest.mark.parametrize("backend", NUMPY_BACKENDS)
@@ -52,11 +28,11 @@ def test_gradient_matches_central_differences(backend, activation, loss, output,
     )
     rng = np.random.default_rng(7)
     X = rng.normal(size=(6, 4))
-    Y = _targets(loss, rng, 6, 3)
+    Y = targets(loss, rng, 6, 3)
     params = init_params(spec, seed=3, scheme="normal", scale=0.8, bias="like_weights")
     model = make_model(backend, spec, params)
     mean_loss, grads = model.loss_and_gradients(X, Y)
-    numeric = _numeric_gradient(params, X, Y, spec)
+    numeric = central_differences(lambda p: core.objective(p, X, Y, spec), params)
     analytic = [g for pair in grads for g in pair]
     for a, n in zip(analytic, numeric):
         np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-8)
@@ -229,7 +205,7 @@ def test_each_loss_delta_is_its_derivative(loss, output):
     """delta = dloss/dz for each sample, checked by central differences on the logits."""
     rng = np.random.default_rng(2)
     z = rng.normal(size=(6, 3))
-    y = _targets(loss, rng, 6, 3)
+    y = targets(loss, rng, 6, 3)
     loss_and_delta = core.LOSSES[(loss, output)]
     losses, delta = loss_and_delta(z, y)
     assert losses.shape == (6,) and delta.shape == (6, 3)
@@ -329,3 +305,15 @@ def test_float32_work_and_optimiser_state_stay_float32(backend, optimizer, momen
     slots = [a for v in model._state.values() if isinstance(v, list) for a in v]
     assert len(slots) == {"sgd": 4 if momentum else 0, "adam": 8}[optimizer]
     assert all(a.dtype == np.float32 for a in slots)
+
+
+def test_core_quotes_no_timings():
+    """The speed choices in impls/core.py say what they buy and how to measure it, not a
+    figure that goes stale with the machine and the library versions."""
+    import re
+    from pathlib import Path
+
+    text = Path(core.__file__).read_text()
+    timing = r"\d+(?:\.\d+)?\s*(?:µs|us|ns|ms)\b|\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?x\b"
+    assert re.findall(timing, text) == []
+    assert text.count("python -m timeit") >= 5  # a command beside each choice

@@ -83,6 +83,19 @@ def test_summed_loss_is_named(tmp_path):
     assert "bce/sigmoid sgd                   ok" in text
 
 
+def test_an_order_shuffled_in_place_is_caught(tmp_path):
+    """A class that edits the order it is given must not change what numpy-vec trains on."""
+    ref = _variant(
+        tmp_path,
+        "shuffles_in_place",
+        "        total = 0.0\n",
+        "        np.random.default_rng(0).shuffle(order)\n        total = 0.0\n",
+    )
+    status, text, _ = _report(ref)
+    assert status == 1, text
+    assert "cce/softmax sgd " in text and "FAIL" in text
+
+
 def test_refusing_float64_is_checked_in_float32(tmp_path):
     ref = _variant(
         tmp_path,
@@ -193,3 +206,38 @@ def test_run_and_verify_from_the_command_line(tmp_path):
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert ": conforms" in verify.stdout
+
+
+NAN_PREDICTIONS = textwrap.dedent(
+    """
+    from impls import make_model
+
+    class NanAfterTraining:  # numpy-vec, except that one prediction is NaN once trained
+        def __init__(self, spec, params):
+            self.inner, self.trained = make_model("numpy-vec", spec, params), False
+
+        def train_epoch(self, X, Y, batch_size, order):
+            self.trained = True
+            return self.inner.train_epoch(X, Y, batch_size, order)
+
+        def predict_proba(self, X):
+            P = self.inner.predict_proba(X)
+            if self.trained:
+                P[0, 0] = float("nan")
+            return P
+
+        def get_params(self):
+            return self.inner.get_params()
+    """
+)
+
+
+def test_a_nan_prediction_fails_the_case(tmp_path):
+    """max() and `<=` let NaN pass unseen: a case whose predictions hold one must fail."""
+    path = tmp_path / "nan_mlp.py"
+    path.write_text(NAN_PREDICTIONS)
+    X, Y, orders = conformance.digits_data("float64")
+    status, text = conformance.run_case(
+        f"{path}:NanAfterTraining", conformance.CASES[0], X, Y, orders, "float64"
+    )
+    assert status == "FAIL", text

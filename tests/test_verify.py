@@ -1,26 +1,19 @@
-"""`bench verify`: its cases reach every optimiser path, its reference is right, it catches a
-fault confined to one path, it leaves nothing behind, and `bench run --verify` stores what it
-measured in env.json."""
-
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""`bench verify`: its cases reach every optimiser path, its reference (the textbook MLP,
+impls/reference.py) is right, it catches a fault confined to one path and a NaN, it leaves
+nothing behind, and `bench run --verify` stores what it measured in env.json."""
 
 import numpy as np
 import pytest
+from helpers import read_env, run_bench
 
-from bench.check import verify
-from impls import LOSS_NAMES, MLPSpec, init_params, make_model
+from bench.check import cases, verify
+from impls import LOSS_NAMES, MLPSpec, init_params, make_model, reference
 from impls.spec import ACTIVATION_NAMES, OUTPUT_NAMES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cases_cover_every_optimiser_path_loss_batch_and_dtype():
-    cases = verify.all_cases()
-    settings = [verify.OPTIMIZERS[c.optimizer] for c in cases]
+    checked = cases.all_cases()
+    settings = [cases.OPTIMIZERS[c.optimizer] for c in checked]
     paths = {
         (s["optimizer"], bool(s.get("momentum")), bool(s.get("weight_decay"))) for s in settings
     }
@@ -32,37 +25,31 @@ def test_cases_cover_every_optimiser_path_loss_batch_and_dtype():
         ("adam", False, False),
         ("adam", False, True),
     }
-    assert {c.loss for c in cases} == set(LOSS_NAMES)
-    assert {c.activation for c in cases} == set(ACTIVATION_NAMES)
-    assert {c.output for c in cases} == set(OUTPUT_NAMES)
-    assert {c.dtype for c in cases} == {"float32", "float64"}
-    assert 1 in {c.batch_size for c in cases}
-    short = [b for b in {c.batch_size for c in cases} if b > 1]
-    assert short and all(verify.N % b for b in short)  # a short last batch every epoch
+    assert {c.loss for c in checked} == set(LOSS_NAMES)
+    assert {c.activation for c in checked} == set(ACTIVATION_NAMES)
+    assert {c.output for c in checked} == set(OUTPUT_NAMES)
+    assert {c.dtype for c in checked} == {"float32", "float64"}
+    assert 1 in {c.batch_size for c in checked}
+    short = [b for b in {c.batch_size for c in checked} if b > 1]
+    assert short and all(cases.N % b for b in short)  # a short last batch every epoch
     # the full product: every path for every loss, batch and dtype
-    per_path = {(c.loss, c.output, c.batch_size, c.dtype) for c in cases}
-    assert len(cases) == len(per_path) * len(verify.OPTIMIZERS)
+    per_path = {(c.loss, c.output, c.batch_size, c.dtype) for c in checked}
+    assert len(checked) == len(per_path) * len(cases.OPTIMIZERS)
 
 
-def _objective(case, pairs, X, Y):
-    acts, z = verify._forward(pairs, X, case.activation)
-    loss, _ = verify._loss_and_delta(case.loss, case.output, z, Y)
-    decay = verify.OPTIMIZERS[case.optimizer].get("weight_decay", 0.0)
-    return loss.mean() + 0.5 * decay * sum((W * W).sum() for W, _ in pairs)
-
-
-@pytest.mark.parametrize("network", verify.NETWORKS, ids=lambda n: "-".join(n))
+@pytest.mark.parametrize("network", cases.NETWORKS, ids=lambda n: "-".join(n))
 def test_reference_step_is_the_gradient_of_the_objective(network):
     """One full-batch plain-SGD step of the reference equals params - lr * the central-
     difference gradient of the mean loss plus the decay term (float64)."""
     loss, act, out = network
-    case = verify.Case(loss, act, out, "sgd+decay", 12, "float64")
+    case = cases.Case(loss, act, out, "sgd+decay", 12, "float64")
+    spec = MLPSpec(**case.spec_kwargs())
     rng = np.random.default_rng(3)
     X = rng.normal(size=(12, 64))
     Y = np.eye(10)[rng.integers(0, 10, 12)]
-    params = init_params(MLPSpec(**case.spec_kwargs()), seed=2)
-    stepped, _, _ = verify.reference_train(case, params, X, Y, [np.arange(12)])
-    lr, h = verify.OPTIMIZERS[case.optimizer]["lr"], 1e-6
+    params = init_params(spec, seed=2)
+    stepped, _, _ = cases.reference_train(case, params, X, Y, [np.arange(12)])
+    lr, h = cases.OPTIMIZERS[case.optimizer]["lr"], 1e-6
     for layer, (W, b) in enumerate(params):
         for array, after in ((W, stepped[layer][0]), (b, stepped[layer][1])):
             for index in [tuple(rng.integers(0, s) for s in array.shape) for _ in range(4)]:
@@ -71,9 +58,28 @@ def test_reference_step_is_the_gradient_of_the_objective(network):
                     shifted = [(w.copy(), c.copy()) for w, c in params]
                     target = shifted[layer][0 if array is W else 1]
                     target[index] += sign * h
-                    grads.append(_objective(case, shifted, X, Y))
+                    grads.append(reference.objective(shifted, X, Y, spec))
                 numeric = (grads[0] - grads[1]) / (2 * h)
                 assert after[index] == pytest.approx(array[index] - lr * numeric, abs=1e-8)
+
+
+def test_a_nan_is_a_failure_not_a_pass():
+    """max() and `>` let NaN through: a result holding one differs by inf."""
+    case = cases.all_cases()[0]
+    X, Y, orders = cases.verify_data()
+    textbook = cases.reference_train(case, cases.initial_params(case), X, Y, orders)
+    params, proba, losses = textbook
+    result = {"params": params, "proba": proba, "losses": losses}
+    assert cases.difference(result, textbook) == 0.0
+    for key in ("params", "proba", "losses"):
+        broken = dict(result)
+        if key == "params":
+            broken["params"] = [(W * np.nan, b) for W, b in params[:1]] + params[1:]
+        else:
+            broken[key] = np.asarray(result[key]) * np.nan
+        assert cases.difference(broken, textbook) == np.inf, key
+    summary = verify.summarise({None: {}, "x": {case: np.inf}}, threads=1)
+    assert summary["passed"] is False and summary["failed"]
 
 
 class _Faulty:
@@ -86,6 +92,8 @@ class _Faulty:
     def train_epoch(self, X, Y, batch_size, order):
         if self.fault == "short last batch dropped":
             order = order[: len(order) - len(order) % batch_size]
+        if self.fault == "order shuffled in place":  # what the reference sees, if it is shared
+            np.random.default_rng(0).shuffle(order)
         loss = self.inner.train_epoch(X, Y, batch_size, order)
         plain = self.spec.optimizer == "sgd" and not self.spec.momentum
         if self.fault == "plain sgd" and plain and not self.spec.weight_decay:
@@ -100,34 +108,31 @@ class _Faulty:
 
 
 def _failing(fault):
-    cases = [c for c in verify.all_cases() if c.dtype == "float64"]
-    diffs = verify.verify_model(lambda spec, params: _Faulty(spec, params, fault), cases)
-    return {c for c, d in diffs.items() if d > verify.TOLERANCE[c.dtype]}, cases
+    checked = [c for c in cases.all_cases() if c.dtype == "float64"]
+    diffs = verify.verify_model(lambda spec, params: _Faulty(spec, params, fault), checked)
+    return {c for c, d in diffs.items() if d > cases.TOLERANCE[c.dtype]}, checked
 
 
 def test_a_fault_in_the_plain_sgd_path_alone_is_caught():
-    failing, cases = _failing("plain sgd")
-    expected = {c for c in cases if c.optimizer == "sgd"}
-    assert failing == expected and len(expected) == 2 * len(verify.NETWORKS)
+    failing, checked = _failing("plain sgd")
+    expected = {c for c in checked if c.optimizer == "sgd"}
+    assert failing == expected and len(expected) == 2 * len(cases.NETWORKS)
 
 
 def test_a_fault_in_the_short_last_batch_alone_is_caught():
-    failing, cases = _failing("short last batch dropped")
-    assert failing == {c for c in cases if c.batch_size > 1}
+    failing, checked = _failing("short last batch dropped")
+    assert failing == {c for c in checked if c.batch_size > 1}
 
 
-def _bench(*args, tmp_path, **kwargs):
-    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), PYTHONPATH=str(ROOT))
+def test_a_model_that_edits_its_order_in_place_cannot_fool_the_reference():
+    failing, checked = _failing("order shuffled in place")
+    assert failing == set(checked)
+
+
+def _bench_in(tmp_path, *args):
+    """`python -m bench ARGS` run in `tmp_path`, with `tmp_path/tmp` as its TMPDIR."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
+    return run_bench(*args, cwd=tmp_path, env={"TMPDIR": str(tmp_path / "tmp")}, timeout=600)
 
 
 def test_verify_prints_the_table_and_leaves_nothing_in_tmpdir(tmp_path, monkeypatch):
@@ -139,7 +144,7 @@ def test_verify_prints_the_table_and_leaves_nothing_in_tmpdir(tmp_path, monkeypa
     assert verify.run_verify(threads=1, backends=["numpy-loop"], out=out) == 0
     lines = out.getvalue().splitlines()
     rows = [line for line in lines if line.startswith(("cce ", "bce ", "mse "))]
-    assert len(rows) == len(verify.all_cases()) // 2  # one row per case, both dtypes in it
+    assert len(rows) == len(cases.all_cases()) // 2  # one row per case, both dtypes in it
     assert any(line.startswith("cce relu/softmax      sgd ") for line in rows)
     assert "all backends agree" in out.getvalue()
     assert list(tmp_path.iterdir()) == []
@@ -150,13 +155,14 @@ def test_verify_rejects_bad_threads_and_backends(tmp_path):
         (("--threads", "-3"), "--threads"),
         (("--backends", "numpy-vex"), "did you mean 'numpy-vec'"),
     ]:
-        done = _bench("verify", *args, tmp_path=tmp_path)
+        done = _bench_in(tmp_path, "verify", *args)
         assert done.returncode == 2 and text in done.stderr, done.stderr
         assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 
 
 def test_run_with_verify_stores_the_measured_differences(tmp_path):
-    done = _bench(
+    done = _bench_in(
+        tmp_path,
         "run",
         "--verify",
         "--backends",
@@ -174,15 +180,14 @@ def test_run_with_verify_stores_the_measured_differences(tmp_path):
         "--out",
         "out",
         "--quiet",
-        tmp_path=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    env = json.loads((tmp_path / done.stdout.strip() / "env.json").read_text())
+    env = read_env(tmp_path / done.stdout.strip())
     record = env["verify"]
     assert record["passed"] is True and record["failed"] == []
     assert set(record["worst"]) == {"numpy-vec"}
-    for dtype, tolerance in verify.TOLERANCE.items():
+    for dtype, tolerance in cases.TOLERANCE.items():
         assert 0 < record["worst"]["numpy-vec"][dtype] <= tolerance
-    assert record["tolerance"] == verify.TOLERANCE and record["cases"] == len(verify.all_cases())
-    assert record["threads"] == 1 and record["epochs"] == verify.EPOCHS
+    assert record["tolerance"] == cases.TOLERANCE and record["cases"] == len(cases.all_cases())
+    assert record["threads"] == 1 and record["epochs"] == cases.EPOCHS
     assert list((tmp_path / "tmp").iterdir()) == []

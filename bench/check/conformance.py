@@ -1,7 +1,9 @@
 """`python -m bench verify --backends NAME`: where a backend first departs from numpy-vec.
 
 Meant for a user's own MLP (`module:Class`, `path/to/file.py:Class`), it works for any
-backend. It teaches by going step by step, from the same parameters and the same samples:
+backend. numpy-vec is the yardstick here because `bench verify` holds it to the textbook MLP,
+`impls/reference.py` (the maths written out plainly: read it beside your own). The report
+teaches by going step by step, from the same parameters and the same samples:
 
 1. the forward pass on one batch (the outputs of `predict_proba`: the protocol has no
    per-layer hook),
@@ -80,7 +82,8 @@ CASES = [
 ]
 
 
-def _data(dtype):
+def digits_data(dtype):
+    """The first N digits training samples in `dtype`, one-hot targets, one order per epoch."""
     from bench.datasets import load_dataset
 
     ds = load_dataset("digits", seed=42, dtype="float64")
@@ -139,11 +142,20 @@ def _compare_params(before, yours, ref, tol) -> list[str]:
     return lines
 
 
+def _gap(yours, ref) -> float:
+    """The worst |difference| of two arrays; inf for differing shapes or where either holds
+    NaN or inf (which max() and `<=` would let pass)."""
+    yours, ref = np.asarray(yours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if yours.shape != ref.shape or not (np.isfinite(yours).all() and np.isfinite(ref).all()):
+        return np.inf
+    return float(np.abs(yours - ref).max()) if yours.size else 0.0
+
+
 def _worst_params(yours, ref) -> tuple[float, str]:
     worst, name = 0.0, ""
     for i, (y, r) in enumerate(zip(_flat(yours), _flat(ref))):
-        d = float(np.abs(y - r).max()) if y.shape == r.shape else np.inf
-        if not d <= worst:
+        d = _gap(y, r)
+        if d > worst:
             worst, name = d, _param_name(i)
     return worst, name
 
@@ -157,8 +169,10 @@ class Report:
 
 
 def _make(name, spec, params, reference=False, epsilon_on="v_hat"):
+    """The backend under test, or (reference=True) numpy-vec, on parameters of its own."""
     from impls import make_model
 
+    params = [(np.array(W), np.array(b)) for W, b in params]
     if reference:
         return make_model("numpy-vec", spec, params, adam_epsilon_on=epsilon_on)
     return make_model(name, spec, params)
@@ -195,8 +209,8 @@ def first_step(name, case, X, Y, order, dtype, say) -> bool:
             f"{at[0]}, output {at[1]} (yours {p_yours[at]:.6g}, numpy-vec {p_ref[at]:.6g})"
         )
     before = ref.get_params()
-    loss_yours = float(yours.train_epoch(X, Y, BATCH, rows))
-    loss_ref = float(ref.train_epoch(X, Y, BATCH, rows))
+    loss_yours = _epoch(yours, X, Y, rows)
+    loss_ref = _epoch(ref, X, Y, rows)
     if abs(loss_yours - loss_ref) <= tol * max(1.0, abs(loss_ref)):
         say(f"  loss: ok, {loss_yours:.6g}")
     else:
@@ -219,14 +233,20 @@ def first_step(name, case, X, Y, order, dtype, say) -> bool:
     return ok
 
 
+def _epoch(model, X, Y, order) -> float:
+    """model.train_epoch(X, Y, BATCH, order) on copies: a backend that edits its inputs in
+    place (shuffles the order, scales X) cannot change what the reference then trains on."""
+    return float(model.train_epoch(np.array(X), np.array(Y), BATCH, np.array(order)))
+
+
 def _train(model, X, Y, orders, stepwise: bool):
     """Yield (epoch, step, loss) after each train_epoch call: per epoch, or per batch."""
     for epoch, order in enumerate(orders, 1):
         if not stepwise:
-            yield epoch, None, float(model.train_epoch(X, Y, BATCH, order))
+            yield epoch, None, _epoch(model, X, Y, order)
             continue
         for step, start in enumerate(range(0, len(order), BATCH), 1):
-            yield epoch, step, float(model.train_epoch(X, Y, BATCH, order[start : start + BATCH]))
+            yield epoch, step, _epoch(model, X, Y, order[start : start + BATCH])
 
 
 def _departure(name, spec, params, X, Y, orders, tol, epsilon_on):
@@ -264,10 +284,10 @@ def run_case(name, case, X, Y, orders, dtype):
         for (_, _, l_yours), (_, _, l_ref) in zip(
             _train(yours, X, Y, orders, False), _train(ref, X, Y, orders, False)
         ):
-            loss_gap = max(loss_gap, abs(l_yours - l_ref) / max(1.0, abs(l_ref)))
+            loss_gap = max(loss_gap, _gap(l_yours, l_ref) / max(1.0, abs(l_ref)))
         worst = max(
             _worst_params(yours.get_params(), ref.get_params())[0],
-            float(np.abs(yours.predict_proba(X) - ref.predict_proba(X)).max()),
+            _gap(yours.predict_proba(X.copy()), ref.predict_proba(X.copy())),
         )
         results[placement] = (worst, loss_gap)
         if worst <= tol and loss_gap <= tol:
@@ -290,14 +310,14 @@ def run_conformance(name: str, out=sys.stdout) -> int:
 
     say = Report(out)
     dtype = "float64"
-    X, Y, orders = _data(dtype)
+    X, Y, orders = digits_data(dtype)
     probe = CASES[0].spec(X.shape[1], Y.shape[1], dtype)
     try:
         _make(name, probe, init_params(probe, seed=1))
     except (NotImplementedError, ValueError) as exc:
         say(f"{name} refuses float64 ({_refusal(exc)}): checking in float32")
         dtype = "float32"
-        X, Y, orders = _data(dtype)
+        X, Y, orders = digits_data(dtype)
     tol = TOLERANCE[dtype]
     say(
         f"conformance of {name} against numpy-vec: {X.shape[1]}-{HIDDEN}-{Y.shape[1]} network, "

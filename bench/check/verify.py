@@ -1,22 +1,8 @@
 """`python -m bench verify`: proof, on this machine, that the backends compute the same thing.
 
-Every installed backend trains the same small network from the same weights on the same
-sample orders, in its own worker process, and its parameters, predictions and epoch losses are
-compared with a plain reference MLP written below. The cases cover every optimiser path a
-backend has: plain SGD (no momentum, no decay: the one every headline speed figure uses), SGD
-with weight decay, SGD with momentum with and without decay, and Adam with and without decay;
-for every loss (with each hidden activation and output activation used at least once), at
-batch 1 (online updates) and at a batch size that leaves a short last batch; in float32 and
-float64.
-
-The reference is written here, apart from `impls`, in the most direct form (whole-batch
-matrices, new arrays everywhere, no fused or in-place steps), so that a mistake in the shared
-core or in a backend's fast path cannot hide by being compared with itself.
-
-Hyperparameters are exactly representable in float32 (learning rates 2^-k, momentum 0.875,
-betas 0.875 and 0.9990234375, epsilon and weight decay powers of two), because Keras rounds
-Python-float hyperparameters to float32 even in float64 work; Keras's Adam is compared with the
-reference using Keras's placement of epsilon (see impls.core.adam_step).
+Every installed backend trains the cases of `bench.check.cases` in its own worker process, and
+its parameters, predictions and epoch losses are compared with the textbook MLP's
+(`impls/reference.py`); the table shows the worst difference per case, backend and dtype.
 """
 
 from __future__ import annotations
@@ -25,244 +11,50 @@ import contextlib
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 
-import numpy as np
-
+from bench.check.cases import (
+    BATCH_SIZES,
+    DTYPES,
+    EPOCHS,
+    LAYERS,
+    NETWORKS,
+    OPTIMIZERS,
+    SHORT_BATCH,
+    TOLERANCE,
+    UNSUPPORTED,
+    Case,
+    N,
+    all_cases,
+    difference,
+    epsilon_placement,
+    initial_params,
+    reference_train,
+    tolerance,
+    verify_data,
+)
 from bench.worker import measure
 from impls.registry import backend_devices, file_safe
 from impls.spec import device_index, device_kind
-
-TOLERANCE = {"float32": 1e-4, "float64": 1e-9}  # a backend may declare wider (impls.registry)
-UNSUPPORTED = "NotImplementedError"  # a backend that cannot express a case raises it
-DTYPES = ("float32", "float64")
-LAYERS = (64, 32, 10)
-N, EPOCHS = 60, 3
-SHORT_BATCH = 7  # 60 = 8 x 7 + 4: every epoch ends with a short batch
-BATCH_SIZES = (1, SHORT_BATCH)
-BETAS = (0.875, 0.9990234375)
-EPS = 2.0**-23
-DECAY = 2.0**-7
-
-# name -> MLPSpec settings; every optimiser path of every backend
-OPTIMIZERS = {
-    "sgd": {"optimizer": "sgd", "lr": 2.0**-4},
-    "sgd+decay": {"optimizer": "sgd", "lr": 2.0**-4, "weight_decay": DECAY},
-    "momentum": {"optimizer": "sgd", "lr": 2.0**-5, "momentum": 0.875},
-    "momentum+decay": {"optimizer": "sgd", "lr": 2.0**-5, "momentum": 0.875, "weight_decay": DECAY},
-    "adam": {"optimizer": "adam", "lr": 2.0**-7, "betas": BETAS, "eps": EPS},
-    "adam+decay": {
-        "optimizer": "adam",
-        "lr": 2.0**-7,
-        "betas": BETAS,
-        "eps": EPS,
-        "weight_decay": DECAY,
-    },
-}
-# (loss, hidden activation, output activation): every loss, every activation and output
-NETWORKS = (
-    ("cce", "relu", "softmax"),
-    ("bce", "tanh", "sigmoid"),
-    ("mse", "sigmoid", "softmax"),
-    ("mse", "relu", "linear"),
-)
-
-
-@dataclass(frozen=True)
-class Case:
-    loss: str
-    activation: str
-    output: str
-    optimizer: str  # a key of OPTIMIZERS
-    batch_size: int
-    dtype: str
-
-    @property
-    def network(self) -> str:
-        return f"{self.loss} {self.activation}/{self.output}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.network} {self.optimizer} b{self.batch_size} {self.dtype}"
-
-    def spec_kwargs(self) -> dict:
-        return dict(
-            layer_sizes=LAYERS,
-            activation=self.activation,
-            output=self.output,
-            loss=self.loss,
-            dtype=self.dtype,
-            **OPTIMIZERS[self.optimizer],
-        )
-
-
-def all_cases() -> list[Case]:
-    return [
-        Case(loss, act, out, opt, batch, dtype)
-        for loss, act, out in NETWORKS
-        for opt in OPTIMIZERS
-        for batch in BATCH_SIZES
-        for dtype in DTYPES
-    ]
-
-
-def verify_data():
-    """The first N of scikit-learn's digits scaled to [0, 1], one-hot targets, and one sample
-    order per epoch."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    X = digits.data[:N] / 16.0
-    Y = np.eye(10)[digits.target[:N]]
-    rng = np.random.default_rng(0)
-    return X, Y, [rng.permutation(N) for _ in range(EPOCHS)]
-
-
-def initial_params(case: Case):
-    from impls import MLPSpec, init_params
-
-    return init_params(MLPSpec(**case.spec_kwargs()), seed=1)
-
-
-# --------------------------------------------------------------------------- the reference
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-_HIDDEN = {"relu": lambda z: np.maximum(z, 0), "sigmoid": _sigmoid, "tanh": np.tanh}
-# f'(z) from a = f(z)
-_HIDDEN_GRAD = {
-    "relu": lambda a: (a > 0).astype(a.dtype),
-    "sigmoid": lambda a: a * (1 - a),
-    "tanh": lambda a: 1 - a * a,
-}
-_OUTPUT = {"softmax": _softmax, "sigmoid": _sigmoid, "linear": lambda z: z}
-
-
-def _loss_and_delta(loss, output, z, y):
-    """Per-sample losses (m,) and dLoss/dz (m, k) for logits z."""
-    k = z.shape[1]
-    if loss == "cce":
-        t = z - z.max(axis=1, keepdims=True)
-        log_p = t - np.log(np.exp(t).sum(axis=1, keepdims=True))
-        return -(y * log_p).sum(axis=1), np.exp(log_p) * y.sum(axis=1, keepdims=True) - y
-    if loss == "bce":
-        per_output = np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z)))
-        return per_output.mean(axis=1), (_sigmoid(z) - y) / k
-    yhat = _OUTPUT[output](z)
-    g = 2 * (yhat - y) / k  # dLoss/dyhat
-    if output == "sigmoid":
-        g = g * yhat * (1 - yhat)
-    elif output == "softmax":
-        g = yhat * (g - (g * yhat).sum(axis=1, keepdims=True))
-    return ((yhat - y) ** 2).mean(axis=1), g
-
-
-def _forward(params, x, activation):
-    acts = [x]
-    for W, b in params[:-1]:
-        acts.append(_HIDDEN[activation](acts[-1] @ W + b))
-    W, b = params[-1]
-    return acts, acts[-1] @ W + b
-
-
-def reference_train(case: Case, params, X, Y, orders, epsilon_on="v_hat"):
-    """Train from `params` on `orders`: (final params, predictions on X, epoch losses)."""
-    settings = OPTIMIZERS[case.optimizer]
-    lr = settings["lr"]
-    momentum = settings.get("momentum", 0.0)
-    decay = settings.get("weight_decay", 0.0)
-    beta1, beta2 = settings.get("betas", (0.0, 0.0))
-    flat = [np.array(p, dtype=case.dtype) for pair in params for p in pair]
-    X, Y = X.astype(case.dtype), Y.astype(case.dtype)
-    first = [np.zeros_like(p) for p in flat]  # momentum's velocity, or Adam's m
-    second = [np.zeros_like(p) for p in flat]  # Adam's v
-    t = 0
-    losses = []
-    for order in orders:
-        total = 0.0
-        for start in range(0, len(order), case.batch_size):
-            rows = order[start : start + case.batch_size]
-            pairs = list(zip(flat[0::2], flat[1::2]))
-            acts, z = _forward(pairs, X[rows], case.activation)
-            loss, delta = _loss_and_delta(case.loss, case.output, z, Y[rows])
-            total += float(loss.sum())
-            delta = delta / len(rows)
-            grads = []
-            for layer in range(len(pairs) - 1, -1, -1):
-                W, _ = pairs[layer]
-                grads[:0] = [acts[layer].T @ delta + decay * W, delta.sum(axis=0)]
-                if layer > 0:
-                    delta = (delta @ W.T) * _HIDDEN_GRAD[case.activation](acts[layer])
-            t += 1
-            for i, g in enumerate(grads):
-                if settings["optimizer"] == "sgd":
-                    first[i] = momentum * first[i] + g
-                    flat[i] = flat[i] - lr * first[i]
-                    continue
-                first[i] = beta1 * first[i] + (1 - beta1) * g
-                second[i] = beta2 * second[i] + (1 - beta2) * g * g
-                bc1, bc2 = 1 - beta1**t, 1 - beta2**t
-                if epsilon_on == "v_hat":
-                    step = lr * (first[i] / bc1) / (np.sqrt(second[i] / bc2) + EPS)
-                else:  # Keras: epsilon on sqrt(v), the bias correction in the step size
-                    step = lr * np.sqrt(bc2) / bc1 * first[i] / (np.sqrt(second[i]) + EPS)
-                flat[i] = flat[i] - step
-        losses.append(total / len(order))
-    pairs = list(zip(flat[0::2], flat[1::2]))
-    _, z = _forward(pairs, X, case.activation)
-    return pairs, _OUTPUT[case.output](z), np.array(losses)
-
-
-def difference(result: dict, reference) -> float:
-    """Worst absolute difference over parameters, predictions and epoch losses."""
-    params, proba, losses = reference
-    diffs = [
-        np.abs(np.asarray(a, dtype=np.float64) - b).max()
-        for pa, pb in zip(result["params"], params)
-        for a, b in zip(pa, pb)
-    ]
-    diffs.append(np.abs(np.asarray(result["proba"], dtype=np.float64) - proba).max())
-    diffs.append(np.abs(np.asarray(result["losses"], dtype=np.float64) - losses).max())
-    return float(max(diffs))
-
-
-def epsilon_placement(backend: str) -> str:
-    from impls import BACKENDS
-
-    known = BACKENDS.get(backend)
-    return known.adam_epsilon_on if known else "v_hat"
-
-
-def tolerance(backend: str, dtype: str) -> float:
-    from impls.registry import parity_tolerance
-
-    return parity_tolerance(backend, dtype)
-
 
 # --------------------------------------------------------------------------- running it
 
 
 def verify_model(make, cases=None, epsilon_on="v_hat") -> dict[Case, float]:
-    """In this process: `make(spec, params)` builds a model; its difference per case."""
+    """In this process: `make(spec, params)` builds a model; its difference per case.
+
+    The textbook trains first, and the model gets arrays of its own (parameters, data and
+    orders): a model that edits them in place cannot change what it is compared with."""
     from bench.worker.process import train_for_verify
     from impls import MLPSpec
 
     X, Y, orders = verify_data()
     out = {}
     for case in cases or all_cases():
-        params = initial_params(case)
-        model = make(MLPSpec(**case.spec_kwargs()), params)
+        expected = reference_train(case, initial_params(case), X, Y, orders, epsilon_on)
+        model = make(MLPSpec(**case.spec_kwargs()), initial_params(case))
         Xc, Yc = X.astype(case.dtype), Y.astype(case.dtype)
-        result = train_for_verify(model, Xc, Yc, case.batch_size, orders)
-        out[case] = difference(result, reference_train(case, params, X, Y, orders, epsilon_on))
+        mine = [order.copy() for order in orders]
+        out[case] = difference(train_for_verify(model, Xc, Yc, case.batch_size, mine), expected)
     return out
 
 
@@ -412,7 +204,7 @@ def summarise(results: dict, threads: int, unavailable: dict | None = None) -> d
 
 def describe() -> str:
     return (
-        f"parity with a plain reference MLP (bench/verify.py) after {EPOCHS} epochs from the "
+        f"parity with the textbook MLP (impls/reference.py) after {EPOCHS} epochs from the "
         f"same weights on the same orders: {N} digits samples, {'-'.join(map(str, LAYERS))}, "
         f"batch 1 and batch {SHORT_BATCH} (the last batch of {N % SHORT_BATCH}); worst "
         "|difference| over parameters, predictions and epoch losses"

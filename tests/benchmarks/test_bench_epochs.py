@@ -7,7 +7,7 @@ import pytest
 from impls import BACKENDS, MLPSpec, init_params, make_model
 
 from .conftest import BATCH_SIZES, require, run_benchmark
-from .yardstick import JacobianMLP
+from .yardstick import Yardstick
 
 MODELS = ("digits-64-100-10", "mnist-784-256-128-10")
 
@@ -63,11 +63,12 @@ def test_predict_proba(benchmark, models, matmul_peak, threads, model_name, batc
 
 
 def test_jacobian_yardstick(benchmark, models, matmul_peak, threads):
-    """The per-sample Jacobian formulation, in numpy-loop's batch-1 digits group; it computes
-    what numpy-loop computes, so the comparison is of formulations only."""
+    """The textbook MLP one sample at a time (Jacobians written out), in numpy-loop's batch-1
+    digits group; it computes what numpy-loop computes, so the comparison is of formulations
+    only."""
     sizes, X, Y = models("digits-64-100-10")
     spec, reference = _model("numpy-loop", sizes)
-    model = JacobianMLP(init_params(spec, seed=0), lr=spec.lr)
+    model = Yardstick(spec, init_params(spec, seed=0))
     order = np.random.default_rng(1).permutation(len(X))
     check = np.arange(50)
     reference.train_epoch(X, Y, 1, check)
