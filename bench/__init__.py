@@ -2,8 +2,11 @@
 
 `import bench` is light (NumPy at most); the pieces load when used:
 
-    bench.run_sweep(preset=None, resume=None, out="results", **overrides) -> DataFrame
-    bench.load_run(path) -> (results, curves)
+    bench.run_sweep(config=None, *, preset=None, resume=None, out="results",
+                    progress=False, **overrides) -> DataFrame     (bench.run.runner)
+    bench.load_run(path) -> (results, curves)                     (bench.report.loading)
+
+The layout, one subpackage per layer, and the design behind it: docs/design.md.
 """
 
 __all__ = ["load_run", "run_sweep"]
@@ -15,7 +18,7 @@ def __getattr__(name):
 
         return run_sweep
     if name == "load_run":
-        from bench.report.write import load_run
+        from bench.report.loading import load_run
 
         return load_run
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Four interchangeable MLP backends behind one contract.
+"""Interchangeable MLP backends behind one contract (`BACKENDS` names the registered ones).
 
 ```python
 from impls import MLPSpec, init_params, make_model, available_backends
@@ -7,7 +7,7 @@ params = init_params(spec, seed=0)
 model = make_model("numpy-vec", spec, params)
 data = model.stage(X, Y)  # once: the data where the model computes
 mean_loss = model.train_epoch(data, batch_size=32, order=perm)
-mean_loss = model.train_epoch(X, Y, batch_size=32, order=perm)  # arrays are accepted too
+mean_loss = model.train_epoch(X, Y, batch_size=32, order=perm)  # NumPy arrays, also accepted
 P = model.predict_proba(X)
 ```
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
@@ -11,7 +12,6 @@ import numpy as np
 from . import core
 from .spec import MLPSpec
 
-Params = list  # [(W (n_in, n_out), b (n_out,)), ...] as NumPy arrays
 PREDICT_CHUNK = 4096  # rows per forward pass in the hand-written backends' predict_proba
 
 
@@ -82,7 +82,7 @@ def check_order(order, n: int) -> np.ndarray:
     return order.astype(np.int64, copy=False)
 
 
-def _is_identity(order: np.ndarray) -> bool:
+def is_identity(order: np.ndarray) -> bool:
     """True if order is 0, 1, ..., n-1."""
     return bool(order[0] == 0 and (np.diff(order) == 1).all())
 
@@ -95,6 +95,34 @@ class Staged(NamedTuple):
     Y: Any
     n: int
     owner: int
+
+
+def _call_shape(*names: str) -> inspect.Signature:
+    """One call shape of `train_epoch`: `names` required, then `order` (None by default)."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    required = [inspect.Parameter(name, kind) for name in names]
+    return inspect.Signature([*required, inspect.Parameter("order", kind, default=None)])
+
+
+# `train_epoch`'s two call shapes (the contract's): data from `stage`, or the arrays themselves
+STAGED_CALL = _call_shape("data", "batch_size")
+ARRAYS_CALL = _call_shape("X", "Y", "batch_size")
+
+
+def _bind(shape: inspect.Signature, args: tuple, kwargs: dict) -> dict:
+    """`args` and `kwargs` bound to one call shape of `train_epoch`, defaults filled in."""
+    try:
+        bound = shape.bind(*args, **kwargs)
+    except TypeError as exc:
+        if shape is STAGED_CALL:
+            extra = " and takes no fourth value" if len(args) > 3 else ""
+            usage = f"train_epoch(data, batch_size, order) with data from stage(X, Y){extra}"
+        else:
+            usage = "train_epoch needs X and Y, or data from stage(X, Y): train_epoch(X, Y, "
+            usage += "batch_size, order)"
+        raise TypeError(f"{usage} ({exc})") from None
+    bound.apply_defaults()
+    return bound.arguments
 
 
 class MLPModel(ABC):
@@ -130,7 +158,7 @@ class MLPModel(ABC):
             and X.dtype == Y.dtype == dtype
             and X.flags.c_contiguous
             and Y.flags.c_contiguous
-            and _is_identity(order)
+            and is_identity(order)
         ):
             return X, Y  # a fixed order (as plain code without shuffling): nothing to gather
         buffers = self._epoch_buffers
@@ -156,30 +184,37 @@ class MLPModel(ABC):
         X, Y = self._check_data(X, Y)
         return Staged(*self._stage(X, Y), n=X.shape[0], owner=id(self))
 
-    def train_epoch(self, X, Y=None, batch_size=None, order=None) -> float:
+    def train_epoch(self, *args, **kwargs) -> float:
         """One pass over the samples in `order`, in consecutive slices of `batch_size`.
 
-        Called as `train_epoch(data, batch_size, order)` with `data` from `stage`, or as
-        `train_epoch(X, Y, batch_size, order)` with arrays (staged for this call only).
-        One optimiser update per batch on the mean of the per-sample gradients. Returns the
-        sample-weighted mean of the batches' data losses, each computed in the forward pass
-        before its update (no weight-decay term).
+        Two call shapes, told apart by the first argument (see `_epoch_arguments`):
+
+            train_epoch(data, batch_size, order=None)    data from `stage`
+            train_epoch(X, Y, batch_size, order=None)    arrays, staged for this call only
+
+        `order` None is 0..n-1. One optimiser update per batch on the mean of the per-sample
+        gradients. Returns the sample-weighted mean of the batches' data losses, each computed
+        in the forward pass before its update (no weight-decay term).
         """
-        if isinstance(X, Staged):
-            data = X
-            if Y is not None:  # positional: train_epoch(data, batch_size[, order])
-                if order is not None:
-                    raise TypeError("train_epoch(data, batch_size, order) takes no fourth value")
-                batch_size, order = Y, batch_size
+        data, batch_size, order = self._epoch_arguments(args, kwargs)
+        return float(self._train_staged(data, batch_size, order))
+
+    def _epoch_arguments(self, args: tuple, kwargs: dict) -> tuple[Staged, int, np.ndarray]:
+        """(staged data, batch size, order) from `train_epoch`'s arguments, checked.
+
+        Data from `stage` as the first argument means the staged call shape, anything else
+        the arrays' shape (X, Y first); each shape binds its arguments as a signature would.
+        """
+        first = args[0] if args else kwargs.get("data")
+        if isinstance(first, Staged):
+            given = _bind(STAGED_CALL, args, kwargs)
+            data = given["data"]
             if data.owner != id(self):
                 raise ValueError("data was staged by another model: stage it with this one")
         else:
-            if Y is None:
-                raise TypeError("train_epoch needs X and Y, or data from stage(X, Y)")
-            data = self.stage(X, Y)
-        batch_size = check_batch_size(batch_size)
-        order = check_order(order, data.n)
-        return float(self._train_staged(data, batch_size, order))
+            given = _bind(ARRAYS_CALL, args, kwargs)
+            data = self.stage(given["X"], given["Y"])
+        return data, check_batch_size(given["batch_size"]), check_order(given["order"], data.n)
 
     def _check_data(self, X, Y):
         spec = self.spec
@@ -300,7 +335,7 @@ class HandWrittenMLP(MLPModel):
         if self.xp is core.NUMPY:
             return super()._train_staged(data, batch_size, order)
         X, Y = data.X, data.Y
-        if order.shape[0] != data.n or not _is_identity(order):
+        if order.shape[0] != data.n or not is_identity(order):
             index = self.xp.asarray(order)
             X, Y = self.xp.take(X, index, axis=0), self.xp.take(Y, index, axis=0)
         return self._train_ordered(X, Y, batch_size)

@@ -36,7 +36,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from .base import MLPModel, _is_identity, check_params  # noqa: E402
+from .base import MLPModel, check_params, is_identity  # noqa: E402
 
 ACTIVATIONS = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}
 OUTPUTS = {"softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid, "linear": lambda z: z}
@@ -186,7 +186,7 @@ class JaxMLP(MLPModel):
         """One jitted epoch over the staged arrays; the order is sent to the device and
         applied there (no index at all for the order 0..n-1)."""
         index = None
-        if order.shape[0] != data.n or not _is_identity(order):
+        if order.shape[0] != data.n or not is_identity(order):
             index = jax.device_put(order, self.device)
         return self._run_epoch(data.X, data.Y, index, batch_size)
 

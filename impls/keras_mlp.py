@@ -8,7 +8,7 @@ any Keras backend that can train.
 Data is staged once (`stage`) as the backend's own tensors, where Keras computes
 (`keras.ops.convert_to_tensor`); each epoch applies its order there with one gather
 (`keras.ops.take`, none for the order 0..n-1) and hands `fit` the batches as slices of those
-tensors: on TensorFlow a `tf.data.Dataset` (see `_epoch_dataset`), on PyTorch an iterator
+tensors: on TensorFlow a `tf.data.Dataset` (see `epoch_dataset`), on PyTorch an iterator
 of batches, which its trainer takes as it is. On JAX the data stays NumPy arrays and `fit`
 gets the epoch's arrays (see `KerasMLP.__init__`).
 """
@@ -21,7 +21,7 @@ import numbers
 import keras
 import numpy as np
 
-from .base import MLPModel, _is_identity, check_params
+from .base import MLPModel, check_params, is_identity
 
 PREDICT_CHUNK = 8192
 DATA_LOSS = "data_loss"  # name of the metric that tracks the loss without the decay term
@@ -67,7 +67,7 @@ def _batch_cuts(n: int, batch_size: int) -> tuple[int, int]:
     return full, full * batch_size
 
 
-def _epoch_dataset(X, Y, index, batch_size):
+def epoch_dataset(X, Y, index, batch_size):
     """The epoch's batches as a `tf.data.Dataset` for `fit` on TensorFlow, from the staged
     tensors X and Y: rows `index` (int64 NumPy, or None for all rows in order).
 
@@ -106,7 +106,7 @@ def _epoch_dataset(X, Y, index, batch_size):
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def _epoch_batches(X, Y, index, batch_size):
+def epoch_batches(X, Y, index, batch_size):
     """The epoch's batches for `fit` on JAX or PyTorch, as a generator of (x, y) slices of
     the staged tensors, after one gather of rows `index` (None: all rows in order, no gather).
     The same batches as `fit(X, Y, batch_size=batch_size, shuffle=False)`."""
@@ -120,7 +120,7 @@ def _epoch_batches(X, Y, index, batch_size):
 
 
 @contextlib.contextmanager
-def _floatx(dtype: str):
+def floatx(dtype: str):
     """Keras's default float type set to `dtype` while the model and its optimiser are built.
 
     The optimiser's learning rate, its slots and the loss tracker take the default float type;
@@ -176,7 +176,7 @@ class KerasMLP(MLPModel):
         decay = spec.weight_decay
         regularizer = keras.regularizers.L2(decay / 2) if decay else None
         sizes = spec.layer_sizes
-        with _floatx(dtype):
+        with floatx(dtype):
             layers = [keras.Input(shape=(sizes[0],), dtype=dtype)]
             for width in sizes[1:-1]:
                 layers.append(
@@ -235,7 +235,7 @@ class KerasMLP(MLPModel):
         for the order 0..n-1), then one `fit` over the batches."""
         if self._arrays:  # gathered on the host into reused buffers, then fit on arrays
             return self._fit_arrays(*self._gather(data.X, data.Y, order), batch_size)
-        index = None if order.shape[0] == data.n and _is_identity(order) else order
+        index = None if order.shape[0] == data.n and is_identity(order) else order
         return self._fit(data.X, data.Y, index, batch_size)
 
     def _train_ordered(self, X, Y, batch_size):
@@ -250,7 +250,7 @@ class KerasMLP(MLPModel):
 
     def _fit(self, X, Y, index, batch_size):
         """One `fit` over rows `index` of the staged X, Y."""
-        batches = _epoch_dataset if self._feed_dataset else _epoch_batches
+        batches = epoch_dataset if self._feed_dataset else epoch_batches
         n = X.shape[0] if index is None else index.shape[0]
         # the number of batches, which Keras cannot read from a generator: without it,
         # steps_per_execution > 1 ends each epoch with "ran out of data"
@@ -262,7 +262,7 @@ class KerasMLP(MLPModel):
         """One epoch of `fit` on `inputs`; its mean data loss. It returns once the epoch's
         losses are on the host (Keras reads its metrics' values at the end of `fit`), so the
         computation has finished before the caller's clock stops."""
-        with _floatx(self.spec.dtype):  # the loss tracker and metrics are made in floatx
+        with floatx(self.spec.dtype):  # the loss tracker and metrics are made in floatx
             history = self.model.fit(epochs=1, shuffle=False, verbose=0, **inputs)
         return float(history.history[self._loss_key][-1])
 

@@ -38,7 +38,7 @@ class Backend:
     # environment its framework must be loaded with (set before the import): such a backend
     # needs a process where that framework was not loaded otherwise
     process_env: tuple[tuple[str, str], ...] = ()
-    adam_epsilon_on: str = "v_hat"  # where its Adam adds epsilon (see impls.core.Adam)
+    adam_epsilon_on: str = "v_hat"  # where its Adam adds epsilon (see impls.core.adam_step)
     # parity tolerances wider than the suite's (1e-4 float32, 1e-9 float64), by dtype, where
     # the library itself computes in lower precision; the reason is in `tolerance_reason`
     tolerance: tuple[tuple[str, float], ...] = ()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import MLPModel, _is_identity, check_params
+from .base import MLPModel, check_params, is_identity
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 # output activation applied to the logits for predictions (and, for mse, before the loss)
@@ -106,7 +106,7 @@ class TorchMLP(MLPModel):
         """The epoch's order applied where the tensors are (index_select on the device), then
         the epoch; in the order 0..n-1 the staged tensors are used as they are."""
         Xt, Yt = data.X, data.Y
-        if order.shape[0] != data.n or not _is_identity(order):
+        if order.shape[0] != data.n or not is_identity(order):
             index = torch.from_numpy(np.ascontiguousarray(order)).to(self.device)
             Xt, Yt = Xt.index_select(0, index), Yt.index_select(0, index)
         return self._train_ordered(Xt, Yt, batch_size)

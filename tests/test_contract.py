@@ -255,7 +255,7 @@ def _keras_run(options, batch_size=7, epochs=3):
 
 def test_keras_epoch_is_a_plain_fit_over_the_ordered_arrays():
     require_backend("keras")
-    from impls.keras_mlp import _floatx
+    from impls.keras_mlp import floatx
 
     losses, params, _ = _keras_run({})
     spec = MLPSpec((6, 9, 4), dtype="float64", optimizer="adam", lr=0.01, weight_decay=0.01)
@@ -263,7 +263,7 @@ def test_keras_epoch_is_a_plain_fit_over_the_ordered_arrays():
     plain = make_model("keras", spec, init_params(spec, seed=3))
     for e, loss in enumerate(losses):
         order = np.random.default_rng(e).permutation(30)
-        with _floatx("float64"):
+        with floatx("float64"):
             history = plain.model.fit(
                 X[order], Y[order], batch_size=7, epochs=1, shuffle=False, verbose=0
             )
@@ -350,3 +350,41 @@ def test_params_of_any_float_dtype_and_memory_order_are_accepted(backend, spec_d
     for (W, b), (W0, b0) in zip(params, before):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
+
+
+def test_train_epoch_takes_the_contracts_two_call_shapes():
+    """train_epoch(data, batch_size, order) on staged data and train_epoch(X, Y, batch_size,
+    order) on arrays, positional or by keyword, train alike; a call that fits neither shape
+    says which shapes there are."""
+    spec = MLPSpec((6, 9, 4), dtype="float64")
+    X, Y = _problem(dtype="float64")
+    order = np.random.default_rng(1).permutation(30)
+    calls = {
+        "staged": lambda m: m.train_epoch(m.stage(X, Y), 8, order),
+        "staged, keywords": lambda m: m.train_epoch(data=m.stage(X, Y), batch_size=8, order=order),
+        "arrays": lambda m: m.train_epoch(X, Y, 8, order),
+        "arrays, keywords": lambda m: m.train_epoch(X=X, Y=Y, batch_size=8, order=order),
+    }
+    losses, params = {}, {}
+    for name, call in calls.items():
+        model = make_model("numpy-vec", spec, init_params(spec, seed=0))
+        losses[name] = call(model)
+        params[name] = model.get_params()
+    assert len(set(losses.values())) == 1, losses
+    for got in params.values():
+        for (W, b), (W0, b0) in zip(got, params["staged"]):
+            np.testing.assert_array_equal(W, W0)
+            np.testing.assert_array_equal(b, b0)
+    model = make_model("numpy-vec", spec, init_params(spec, seed=0))
+    data = model.stage(X, Y)
+    assert np.isfinite(model.train_epoch(data, 8))  # order None: 0..n-1
+    with pytest.raises(TypeError, match=r"train_epoch\(data, batch_size, order\).*fourth"):
+        model.train_epoch(data, Y, 8, order)  # Y given again with staged data
+    with pytest.raises(TypeError, match="batch_size"):
+        model.train_epoch(data)
+    with pytest.raises(TypeError, match="needs X and Y"):
+        model.train_epoch(X, batch_size=8)
+    with pytest.raises(TypeError, match="needs X and Y"):
+        model.train_epoch(X, Y, 8, order, "extra")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.train_epoch(X, Y, "8")

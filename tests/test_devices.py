@@ -12,8 +12,9 @@ import pytest
 
 from bench.errors import UsageError
 from bench.run import session
+from bench.store.folder import RunStore
 from bench.sweep.build import build_sweep, default_backends, expand
-from bench.sweep.values import _device
+from bench.sweep.values import parse_device
 from bench.worker import devices
 from bench.worker.process import process_env
 from impls import available_backends
@@ -24,12 +25,12 @@ def _cuda_count() -> int:
 
 
 def test_device_names_are_normalised():
-    assert _device("cpu") == "cpu"
-    assert _device("cuda") == "cuda:0"
-    assert _device("CUDA:2") == "cuda:2"
+    assert parse_device("cpu") == "cpu"
+    assert parse_device("cuda") == "cuda:0"
+    assert parse_device("CUDA:2") == "cuda:2"
     for bad in ("gpu", "cuda:", "cuda:x", "cuda:-1", 0, "cuda:١"):
         with pytest.raises(ValueError, match="unknown device"):
-            _device(bad)
+            parse_device(bad)
 
 
 def test_each_backend_runs_on_the_devices_it_supports():
@@ -92,13 +93,15 @@ def test_an_old_folder_with_one_device_setting_still_reads():
     assert cell.device == "cpu" and cell.tf32 is False
 
 
-def test_the_roofline_of_a_cell_uses_its_own_device_rate():
-    entry = {"sessions": []}
-    this = session.Session(entry, "test", [])
+def test_the_roofline_of_a_cell_uses_its_own_device_rate(tmp_path):
+    store = RunStore.create(tmp_path, "x")
+    this = session.Session("test", [])
+    this.start(store, status="running")
     cpu = {1: {"float32": {"median": 100.0}}}
     gpu = {"cuda:0": {"float32": {"median": 50000.0}, "float32+tf32": {"median": 400000.0}}}
-    this.record_matmul(entry, cpu, gpu)
-    assert entry["sessions"][0]["device_matmul"] == gpu
+    this.record_matmul(store, cpu, gpu)
+    assert store.read_env()["sessions"][0]["device_matmul"] == gpu
+    store.close()
 
     def cell(device, tf32=False, threads=1):
         return SimpleNamespace(device=device, dtype="float32", tf32=tf32, threads=threads)
@@ -201,7 +204,7 @@ def test_cuda_matmul_probe_is_the_devices_own_rate(cuda):
 
 
 def test_the_summary_names_the_gpus_and_their_own_rates():
-    from bench.report.header import _gpu_sentence
+    from bench.report.header import gpu_sentence
 
     env = {
         "devices": {
@@ -212,11 +215,11 @@ def test_the_summary_names_the_gpus_and_their_own_rates():
         },
         "sessions": [{"device_matmul": {"cuda:0": {"float32": {"median": 51234.0}}}}],
     }
-    assert _gpu_sentence(env) == (
+    assert gpu_sentence(env) == (
         "GPUs: cuda:0: NVIDIA H200, 140 GiB, matmul peak 51.2 TFLOP/s float32 (each GPU "
         "cell's roofline uses its own device's rate)."
     )
-    assert _gpu_sentence({}) == ""
+    assert gpu_sentence({}) == ""
 
 
 def test_tf32_without_a_gpu_cell_is_warned_about_and_device_twice_is_an_error():

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import ENV, FIRST_EPOCH, _row, write_run
+from test_report import ENV, FIRST_EPOCH, result_row, write_run
 
-from bench.report import tables
-from bench.report import write as report
+from bench.report import loading, tables
+from bench.report.loading import load_env, load_run
 from bench.report.markdown import format_mb
+from bench.report.summary import render_summary
 from bench.report.verdict import MEMORY_SPLIT
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "results" / "examples"
@@ -24,8 +25,8 @@ def _results(cells, dataset="digits"):
     rows = []
     for (backend, bs, device), repeats in cells.items():
         for repeat, (host, dev) in enumerate(repeats):
-            stand_in = backend if backend in FIRST_EPOCH else "torch"  # _row's first epochs
-            row = _row(dataset, stand_in, bs, repeat, (0.01, 0.95))
+            stand_in = backend if backend in FIRST_EPOCH else "torch"  # result_row's first epochs
+            row = result_row(dataset, stand_in, bs, repeat, (0.01, 0.95))
             row.update(
                 backend=backend,
                 cell_id=f"{dataset}|{backend}|{bs}|{device}",
@@ -35,11 +36,11 @@ def _results(cells, dataset="digits"):
             )
             rows.append(row)
     frame = pd.DataFrame(rows).astype(str).replace({"None": "", "nan": ""})
-    return tables.typed(frame)
+    return loading.typed(frame)
 
 
 def _render(results):
-    return report.render_summary(results, pd.DataFrame(), ENV)
+    return render_summary(results, pd.DataFrame(), ENV)
 
 
 def _memory_rows(text):
@@ -171,13 +172,13 @@ def test_old_folders_without_the_memory_columns_still_render(tmp_path):
     folder = write_run(tmp_path / "old", old, None, ENV)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # columns added since the folder was written: no word
-        loaded, curves = report.load_run(folder)
+        loaded, curves = load_run(folder)
     assert loaded["peak_host_mb"].isna().all()
-    text = report.render_summary(loaded, curves, ENV)
+    text = render_summary(loaded, curves, ENV)
     assert "## digits · loss cce" in text
     assert "## Memory" not in text and "memory:" not in text
     # the summary alone, from a frame without the columns, too
-    assert "## Memory" not in report.render_summary(old, pd.DataFrame(), ENV)
+    assert "## Memory" not in render_summary(old, pd.DataFrame(), ENV)
     assert tables.summarize(old)["peak_host_mb_median"].isna().all()
 
 
@@ -187,7 +188,7 @@ def test_a_folder_without_an_axis_is_warned_about(tmp_path):
         tmp_path / "odd", results.drop(columns=["hidden", "peak_host_mb"]), None, ENV
     )
     with pytest.warns(UserWarning, match=r"no column\(s\) hidden; read as empty"):
-        report.load_run(folder)
+        load_run(folder)
 
 
 def test_the_examples_render_with_their_host_memory():
@@ -197,8 +198,8 @@ def test_the_examples_render_with_their_host_memory():
     for folder in folders:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            results, curves = report.load_run(folder)
-        text = report.render_summary(results, curves, report.load_env(folder))
+            results, curves = load_run(folder)
+        text = render_summary(results, curves, load_env(folder))
         ok = results[results["status"] == "ok"]
         assert ("## Memory" in text) == bool(ok["peak_host_mb"].notna().any()), folder
         if ok["peak_device_mb"].notna().any() if "peak_device_mb" in ok else False:

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from bench.errors import UsageError
-from bench.report import pbench, scaling, summary, tables
-from bench.report import write as report
+from bench.report import loading, pbench, scaling, sections
+from bench.report.loading import load_run
 
 
-def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
+def benchmark_entry(kind, backend, batch, median, model="digits-64-100-10"):
     return {
         "group": f"{kind} | {model} | batch {batch}",
         "name": f"test_{kind}[{model}-{batch}-{backend}]",
@@ -45,7 +45,7 @@ def _benchmark(kind, backend, batch, median, model="digits-64-100-10"):
 
 
 def _overhead(framework, variant, median):
-    bench = _benchmark("overhead", framework, 32, median)
+    bench = benchmark_entry("overhead", framework, 32, median)
     bench["extra_info"]["variant"] = variant
     if variant == "mlp-bench":  # timed in alternating rounds against plain code
         bench["extra_info"].update(ratio_to_plain=1.1, ratio_p10=1.05, ratio_p90=1.18)
@@ -64,10 +64,10 @@ def pbench_json(tmp_path):
         "datetime": "2026-11-25T10:00:00",
         "version": "5.1.0",
         "benchmarks": [
-            _benchmark("train", "numpy-vec", 32, 0.010),
-            _benchmark("train", "torch", 32, 0.020),
-            _benchmark("predict", "numpy-vec", 32, 0.0001),
-            _benchmark("train", "numpy-vec", 256, 0.004),
+            benchmark_entry("train", "numpy-vec", 32, 0.010),
+            benchmark_entry("train", "torch", 32, 0.020),
+            benchmark_entry("predict", "numpy-vec", 32, 0.0001),
+            benchmark_entry("train", "numpy-vec", 256, 0.004),
             _overhead("torch", "mlp-bench", 0.30),
             _overhead("torch", "plain", 0.25),
             _overhead("keras", "plain", 0.5),  # no mlp-bench partner: no ratio
@@ -84,7 +84,7 @@ def test_pytest_benchmark_json_converts_to_run_tables(pbench_json, tmp_path):
     out = tmp_path / "report"
     paths = pbench.convert(pbench_json, out)
     assert [p.name for p in paths] == ["results.csv", "env.json", "overhead.csv", "summary.md"]
-    results, _ = report.load_run(out)
+    results, _ = load_run(out)
     assert len(results) == 3
     row = results[(results["backend"] == "numpy-vec") & (results["batch_size"] == 32)].iloc[0]
     assert row["epoch_s"] == pytest.approx(0.010)
@@ -166,7 +166,7 @@ def test_pytest_benchmark_bad_input(tmp_path, content, message):
         pbench.convert(path, tmp_path / "out")
 
 
-def _scaling_results(slopes, noise=0.0):
+def scaling_results(slopes, noise=0.0):
     """Results rows of three scaling parts with time = c * x**slope per backend."""
     rng = np.random.default_rng(0)
     rows = []
@@ -207,7 +207,7 @@ def _scaling_results(slopes, noise=0.0):
 
 
 def test_scaling_slopes_recovered():
-    fits = scaling.fit_slopes(_scaling_results({"numpy-vec": -0.8, "torch": 1.0}))
+    fits = scaling.fit_slopes(scaling_results({"numpy-vec": -0.8, "torch": 1.0}))
     assert len(fits) == 6
     assert set(fits["axis"]) == {"batch_size", "width", "n_train"}
     for backend, slope in {"numpy-vec": -0.8, "torch": 1.0}.items():
@@ -218,7 +218,7 @@ def test_scaling_slopes_recovered():
 
 def test_scaling_needs_one_varying_axis_and_four_points():
     assert scaling.MIN_POINTS == 4
-    results = _scaling_results({"numpy-vec": 1.0})
+    results = scaling_results({"numpy-vec": 1.0})
     two_axes = results.copy()
     in_batch = two_axes["part"] == "batch"
     two_axes.loc[in_batch, "lr"] = np.linspace(0.01, 0.1, in_batch.sum())
@@ -236,8 +236,8 @@ def test_scaling_needs_one_varying_axis_and_four_points():
 
 
 def test_summary_has_scaling_section():
-    fits = scaling.fit_slopes(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
-    text = summary.scaling_section(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    fits = scaling.fit_slopes(scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    text = sections.scaling_section(scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
     assert text.startswith("## Scaling")
     assert "batch size 1–256 (batch)" in text and "hidden width 32–256 (width)" in text
     assert "-0.50 (r² 1.00, 5 pts)" in text and "+1.00 (r² 1.00, 4 pts)" in text
@@ -247,7 +247,7 @@ def test_summary_has_scaling_section():
 def test_scaling_study_is_drawn_in_one_figure(tmp_path):
     from bench.report import plots
 
-    results = tables.typed(_scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
+    results = loading.typed(scaling_results({"numpy-vec": -0.5, "torch": 1.0}))
     results["dataset"] = "synthetic:n=5000,d=784,k=10"
     written = plots.write_plots(results, pd.DataFrame(), tmp_path)
     assert [p.name for p in written] == ["scaling.png"]  # no figure per cell of a study

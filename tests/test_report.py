@@ -14,8 +14,11 @@ import pandas as pd
 import pytest
 
 from bench.errors import NotARunError
-from bench.report import tables
+from bench.report import loading
 from bench.report import write as report
+from bench.report.loading import load_env, load_run
+from bench.report.summary import render_summary
+from bench.report.tables import summarize
 from bench.store.schema import CURVE_COLUMNS, RESULT_COLUMNS
 
 SYNTH = "synthetic:n=1000,d=20,k=3"
@@ -40,7 +43,7 @@ ERROR = "RuntimeError: worker died | exit code -9 " + "x" * 200
 EPOCHS = 3
 
 
-def _row(dataset, backend, bs, repeat, outcome):
+def result_row(dataset, backend, bs, repeat, outcome):
     row = dict.fromkeys(RESULT_COLUMNS, None)
     row.update(
         run_id="r1",
@@ -136,7 +139,7 @@ def _curve_rows(r):
 
 def make_tables():
     rows = [
-        _row(dataset, backend, bs, repeat, outcome)
+        result_row(dataset, backend, bs, repeat, outcome)
         for (dataset, backend, bs), outcomes in CELLS.items()
         for repeat, outcome in enumerate(outcomes)
     ]
@@ -180,7 +183,7 @@ def run_dir(tmp_path):
 
 @pytest.fixture
 def loaded(run_dir):
-    return report.load_run(run_dir)
+    return load_run(run_dir)
 
 
 # --------------------------------------------------------------------------- loading
@@ -214,35 +217,35 @@ def test_cut_off_last_line_is_dropped_with_a_warning(run_dir):
     n = len(text.splitlines()) - 1
     (run_dir / "results.csv").write_text(text + "r1,digits|torch|32,main,dig")
     with pytest.warns(UserWarning, match="cut off"):
-        results, _ = report.load_run(run_dir)
+        results, _ = load_run(run_dir)
     assert len(results) == n
     # A last line with a line end but too few fields is dropped too.
     (run_dir / "results.csv").write_text(text + "r1,digits|torch|32,main\n")
     with pytest.warns(UserWarning, match="wrong number of fields"):
-        results, _ = report.load_run(run_dir)
+        results, _ = load_run(run_dir)
     assert len(results) == n
 
 
 def test_a_complete_file_loads_without_warnings(run_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        report.load_run(run_dir)
+        load_run(run_dir)
 
 
 def test_not_a_run_folder(tmp_path, run_dir):
     with pytest.raises(NotARunError, match="not a run folder"):
-        report.load_run(run_dir / "results.csv")
+        load_run(run_dir / "results.csv")
     with pytest.raises(NotARunError, match="does not exist"):
-        report.load_run(tmp_path / "nowhere")
+        load_run(tmp_path / "nowhere")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(NotARunError) as err:
-        report.load_run(empty)
+        load_run(empty)
     message = str(err.value)
     assert str(empty) in message and "no results.csv" in message and "\n" not in message
     (empty / "results.csv").write_text(",".join(RESULT_COLUMNS) + "\n")
     with pytest.raises(NotARunError, match="no env.json"):
-        report.load_run(empty)
+        load_run(empty)
 
 
 def test_header_only_run_and_missing_curves(tmp_path):
@@ -250,12 +253,12 @@ def test_header_only_run_and_missing_curves(tmp_path):
     folder.mkdir()
     (folder / "results.csv").write_text(",".join(RESULT_COLUMNS) + "\n")
     (folder / "env.json").write_text(json.dumps({**ENV, "status": "running"}))
-    results, curves = report.load_run(folder)
+    results, curves = load_run(folder)
     assert results.empty and list(results.columns) == list(RESULT_COLUMNS)
     assert curves.empty and list(curves.columns) == list(CURVE_COLUMNS)
     assert str(results["batch_size"].dtype) == "Int64"
-    assert report.summarize(results).empty
-    text = report.render_summary(results, curves, report.load_env(folder))
+    assert summarize(results).empty
+    text = render_summary(results, curves, load_env(folder))
     assert "not finished" in text and "No cell has finished yet" in text
     files = report.write_report(folder)
     assert files == [folder / "summary.md"]
@@ -276,7 +279,7 @@ def _one(summary, dataset, backend, bs):
 
 def test_summarize_numbers(loaded):
     results, _ = loaded
-    s = report.summarize(results)
+    s = summarize(results)
     assert len(s) == len(CELLS) - 0  # every cell has at least one ok repeat
     r = _one(s, "digits", "numpy-vec", 32)
     assert r["n"] == 2
@@ -304,7 +307,7 @@ def test_summarize_numbers(loaded):
 
 def test_speedup_is_nan_without_numpy_vec(loaded):
     results, _ = loaded
-    s = report.summarize(results[results["backend"] != "numpy-vec"])
+    s = summarize(results[results["backend"] != "numpy-vec"])
     assert s["speedup_vs_numpy_vec"].isna().all()
 
 
@@ -312,7 +315,7 @@ def test_a_retried_failure_is_superseded_by_its_ok_row(loaded):
     results, _ = loaded
     retry = results[results["status"] == "error"].copy()
     retry["status"], retry["error"], retry["epoch_s"], retry["test_acc"] = "ok", None, 0.05, 0.9
-    s = report.summarize(pd.concat([results, retry], ignore_index=True))
+    s = summarize(pd.concat([results, retry], ignore_index=True))
     assert _one(s, "digits", "keras", 32)["epoch_s_median"] == pytest.approx(0.045)
 
 
@@ -328,7 +331,7 @@ def _table_rows(text, heading):
 
 def test_summary_tables_and_bold_marks(loaded):
     results, curves = loaded
-    text = report.render_summary(results, curves, ENV)
+    text = render_summary(results, curves, ENV)
     rows = {r[0]: r[1:] for r in _table_rows(text, "## digits · loss cce")}
     assert list(rows) == ["numpy-vec", "keras", "torch"]
     # batch 32: torch fastest; numpy-vec (0.955) and torch (0.955) tie on accuracy
@@ -350,7 +353,7 @@ def test_summary_tables_and_bold_marks(loaded):
 
 def test_summary_header_and_constants(loaded):
     results, curves = loaded
-    text = report.render_summary(results, curves, ENV)
+    text = render_summary(results, curves, ENV)
     head = text.split("## ", 1)[0]
     assert head.startswith("# mlp-bench: digits-vs-synthetic (`r1`)")
     for fragment in (
@@ -373,13 +376,13 @@ def test_summary_header_and_constants(loaded):
 
 def test_interrupted_run_says_so(loaded):
     results, curves = loaded
-    text = report.render_summary(results, curves, {**ENV, "status": "interrupted"})
+    text = render_summary(results, curves, {**ENV, "status": "interrupted"})
     assert "**This run was interrupted.**" in text
 
 
 def test_warmup_compute_target_and_failed_sections(loaded):
     results, curves = loaded
-    text = report.render_summary(results, curves, ENV)
+    text = render_summary(results, curves, ENV)
     warm = {(r[0], r[1]): r[2:] for r in _table_rows(text, "## Warm-up")}
     assert warm[("digits", "keras")][0] == "1.5 s · 38×"  # 1.5 s / 40 ms
     assert warm[("digits", "numpy-vec")][1] == "30 ms · 7.5×"
@@ -405,11 +408,11 @@ def test_all_ok_and_varying_axes_make_sub_sections(loaded):
     adam = ok.copy()
     adam["optimizer"], adam["cell_id"] = "adam", adam["cell_id"] + "|adam"
     both = pd.concat([ok, adam], ignore_index=True)
-    text = report.render_summary(both, curves, ENV)
+    text = render_summary(both, curves, ENV)
     assert f"All {len(both)} cells finished ok" in text
     assert "### optimizer sgd" in text and "### optimizer adam" in text
     assert "optimizer sgd ·" not in text.split("## ", 1)[0]  # no longer a constant
-    assert report.summarize(both)["n"].sum() == len(both)
+    assert summarize(both)["n"].sum() == len(both)
 
 
 # --------------------------------------------------------------------------- plots and files
@@ -468,37 +471,38 @@ def test_importing_report_and_plots_leaves_matplotlib_out():
 
 
 def test_safe_names_and_colours():
-    from bench.report import plots
+    from bench.report import drawing, plots
 
     assert plots.safe_name(SYNTH) == "synthetic-n-1000-d-20-k-3"
     assert plots.safe_name("a b/c:d") == "a-b-c-d"
-    assert plots.backend_color("torch") == plots.BACKEND_COLORS["torch"]
-    known = set(plots.BACKEND_COLORS.values())
-    assert len(known) == len(plots.BACKEND_COLORS)  # the known backends never share a colour
+    assert drawing.backend_color("torch") == drawing.BACKEND_COLORS["torch"]
+    known = set(drawing.BACKEND_COLORS.values())
+    assert len(known) == len(drawing.BACKEND_COLORS)  # the known backends never share a colour
     from impls import BACKENDS
 
-    assert set(BACKENDS) <= set(plots.BACKEND_COLORS)  # every registered backend: its own
+    assert set(BACKENDS) <= set(drawing.BACKEND_COLORS)  # every registered backend: its own
     others = ["mymodule:MyMLP", "their-mlp", "pkg.sub:Net", "numpy-vec2"]
     for name in others:  # any other backend: a colour of its own palette, never a known one's
-        assert plots.backend_color(name) in plots._OTHER_COLORS
-        assert plots.backend_color(name) not in known
+        assert drawing.backend_color(name) in drawing.OTHER_COLORS
+        assert drawing.backend_color(name) not in known
     # the same colour in every process (a name hash, not Python's salted hash())
-    code = f"from bench.report import plots; print(' '.join(map(plots.backend_color, {others!r})))"
+    code = "from bench.report.drawing import backend_color as c; "
+    code += f"print(' '.join(map(c, {others!r})))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONHASHSEED": "123"},
     )
-    assert out.stdout.split() == [plots.backend_color(n) for n in others], out.stderr
+    assert out.stdout.split() == [drawing.backend_color(n) for n in others], out.stderr
 
 
 def test_accuracy_split_between_backends_is_explained():
     from bench.report import verdict
 
     def rows(accs):
-        frame = [_row("digits", b, bs, 0, (0.01, acc)) for (b, bs), acc in accs.items()]
-        return tables.typed(pd.DataFrame(frame))
+        frame = [result_row("digits", b, bs, 0, (0.01, acc)) for (b, bs), acc in accs.items()]
+        return loading.typed(pd.DataFrame(frame))
 
     split = rows(
         {
@@ -511,10 +515,30 @@ def test_accuracy_split_between_backends_is_explained():
     found = verdict.accuracy_splits(split)
     assert found["batch_size"].tolist() == [1]
     assert found["low"].iloc[0] == ("numpy-vec", pytest.approx(0.936))
-    text = report.render_summary(split, pd.DataFrame(), ENV)
+    text = render_summary(split, pd.DataFrame(), ENV)
     line = next(ln for ln in text.splitlines() if "accuracy: backends part" in ln)
     assert "at batch 1 (numpy-vec 0.936, torch 0.969)" in line
     assert "agree within 0.01 in the 1 other cell" in line and "bench verify" in line
     assert "1e-7" not in text  # no fixed parity figure: verify was not run
     same = rows({("numpy-vec", 1): 0.936, ("torch", 1): 0.94})
     assert verdict.accuracy_splits(same).empty
+
+
+def test_one_duration_format_for_the_console_and_the_report():
+    """The progress lines, the time accounting, the noise warning and summary.md write a
+    duration with the same function: three significant digits in the unit that suits it."""
+    from bench.report import markdown, noise
+    from bench.run import accounting, progress
+
+    fmt = markdown.format_seconds
+    assert progress.format_seconds is fmt
+    assert accounting.format_seconds is fmt
+    assert noise.format_seconds is fmt
+    assert fmt(2.5e-5) == "25 µs"
+    assert fmt(0.0123) == "12.3 ms"
+    assert fmt(0.9996) == "1 s"  # rounds up into the next unit, never "1e+03 ms"
+    assert fmt(4.56) == "4.56 s"
+    assert fmt(65) == "1 min 05 s"
+    assert fmt(7300) == "2 h 02 min"
+    assert fmt(None) == fmt(float("nan")) == "—"
+    assert fmt(0) == "0 s"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import ENV, _row, make_tables, write_run
+from test_report import ENV, make_tables, result_row, write_run
 
 from bench import cli
-from bench.report import plots, summary, tables
+from bench.report import loading, plots, summary
 from bench.report import write as report
 
 
@@ -24,7 +24,7 @@ def run_dir(tmp_path):
 
 def _interrupt_after(monkeypatch, n, action):
     """Make the (n+1)-th figure save run `action` instead of saving."""
-    real, calls = plots._save, []
+    real, calls = plots.save_figure, []
 
     def save(fig, path):
         calls.append(path)
@@ -32,7 +32,7 @@ def _interrupt_after(monkeypatch, n, action):
             action()
         return real(fig, path)
 
-    monkeypatch.setattr(plots, "_save", save)
+    monkeypatch.setattr(plots, "save_figure", save)
 
 
 def _raise_interrupt():
@@ -138,7 +138,7 @@ def _many_configs(n_lrs):
     rows = []
     for i in range(n_lrs):
         for backend in ("numpy-vec", "torch"):
-            row = _row("digits", backend, 32, 0, (0.01 if backend == "torch" else 0.02, 0.9))
+            row = result_row("digits", backend, 32, 0, (0.01 if backend == "torch" else 0.02, 0.9))
             row.update(lr=0.001 * (i + 1), cell_id=f"{backend}|{i}")
             rows.append(row)
     return pd.DataFrame(rows)
@@ -154,12 +154,12 @@ def test_plots_past_the_limit_pool_the_widest_axis_and_say_so(tmp_path, monkeypa
     assert pngs == ["throughput-digits.png"]  # one group: lr pooled, no curves recorded
     text = (folder / "summary.md").read_text()
     assert "more than 4 configurations to draw, so the figures pool lr (30 values)" in text
-    drawing = plots.PlotSet(tables.load_run(folder)[0], curves, tmp_path / "p", max_groups=100)
+    drawing = plots.PlotSet(loading.load_run(folder)[0], curves, tmp_path / "p", max_groups=100)
     assert drawing.pooled == [] and drawing.planned == 30 * 3
 
 
 def test_many_configurations_make_one_table_and_stay_fast():
-    results = tables.typed(_many_configs(1000).astype(str).replace({"None": "", "nan": ""}))
+    results = loading.typed(_many_configs(1000).astype(str).replace({"None": "", "nan": ""}))
     started = time.perf_counter()
     text = summary.render_summary(results, None, ENV)
     took = time.perf_counter() - started
@@ -169,5 +169,5 @@ def test_many_configurations_make_one_table_and_stay_fast():
     assert sum(ln.startswith("| 0.") or ln.startswith("| 1") for ln in section.splitlines()) == 2000
     # linear work: about 2 s here; quadratic lookups took minutes at this size
     assert took < 30, took
-    few = tables.typed(_many_configs(3).astype(str).replace({"None": "", "nan": ""}))
+    few = loading.typed(_many_configs(3).astype(str).replace({"None": "", "nan": ""}))
     assert "### lr 0.001" in summary.render_summary(few, None, ENV)

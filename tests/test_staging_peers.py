@@ -32,7 +32,7 @@ def test_keras_epoch_batches_are_fits_batches(n, batch_size):
     require_backend("keras")
     import keras
 
-    from impls.keras_mlp import _epoch_batches, _epoch_dataset
+    from impls.keras_mlp import epoch_batches, epoch_dataset
 
     rng = np.random.default_rng(n)
     X = rng.normal(size=(n, 3)).astype(np.float32)
@@ -44,7 +44,7 @@ def test_keras_epoch_batches_are_fits_batches(n, batch_size):
             (X[rows][i : i + batch_size], Y[rows][i : i + batch_size])
             for i in range(0, len(rows), batch_size)
         ]
-        for make in (_epoch_dataset, _epoch_batches):
+        for make in (epoch_dataset, epoch_batches):
             got = [
                 (keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
                 for x, y in make(Xt, Yt, index, batch_size)

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from test_report import ENV, _row
+from test_report import ENV, result_row
 
-from bench.report import pbench, tables, verdict
-from bench.report import write as report
+from bench.report import loading, pbench, tables, verdict
+from bench.report.summary import render_summary
 
 
 def _results(cells, **fields):
@@ -18,10 +18,10 @@ def _results(cells, **fields):
     rows = []
     for (backend, bs), repeats in cells.items():
         for repeat, (epoch_s, acc, lo, hi) in enumerate(repeats):
-            row = _row("digits", backend, bs, repeat, (epoch_s, acc))
+            row = result_row("digits", backend, bs, repeat, (epoch_s, acc))
             row.update(epoch_s_min=lo, epoch_s_max=hi, **fields)
             rows.append(row)
-    return tables.typed(pd.DataFrame(rows).astype(str).replace({"None": "", "nan": ""}))
+    return loading.typed(pd.DataFrame(rows).astype(str).replace({"None": "", "nan": ""}))
 
 
 def _verdict(text):
@@ -44,7 +44,7 @@ def test_a_clear_win_is_called_with_its_ratio_and_band():
             ("torch", 32): [(0.010, 0.95, 0.0095, 0.0105)],
         }
     )
-    text = report.render_summary(results, pd.DataFrame(), ENV)
+    text = render_summary(results, pd.DataFrame(), ENV)
     assert text.index("## Verdict") < text.index("**How to read this.**")
     assert text.index("## Verdict") < text.index("## digits · loss cce")
     line = _verdict(text)
@@ -65,7 +65,7 @@ def test_a_ratio_within_the_noise_is_no_win():
             ("torch", 32): [(0.018, 0.95, 0.012, 0.025)],
         }
     )
-    text = report.render_summary(results, pd.DataFrame(), ENV)
+    text = render_summary(results, pd.DataFrame(), ENV)
     line = _verdict(text)
     assert "fastest" not in line and "faster" not in line
     assert "at batch 32 no backend is ahead beyond the noise (torch 1.1× numpy-vec" in line
@@ -85,7 +85,7 @@ def test_the_noise_band_uses_the_spread_and_repeats():
     s = tables.summarize(results)
     torch = s[s["backend"] == "torch"].iloc[0]
     assert (torch["epoch_s_lo"], torch["epoch_s_hi"]) == pytest.approx((0.0095, 0.0105))
-    assert "torch fastest at batch 32" in _verdict(report.render_summary(results, None, ENV))
+    assert "torch fastest at batch 32" in _verdict(render_summary(results, None, ENV))
     # repeats that spread wide overlap, whatever each one's own epochs say
     results = _results(
         {
@@ -93,9 +93,7 @@ def test_the_noise_band_uses_the_spread_and_repeats():
             ("torch", 32): [(0.012, 0.95, 0.0119, 0.0121)],
         }
     )
-    assert "no backend is ahead beyond the noise" in _verdict(
-        report.render_summary(results, None, ENV)
-    )
+    assert "no backend is ahead beyond the noise" in _verdict(render_summary(results, None, ENV))
 
 
 def test_a_spread_above_two_keeps_the_band_within_the_epochs_measured():
@@ -112,7 +110,7 @@ def test_a_spread_above_two_keeps_the_band_within_the_epochs_measured():
     fast = s[s["backend"] == "torch"].iloc[0]
     # low end: the fastest epoch (the spread would give -1.3 ms); high end: median + half the spread
     assert (fast["epoch_s_lo"], fast["epoch_s_hi"]) == pytest.approx((0.0020, 0.00645))
-    line = _verdict(report.render_summary(results, None, ENV))
+    line = _verdict(render_summary(results, None, ENV))
     assert "-" not in re.search(r"torch 1\.3× numpy-vec, ([^)]*)\)", line).group(1).replace("–", "")
 
 
@@ -124,7 +122,7 @@ def test_accuracy_split_quotes_measured_parity_and_never_a_fixed_figure():
         ("torch", 32): [(0.001, 0.958, 0.00095, 0.00105)],
     }
     results = _results(cells)
-    plain = _verdict(report.render_summary(results, None, ENV))
+    plain = _verdict(render_summary(results, None, ENV))
     assert "backends part at batch 1 (numpy-vec 0.936, torch 0.969)" in plain
     assert "agree within 0.01 in the 1 other cell" in plain
     assert "`python -m bench verify` checks it" in plain and "1e-7" not in plain
@@ -136,9 +134,9 @@ def test_accuracy_split_quotes_measured_parity_and_never_a_fixed_figure():
         "worst": {"torch": {"float32": 3.2e-6, "float64": 1e-12}, "keras": {"float32": 4e-5}},
         "passed": True,
     }
-    text = report.render_summary(results, None, {**ENV, "verify": measured})
+    text = render_summary(results, None, {**ENV, "verify": measured})
     assert "`bench verify`: within 4e-05 after 3 epochs on this machine" in _verdict(text)
-    failed = report.render_summary(results, None, {**ENV, "verify": {**measured, "passed": False}})
+    failed = render_summary(results, None, {**ENV, "verify": {**measured, "passed": False}})
     assert "beyond its tolerance" in _verdict(failed)
 
 
@@ -149,7 +147,7 @@ def test_accuracy_split_within_the_repeats_spread_says_so():
             ("torch", 1): [(0.01, 0.96, 0.0095, 0.0105), (0.01, 0.98, 0.0095, 0.0105)],
         }
     )
-    line = _verdict(report.render_summary(results, None, ENV))
+    line = _verdict(render_summary(results, None, ENV))
     assert "within the spread between repeats" in line and "rounding" not in line
 
 
@@ -172,7 +170,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
         )
 
     monkeypatch.setattr(verdict, "assess", unreliable)
-    text = report.render_summary(results, None, ENV)
+    text = render_summary(results, None, ENV)
     first = _verdict(text).strip().splitlines()[0]
     assert first == (
         "- **These figures are unreliable**: the machine was busy: load average 3.1 on 2 "
@@ -181,7 +179,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
     assert seen["rows"] == 2
     quiet = SimpleNamespace(reliable=True, reasons=[], advice="", noisy_cells=set())
     monkeypatch.setattr(verdict, "assess", lambda env, rows: quiet)
-    assert "unreliable" not in report.render_summary(results, None, ENV)
+    assert "unreliable" not in render_summary(results, None, ENV)
 
 
 def test_noisy_cells_are_marked_and_the_real_assessment_speaks():
@@ -192,25 +190,25 @@ def test_noisy_cells_are_marked_and_the_real_assessment_speaks():
     results["noisy"] = pd.array([True, False], dtype="boolean")
     results["epoch_s_spread"] = [0.5, 0.02]
     assert noise.assess(ENV, results).reliable is False
-    text = report.render_summary(results, None, ENV)
+    text = render_summary(results, None, ENV)
     assert "**These figures are unreliable**" in _verdict(text)
     assert "1 of 2 cells are noisy" in _verdict(text)
     assert _cell(text, "numpy-vec", 1).startswith("0.950 · 20 ms† · 1.0×")
     assert "†: a noisy cell" in text
     results["noisy"] = pd.array([False, False], dtype="boolean")
-    assert "unreliable" not in report.render_summary(results, None, ENV)
+    assert "unreliable" not in render_summary(results, None, ENV)
 
 
 def test_interrupted_run_counts_the_cells_that_did_not_run():
     results = _results({("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)]})
     env = {**ENV, "status": "interrupted", "cells": 6}
-    text = report.render_summary(results, None, env)
+    text = render_summary(results, None, env)
     assert "5 of 6 cells (cells × repeats) did not run" in text.split("## Verdict")[0]
     failed = text.split("## Failed cells", 1)[1]
     assert "All 1 cells finished ok" not in text
     assert "5 of 6 cells (cells × repeats) did not run" in failed
     # the run's own count, where it recorded one, wins over the arithmetic
-    recorded = report.render_summary(results, None, {**env, "cells_not_run": 2})
+    recorded = render_summary(results, None, {**env, "cells_not_run": 2})
     assert "2 of 6 cells (cells × repeats) did not run" in recorded
 
 
@@ -240,7 +238,7 @@ def test_resumed_run_shows_the_original_command_and_each_resume():
             },
         ],
     }
-    text = report.render_summary(results, None, env)
+    text = render_summary(results, None, env)
     head = text.split("## Verdict")[0]
     compute = text.split("## Compute", 1)[1].split("\n## ", 1)[0]
     assert "(session 0: 100 GFLOP/s float32; session 1: 80 GFLOP/s float32)" in compute
@@ -252,17 +250,17 @@ def test_resumed_run_shows_the_original_command_and_each_resume():
 
 def test_a_name_with_a_newline_keeps_the_heading_on_one_line():
     results = _results({("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)]})
-    text = report.render_summary(results, None, {**ENV, "name": "two\nlines | here"})
+    text = render_summary(results, None, {**ENV, "name": "two\nlines | here"})
     assert text.splitlines()[0] == "# mlp-bench: two lines | here (`r1`)"
 
 
 def _pbench_json(tmp_path, command=None):
-    from test_pbench_scaling import _benchmark
+    from test_pbench_scaling import benchmark_entry
 
     data = {
         "benchmarks": [
-            _benchmark("train", "numpy-vec", 32, 0.010),
-            _benchmark("train", "torch", 32, 0.0735),
+            benchmark_entry("train", "numpy-vec", 32, 0.010),
+            benchmark_entry("train", "torch", 32, 0.0735),
         ]
     }
     for bench in data["benchmarks"]:

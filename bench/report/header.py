@@ -72,7 +72,7 @@ def _env_paragraph(env: dict, rows: pd.DataFrame) -> str:
     if env.get("blas"):
         parts.append(f"BLAS: {env['blas']}.")
     parts.append(_peaks_sentence(env))
-    parts.append(_gpu_sentence(env))
+    parts.append(gpu_sentence(env))
     if env.get("git_commit"):
         parts.append(f"Commit `{str(env['git_commit'])[:12]}`.")
     return " ".join(p for p in parts if p)
@@ -106,7 +106,7 @@ def _peaks_sentence(env: dict) -> str:
     return f"Measured matmul peak: {text}." if text else ""
 
 
-def _gpu_sentence(env: dict) -> str:
+def gpu_sentence(env: dict) -> str:
     """The GPUs the run used (env.json's `devices`, as torch or CuPy saw them) and each one's
     measured matmul rate, the roofline's denominator for its cells."""
     found = env.get("devices") or {}

@@ -4,9 +4,9 @@ A benchmark that cannot tell signal from noise is not one. Three things are reco
 run goes (see bench.run.runner and bench.worker.measure) and judged here:
 
 - each cell's `epoch_s_spread`, the relative spread (p75 - p25) / median of its steady-state
-  epoch times; a cell above NOISY_SPREAD is `noisy`;
+  epoch times; a cell above NOISY_SPREAD (bench.store.records) is `noisy`;
 - the matmul probe (the roofline's denominator), several repetitions per thread count and
-  dtype; a probe whose spread is above PROBE_NOISY_SPREAD is flagged;
+  dtype; a probe whose spread is above PROBE_NOISY_SPREAD (bench.store.records) is flagged;
 - the machine's load at the start and end of each session (start or resume), and the CPU
   time other processes took while it ran.
 
@@ -20,24 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bench.run.progress import format_seconds
-
-# A cell is noisy when the interquartile range of its steady-state epoch times is more than
-# 10% of their median; torch.utils.benchmark warns at the same 10% (and calls 25% gross).
-# Why 10%: the differences this tool reports between backends start at about 1.1-1.2x, and a
-# cell whose epoch times spread wider than that cannot tell such a difference from chance.
-# Measured on a 2-core machine shared with other work (six runs at load average 11-13, other
-# processes using 1.7-1.8 cores): cells with 1-50 ms epochs (numpy-vec, torch) spread 9-840%,
-# numpy-loop's 90 ms epochs 4-22% (long epochs average the interruptions out), while the
-# medians of those numpy-loop cells differed by up to 1.7x between the runs. So even 10% lets
-# some disturbed cells pass: the machine's load is judged as well (below); a threshold of 25%
-# would have passed every numpy-loop cell and 5 of the 12 torch cells of those runs.
-NOISY_SPREAD = 0.10
-
-# The matmul probe repeats one BLAS call (about 50 ms) on the same arrays; the same 10%
-# applies, since the roofline divides by it. In the six busy runs above its spread was 4-17%,
-# flagged in three: the probe's own spread alone does not show a busy machine reliably.
-PROBE_NOISY_SPREAD = 0.10
+from bench.report.markdown import format_seconds
+from bench.store.records import NOISY_SPREAD
 
 # The machine is called busy when, during a session, other processes took on average at
 # least half a core (OTHER_CORES_BUSY), or when the 1-minute load average at its start was

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.report.loading import load_run
 from bench.report.markdown import format_seconds, md_table
 from bench.report.summary import render_summary
-from bench.report.tables import load_run
 from bench.report.write import write_error, write_text
 from bench.store.schema import RESULT_COLUMNS
 

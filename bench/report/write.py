@@ -2,18 +2,21 @@
 
 The jobs live in their own modules, imports running one way:
 
-    bench.store.schema    column names and types
-    bench.report.tables    loading, typing and summarising the run tables   (schema)
-    bench.report.markdown  values and tables as text                        (tables)
-    bench.report.verdict   the generated verdict                            (tables, markdown)
-    bench.report.summary   summary.md's sections                     (tables, markdown, verdict)
-    bench.report.plots     the PNG figures                                  (tables, markdown)
-    bench.report.write    writing both into a run folder                   (all of the above)
+    bench.store.schema      column names and types
+    bench.report.loading    reading and typing the run tables                (schema)
+    bench.report.tables     selecting and summarising them                   (schema)
+    bench.report.markdown   values and tables as text                        (tables)
+    bench.report.verdict    the generated verdict                            (tables, markdown)
+    bench.report.summary    summary.md, from one view of the run (view); its sections
+                            in header, hosts, verdict and sections   (tables, markdown, verdict)
+    bench.report.plots      the PNG figures, drawn by curve_plots and speed_plots with the
+                            style of drawing                                 (tables, markdown)
+    bench.report.write      writing both into a run folder                   (all of the above)
 
 summary.md is written first, so an interrupt while the figures are drawn keeps it; it is
 rewritten with the list of figures once they are drawn.
 
-    results, curves = load_run("results/2025-01-05-digits")
+    results, curves = load_run("results/2025-01-05-digits")  # bench.report.loading
     print(render_summary(results, curves, load_env("results/2025-01-05-digits")))
 """
 
@@ -30,18 +33,8 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.report import plots as plotting
+from bench.report.loading import load_env, load_run
 from bench.report.summary import render_summary
-from bench.report.tables import load_env, load_run, summarize
-
-__all__ = [
-    "load_env",
-    "load_run",
-    "render_summary",
-    "summarize",
-    "write_report",
-    "SKIP_PLOTS_ENV",
-    "ReportError",
-]
 
 # Set to 1 to write summary.md without figures (tests that do not look at figures use it).
 SKIP_PLOTS_ENV = "MLP_BENCH_NO_PLOTS"

@@ -20,45 +20,57 @@ from dataclasses import dataclass
 from bench import datasets as _datasets
 from bench.errors import UsageError
 from bench.store.schema import AXES, SETTINGS
-from bench.sweep.keys import PART_KEYS, RUN_KEYS, Key  # noqa: F401 (re-exported: the key table)
-from bench.sweep.values import (  # noqa: F401 (FULL_BATCH, NOT_SET, hidden/parse_hidden: re-exported)
+from bench.sweep.keys import PART_KEYS, RUN_KEYS, Key
+from bench.sweep.values import (
     FULL_BATCH,
     NOT_SET,
     SEED_MAX,
-    _integer,
-    _limit_text,
+    NotSet,
     hidden_text,
-    parse_hidden,
+    limit_text,
+    parse_integer,
 )
-from impls import (
-    SCHEMES,
-    MLPSpec,
-    available_backends,
-)
+from impls import SCHEMES, MLPSpec, available_backends
 from impls.registry import DEFAULT_BACKENDS, backend_devices
 from impls.spec import device_kind
 
-# The Cell's fields: the part's name, one value of each axis, the settings, the repeat and
-# its seed (seed + repeat). Nothing else: the cell_id hashes all of them but the last two.
-_CELL_FIELDS = (
-    "part",
-    *(k.cell for k in PART_KEYS.values() if k.axis),
-    *(
-        k.name
-        for k in PART_KEYS.values()
-        if not k.axis and k.name not in ("name", "repeats", "seed")
-    ),
-    "repeat",
-    "seed",
-)
 
-Part = dataclasses.make_dataclass(
-    "Part", [(k.name, object) for k in PART_KEYS.values()], frozen=True
-)
-Part.__module__ = __name__
-Part.__doc__ = """One Cartesian product of axes with its fixed settings; fields as in PART_KEYS.
+@dataclass(frozen=True)
+class Part:
+    """One Cartesian product of axes with its fixed settings: one field per key of PART_KEYS,
+    in its order (tests/test_sweep_table.py ties the two together).
 
-Axes are tuples; an optional setting nobody gave is NOT_SET."""
+    Axes are tuples of parsed values; an optional setting nobody gave is NOT_SET."""
+
+    # axes
+    datasets: tuple[str, ...]
+    backends: tuple[str, ...]
+    batch_sizes: tuple[int, ...]  # FULL_BATCH: the whole training set
+    losses: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    lrs: tuple[float, ...]
+    hidden: tuple[tuple[int, ...], ...]
+    activations: tuple[str, ...]
+    epochs: tuple[int, ...]
+    dtypes: tuple[str, ...]
+    threads: tuple[int, ...]
+    devices: tuple[str, ...]
+    # settings
+    name: str
+    repeats: int
+    output: str | NotSet
+    momentum: float
+    weight_decay: float
+    preprocess: str | NotSet
+    init: str
+    init_scale: float | NotSet
+    init_bias: str
+    order: str
+    eval_every: int
+    seed: int
+    split_seed: int
+    test_size: float
+    tf32: bool
 
 
 @dataclass(frozen=True)
@@ -89,10 +101,47 @@ class Sweep:
         return {**run, "parts": parts}
 
 
-class _CellMethods:
-    """What a Cell computes from its fields (the fields come from the key table)."""
+@dataclass(frozen=True)
+class Cell:
+    """One point of a part, for one repeat: everything a worker needs to run it.
 
-    __slots__ = ()
+    Its fields are the part's name, one value of each axis of PART_KEYS (the key's `cell`
+    name), the part's settings but its name, repeats and seed, then the repeat and its seed
+    (seed + repeat); tests/test_sweep_table.py ties them to the key table. The cell_id hashes
+    every field but the last two. Every setting is concrete here: preprocess is what the
+    dataset gets ("none" = raw values), output the activation used, init_scale None for the
+    scheme's own; batch_size is FULL_BATCH until resolved against the dataset's size."""
+
+    part: str
+    # one value of each axis
+    dataset: str
+    backend: str
+    batch_size: int
+    loss: str
+    optimizer: str
+    lr: float
+    hidden: tuple[int, ...]
+    activation: str
+    epochs: int
+    dtype: str
+    threads: int
+    device: str
+    # the part's settings, made concrete
+    output: str
+    momentum: float
+    weight_decay: float
+    preprocess: str
+    init: str
+    init_scale: float | None
+    init_bias: str
+    order: str
+    eval_every: int
+    split_seed: int
+    test_size: float
+    tf32: bool
+    # the repeat
+    repeat: int
+    seed: int
 
     @property
     def init_text(self) -> str:
@@ -139,17 +188,6 @@ class _CellMethods:
         for name in ("part", *AXES, *SETTINGS, "repeat", "seed"):
             values.setdefault(name, getattr(self, name))
         return values
-
-
-Cell = dataclasses.make_dataclass(
-    "Cell", [(name, object) for name in _CELL_FIELDS], bases=(_CellMethods,), frozen=True
-)
-Cell.__module__ = __name__
-Cell.__doc__ = """One point of a part, for one repeat: everything a worker needs to run it.
-
-Every setting is concrete here: preprocess is what the dataset gets ("none" = raw values),
-output the activation used, init_scale None for the scheme's own; batch_size is FULL_BATCH
-until resolved against the dataset's size."""
 
 
 def _suggest_key(key, valid) -> str:
@@ -199,33 +237,6 @@ def default_backends(devices=("cpu",)) -> tuple[str, ...]:
 
 def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-# The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
-# bce and mse average over the 10 outputs, which scales their gradients down 10x.
-DEFAULT = {
-    "title": "quick",
-    "datasets": ["digits"],
-    "batch_sizes": [1, 32, 256],
-    "optimizers": ["sgd"],
-    "hidden": ["100"],
-    "epochs": [10],
-    "parts": [
-        {"name": "cce", "losses": ["cce"], "lrs": [0.1]},
-        {"name": "bce", "losses": ["bce"], "lrs": [1.0]},
-        {"name": "mse", "losses": ["mse"], "lrs": [2.0]},
-    ],
-}
-
-
-def default_base(overrides: Mapping) -> dict:
-    """The mapping a run starts from when neither a preset nor a config file is given.
-
-    DEFAULT pairs each loss with its own learning rate; once the losses or learning rates
-    are given, those pairs no longer apply and the plain key defaults do."""
-    if {"losses", "lrs"} & {k for k, v in overrides.items() if v is not None}:
-        return {"title": "sweep"}
-    return DEFAULT
 
 
 def build_sweep(
@@ -287,7 +298,7 @@ def build_sweep(
         if values["seed"] + values["repeats"] - 1 > SEED_MAX:
             at = "" if {"seed", "repeats"} & overrides.keys() else part_where
             raise UsageError(
-                f"{at}seed: seed + repeats - 1 must be at most {_limit_text(SEED_MAX)}, "
+                f"{at}seed: seed + repeats - 1 must be at most {limit_text(SEED_MAX)}, "
                 f"got {values['seed']} + {values['repeats']} - 1"
             )
         parts.append(Part(**values))
@@ -463,4 +474,4 @@ def check_combinations(sweep: Sweep, source: str = "") -> None:
 
 def integer_setting(what: str, value) -> int:
     """A positive integer setting parsed and bounded as in a sweep (e.g. verify's threads)."""
-    return _integer(value, what, 1)
+    return parse_integer(value, what, 1)

@@ -1,6 +1,7 @@
 """The sweep's keys, in one table: every axis and setting, how it is parsed, its default, its
-help text and its command-line flags. `Part`, `Cell`, the CLI flags (bench.cli) and the TOML
-keys are all derived from PART_KEYS and RUN_KEYS."""
+help text and its command-line flags. The CLI flags (bench.cli) and the TOML keys are derived
+from PART_KEYS and RUN_KEYS; `Part` and `Cell` (bench.sweep.build) are written out field by
+field, and tests/test_sweep_table.py ties their fields to this table."""
 
 from __future__ import annotations
 
@@ -10,20 +11,20 @@ from bench.sweep.values import (
     NOT_SET,
     ORDERS,
     TIMEOUT_MAX,
-    _batch_size,
-    _dataset_name,
-    _device,
-    _init_scheme,
-    _name_parser,
-    _name_text,
-    _non_negative_int,
-    _number,
-    _optional,
-    _path_text,
-    _positive_int,
-    _preprocess,
-    _switch,
+    name_parser,
+    non_negative_int_parser,
+    number_parser,
+    optional_parser,
+    parse_batch_size,
+    parse_dataset,
+    parse_device,
     parse_hidden,
+    parse_init_scheme,
+    parse_preprocess,
+    path_parser,
+    positive_int_parser,
+    switch_parser,
+    text_parser,
 )
 from impls import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, OUTPUT_NAMES
 from impls.init import BIAS_MODES
@@ -67,25 +68,25 @@ def _setting(name, parse, default, help, flags=None, switch=False):
 PART_KEYS = {
     k.name: k
     for k in (
-        _axis("datasets", "dataset", _dataset_name, ("digits",), "datasets"),
+        _axis("datasets", "dataset", parse_dataset, ("digits",), "datasets"),
         # registered names, entry points or module:Class
         _axis("backends", "backend", check_backend_name, None, "backends"),
         _axis(
             "batch_sizes",
             "batch_size",
-            _batch_size,
+            parse_batch_size,
             (1, 32, 256),
             "batch sizes ('full' = whole set)",
         ),
-        _axis("losses", "loss", _name_parser("loss", LOSS_NAMES), ("cce", "bce", "mse"), "losses"),
+        _axis("losses", "loss", name_parser("loss", LOSS_NAMES), ("cce", "bce", "mse"), "losses"),
         _axis(
             "optimizers",
             "optimizer",
-            _name_parser("optimizer", OPTIMIZER_NAMES),
+            name_parser("optimizer", OPTIMIZER_NAMES),
             ("sgd",),
             "optimisers",
         ),
-        _axis("lrs", "lr", _number("lr", lo=0, lo_open=True), (0.1,), "learning rates"),
+        _axis("lrs", "lr", number_parser("lr", lo=0, lo_open=True), (0.1,), "learning rates"),
         _axis(
             "hidden",
             "hidden",
@@ -97,16 +98,18 @@ PART_KEYS = {
         _axis(
             "activations",
             "activation",
-            _name_parser("activation", ACTIVATION_NAMES),
+            name_parser("activation", ACTIVATION_NAMES),
             ("relu",),
             "hidden activations",
         ),
-        _axis("epochs", "epochs", _positive_int("epochs"), (10,), "epochs", flags=("--epochs",)),
-        _axis("dtypes", "dtype", _name_parser("dtype", DTYPE_NAMES), ("float32",), "float types"),
+        _axis(
+            "epochs", "epochs", positive_int_parser("epochs"), (10,), "epochs", flags=("--epochs",)
+        ),
+        _axis("dtypes", "dtype", name_parser("dtype", DTYPE_NAMES), ("float32",), "float types"),
         _axis(
             "threads",
             "threads",
-            _positive_int("threads"),
+            positive_int_parser("threads"),
             None,
             "threads per library",
             flags=("--threads",),
@@ -114,53 +117,55 @@ PART_KEYS = {
         _axis(
             "devices",
             "device",
-            _device,
+            parse_device,
             ("cpu",),
             "devices: cpu, cuda, cuda:N; each backend runs on those it supports (numpy-* and "
             "keras: cpu; cupy: cuda; torch and jax: both)",
         ),
-        _setting("name", _name_text("part name"), "main", "name of the sweep part", flags=()),
-        _setting("repeats", _positive_int("repeats"), 1, "runs of each cell, seeds seed+r"),
+        _setting("name", text_parser("part name"), "main", "name of the sweep part", flags=()),
+        _setting("repeats", positive_int_parser("repeats"), 1, "runs of each cell, seeds seed+r"),
         _setting(
             "output",
-            _optional(_name_parser("output activation", OUTPUT_NAMES)),
+            optional_parser(name_parser("output activation", OUTPUT_NAMES)),
             NOT_SET,
             "output activation (default: softmax for cce and mse, sigmoid for bce)",
         ),
-        _setting("momentum", _number("momentum", lo=0, hi=1, hi_open=True), 0.0, "SGD momentum"),
-        _setting("weight_decay", _number("weight decay", lo=0), 0.0, "L2 weight decay λ"),
+        _setting(
+            "momentum", number_parser("momentum", lo=0, hi=1, hi_open=True), 0.0, "SGD momentum"
+        ),
+        _setting("weight_decay", number_parser("weight decay", lo=0), 0.0, "L2 weight decay λ"),
         _setting(
             "preprocess",
-            _optional(_preprocess),
+            optional_parser(parse_preprocess),
             NOT_SET,
             "preprocessing ('none' = raw values; default: the dataset's)",
         ),
-        _setting("init", _init_scheme, "glorot_uniform", "initialisation scheme"),
+        _setting("init", parse_init_scheme, "glorot_uniform", "initialisation scheme"),
         _setting(
             "init_scale",
-            _optional(_number("init scale", lo=0, lo_open=True)),
+            optional_parser(number_parser("init scale", lo=0, lo_open=True)),
             NOT_SET,
             "±limit of 'uniform', std of 'normal'",
         ),
         _setting(
             "init_bias",
-            _name_parser("bias init", BIAS_MODES),
+            name_parser("bias init", BIAS_MODES),
             "zeros",
             "biases: zeros or like_weights",
         ),
-        _setting("order", _name_parser("order", ORDERS), "shuffle", "sample order per epoch"),
-        _setting("eval_every", _positive_int("eval_every"), 1, "evaluate every N epochs"),
-        _setting("seed", _non_negative_int("seed"), 0, "base seed"),
-        _setting("split_seed", _non_negative_int("split_seed"), 42, "train/test split seed"),
+        _setting("order", name_parser("order", ORDERS), "shuffle", "sample order per epoch"),
+        _setting("eval_every", positive_int_parser("eval_every"), 1, "evaluate every N epochs"),
+        _setting("seed", non_negative_int_parser("seed"), 0, "base seed"),
+        _setting("split_seed", non_negative_int_parser("split_seed"), 42, "train/test split seed"),
         _setting(
             "test_size",
-            _number("test size", lo=0, lo_open=True, hi=1, hi_open=True),
+            number_parser("test size", lo=0, lo_open=True, hi=1, hi_open=True),
             0.2,
             "test fraction where the dataset has no fixed split",
         ),
         _setting(
             "tf32",
-            _switch("tf32"),
+            switch_parser("tf32"),
             False,
             "float32 matrix products on TF32 tensor cores in GPU cells whose library supports "
             "it (torch, cupy, jax); off: full float32, as on the CPU",
@@ -175,22 +180,25 @@ RUN_KEYS = {
     for k in (
         _setting(
             "target_acc",
-            _optional(_number("target accuracy", lo=0, lo_open=True, hi=1)),
+            optional_parser(number_parser("target accuracy", lo=0, lo_open=True, hi=1)),
             NOT_SET,
             "test accuracy for time-to-target",
         ),
         _setting(
             "timeout",
-            _optional(_number("timeout", lo=0, lo_open=True, hi=TIMEOUT_MAX)),
+            optional_parser(number_parser("timeout", lo=0, lo_open=True, hi=TIMEOUT_MAX)),
             NOT_SET,
             "seconds per cell before it is stopped",
         ),
         _setting(
-            "data_dir", _optional(_path_text("data_dir")), NOT_SET, "folder with dataset files"
+            "data_dir",
+            optional_parser(path_parser("data_dir")),
+            NOT_SET,
+            "folder with dataset files",
         ),
         _setting(
             "title",
-            _name_text("title"),
+            text_parser("title"),
             "sweep",
             "name of the run (its folder name)",
             flags=("--name",),

@@ -10,11 +10,37 @@ are the same, and the description says how. Every preset runs on every installed
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.errors import UsageError
-from bench.sweep.build import DEFAULT  # noqa: F401 (DEFAULT: the default sweep)
 from impls.spec import unknown_name_message
+
+# The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
+# bce and mse average over the 10 outputs, which scales their gradients down 10x.
+DEFAULT = {
+    "title": "quick",
+    "datasets": ["digits"],
+    "batch_sizes": [1, 32, 256],
+    "optimizers": ["sgd"],
+    "hidden": ["100"],
+    "epochs": [10],
+    "parts": [
+        {"name": "cce", "losses": ["cce"], "lrs": [0.1]},
+        {"name": "bce", "losses": ["bce"], "lrs": [1.0]},
+        {"name": "mse", "losses": ["mse"], "lrs": [2.0]},
+    ],
+}
+
+
+def default_base(overrides: Mapping) -> dict:
+    """The mapping a run starts from when neither a preset nor a config file is given.
+
+    DEFAULT pairs each loss with its own learning rate; once the losses or learning rates
+    are given, those pairs no longer apply and the plain key defaults do."""
+    if {"losses", "lrs"} & {k for k, v in overrides.items() if v is not None}:
+        return {"title": "sweep"}
+    return DEFAULT
 
 
 @dataclass(frozen=True)

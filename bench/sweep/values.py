@@ -1,6 +1,10 @@
 """Single values of a sweep: each parser checks one flag's or TOML key's value and raises
-UsageError naming what was given and what is valid; bounds of the integer settings; the
-"not set" marker of optional settings.
+ValueError naming what was given and what is valid (bench.sweep.build makes it a UsageError
+naming the key); bounds of the integer settings; the "not set" marker of optional settings.
+
+`parse_<what>(value)` parses one kind of value; `<kind>_parser(what, ...)` makes the parser
+of one setting, whose messages name it `what`. The key table (bench.sweep.keys) pairs every
+key with one of them.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ TIMEOUT_MAX = 10**7  # seconds (about 116 days): larger waits overflow the OS's 
 NAME_MAX = 1000  # characters of a run's or part's name (folder names take the first 60)
 
 
-class _NotSet:
+class NotSet:
     """The value of an optional setting nobody gave: no real value (None, "none") equals it."""
 
     _instance = None
@@ -54,13 +58,13 @@ class _NotSet:
         return False
 
     def __reduce__(self):
-        return (_NotSet, ())
+        return (NotSet, ())
 
 
-NOT_SET = _NotSet()
+NOT_SET = NotSet()
 
 
-def _name_parser(kind, valid):
+def name_parser(kind, valid):
     def parse(value):
         if not isinstance(value, str) or value not in valid:
             raise ValueError(unknown_name_message(kind, value, valid))
@@ -69,7 +73,7 @@ def _name_parser(kind, valid):
     return parse
 
 
-def _device(value):
+def parse_device(value):
     """A device as each cell records it: "cpu", or "cuda:N" ("cuda" is "cuda:0")."""
     if isinstance(value, str):
         text = value.strip().lower()
@@ -88,7 +92,7 @@ def _device(value):
 _SWITCH_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 
 
-def _switch(what: str):
+def switch_parser(what: str):
     """A setting that is on or off: true/false in TOML, --x / --no-x on the command line."""
 
     def parse(value):
@@ -101,14 +105,14 @@ def _switch(what: str):
     return parse
 
 
-def _dataset_name(value):
+def parse_dataset(value):
     """The dataset's canonical name, so that spellings of the same data are one dataset."""
     if not isinstance(value, str):
         raise ValueError(f"dataset names are strings, got {value!r}")
     return _datasets.canonical_dataset_name(value)  # ValueError: unknown names / parameters
 
 
-def _integer(value, what: str, lo: int):
+def parse_integer(value, what: str, lo: int):
     """An int from an int or a string of digits; never a float (1e20), a bool or a date."""
     given = value
     if isinstance(value, str) and re.fullmatch(r"\s*\+?[0-9]+\s*", value):
@@ -118,30 +122,30 @@ def _integer(value, what: str, lo: int):
         kind = "a positive integer" if lo == 1 else f"an integer >= {lo}"
         raise ValueError(f"{what} must be {kind}, got {given!r}")
     if value > hi:
-        raise ValueError(f"{what} must be at most {_limit_text(hi)}, got {given!r}")
+        raise ValueError(f"{what} must be at most {limit_text(hi)}, got {given!r}")
     return int(value)
 
 
-def _limit_text(hi: int) -> str:
+def limit_text(hi: int) -> str:
     named = {INT32_MAX: "2**31-1", SEED_MAX: "2**32-1", 2**20: "2**20"}
     return f"{named[hi]} = {hi:,}" if hi in named else f"{hi:,}"
 
 
-def _positive_int(what):
-    return lambda value: _integer(value, what, 1)
+def positive_int_parser(what):
+    return lambda value: parse_integer(value, what, 1)
 
 
-def _non_negative_int(what):
-    return lambda value: _integer(value, what, 0)
+def non_negative_int_parser(what):
+    return lambda value: parse_integer(value, what, 0)
 
 
-def _batch_size(value):
+def parse_batch_size(value):
     if isinstance(value, str) and value.strip().lower() == "full":
         return FULL_BATCH
-    return _positive_int("batch size")(value)
+    return positive_int_parser("batch size")(value)
 
 
-def _number(what, lo=None, lo_open=False, hi=None, hi_open=False):
+def number_parser(what, lo=None, lo_open=False, hi=None, hi_open=False):
     def parse(value):
         if isinstance(value, str):
             try:
@@ -180,11 +184,11 @@ def parse_hidden(value) -> tuple[int, ...]:
     else:
         raise ValueError(f"hidden layers are written like 100 or 256x128, got {value!r}")
     try:
-        return tuple(_positive_int("hidden layer width")(item) for item in items)
+        return tuple(positive_int_parser("hidden layer width")(item) for item in items)
     except ValueError:
         raise ValueError(
             f"hidden layers are written as positive widths like 100 or 256x128 (each at most "
-            f"{_limit_text(LIMITS['hidden layer width'])}), or 'none'; got {value!r}"
+            f"{limit_text(LIMITS['hidden layer width'])}), or 'none'; got {value!r}"
         ) from None
 
 
@@ -192,7 +196,7 @@ def hidden_text(hidden: tuple[int, ...]) -> str:
     return "x".join(str(h) for h in hidden) if hidden else "none"
 
 
-def _optional(parse):
+def optional_parser(parse):
     """`parse`, with None (JSON null, Python's None) and NOT_SET meaning "not set".
 
     Strings are always values: "none" is the preprocessing that keeps raw values.
@@ -206,7 +210,7 @@ def _optional(parse):
     return wrapped
 
 
-def _name_text(what: str):
+def text_parser(what: str):
     """A name shown in headings and folder names: one line of printable text."""
 
     def parse(value):
@@ -233,7 +237,7 @@ def clean_text(value: str) -> str:
     return " ".join(kept.split())
 
 
-def _path_text(what: str):
+def path_parser(what: str):
     """An explicit folder, stored absolute so a resume from elsewhere finds it."""
 
     def parse(value):
@@ -248,9 +252,9 @@ def _path_text(what: str):
     return parse
 
 
-def _preprocess(value):
-    return _name_parser("preprocessing", _datasets.PREPROCESSING)(value)
+def parse_preprocess(value):
+    return name_parser("preprocessing", _datasets.PREPROCESSING)(value)
 
 
-def _init_scheme(value):
-    return _name_parser("init scheme", SCHEMES)(value)
+def parse_init_scheme(value):
+    return name_parser("init scheme", SCHEMES)(value)
