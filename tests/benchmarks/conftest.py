@@ -156,6 +156,25 @@ def models(request):
     return get
 
 
+def assert_same_training(ours, plain, rtol=1e-4, atol=1e-5):
+    """The two sides of an overhead benchmark trained the same network: `ours` and `plain`
+    (their weights [(W, b), ...] after one round each, or the losses of their epochs) agree
+    to float32 rounding. Where both see the same batches (the fixed order, or one batch per
+    epoch), a difference means they do not do the same work, and the ratio of their times
+    would compare different things."""
+    a, b = _arrays(ours), _arrays(plain)
+    assert [x.shape for x in a] == [y.shape for y in b]
+    for i, (x, y) in enumerate(zip(a, b)):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"array {i} of {len(a)}")
+
+
+def _arrays(values) -> list[np.ndarray]:
+    flat = []
+    for value in values:
+        flat.extend(value if isinstance(value, (tuple, list)) else [value])
+    return [np.asarray(v, dtype=np.float64) for v in flat]
+
+
 def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info, threads):
     """Time `fn` with pytest-benchmark: one warm-up round, then as many rounds as fit the
     budget (3..50); attach throughput, GFLOP/s and its share of the matmul peak."""

@@ -23,6 +23,11 @@ batch size share a group, so pytest-benchmark's table puts them side by side. Ti
 their ratio carries the machine's drift between the two; so the mlp-bench variant also times
 both in alternating rounds and records that ratio (median and 10th-90th percentiles) in
 `extra_info`, which `bench report --pytest-benchmark` reports.
+
+The ratio is reported, never asserted: a bound on a time fails when the machine is busy, not
+when the harness is at fault. What is asserted, when the benchmarks run as tests (the default
+run), is what makes the ratio mean something: where the two sides see the same batches (the
+fixed order, or one batch per epoch), they end one round with the same weights.
 """
 
 import os
@@ -33,7 +38,7 @@ import pytest
 from bench.worker import measure
 from impls import MLPSpec, init_params, make_model
 
-from .conftest import BUDGET_S, require, run_benchmark
+from .conftest import BUDGET_S, assert_same_training, require, run_benchmark
 
 EPOCHS = 3
 CASES = (
@@ -67,6 +72,7 @@ def _mlp_bench(backend, spec, params, X, Y, batch_size, order):
         for order in orders:
             model.train_epoch(data, batch_size, order)
 
+    run.weights = model.get_params
     return run
 
 
@@ -89,6 +95,11 @@ def _plain_keras(spec, params, X, Y, batch_size, order):
             X, Y, epochs=EPOCHS, batch_size=batch_size, shuffle=order == "shuffled", verbose=0
         )
 
+    def weights():
+        arrays = model.get_weights()
+        return list(zip(arrays[::2], arrays[1::2]))
+
+    run.weights = weights
     return run
 
 
@@ -129,7 +140,13 @@ def _plain_torch(spec, params, X, Y, batch_size, order):
                 loss.backward()
                 opt.step()
 
-    return run_fixed if order == "fixed" else run_shuffled
+    def weights():
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        return [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears]
+
+    run = run_fixed if order == "fixed" else run_shuffled
+    run.weights = weights
+    return run
 
 
 # Keras's own code is the plain side on each of its backends (each runs in a process of its
@@ -155,9 +172,12 @@ def test_against_plain_framework_code(
     sizes, X, Y = models(model_name)
     spec = _spec(sizes)
     params = init_params(spec, seed=0)
-    # the other side is built only where it runs: the interleaved ratio, when measuring
+    # as a test, the mlp-bench variant checks that both sides train alike where they see the
+    # same batches; the other side is built only where it runs (that, or the interleaved ratio)
+    same_batches = order == "fixed" or batch_size >= len(X)
+    check = benchmark.disabled and variant == "mlp-bench" and same_batches
     plain = ours = None
-    if variant == "plain" or not benchmark.disabled:
+    if variant == "plain" or not benchmark.disabled or check:
         plain = PLAIN[framework](spec, params, X, Y, batch_size, order)
     if variant == "mlp-bench":
         ours = _mlp_bench(framework, spec, params, X, Y, batch_size, order)
@@ -174,13 +194,17 @@ def test_against_plain_framework_code(
         "n_samples": EPOCHS * len(X),
     }
     run_benchmark(benchmark, fn, EPOCHS * len(X), spec.n_weights, matmul_peak, info, threads)
+    if check:  # `ours` ran one round, untimed
+        plain()
+        assert_same_training(ours.weights(), plain.weights())
     if variant == "mlp-bench" and not benchmark.disabled:
         benchmark.extra_info.update(interleaved_ratio(fn, plain))
 
 
 def interleaved_ratio(ours, plain, budget_s=None):
     """ours/plain time measured in alternating rounds, so both see the same machine state:
-    the median of the per-pair ratios and its 10th-90th percentile range."""
+    the median of the per-pair ratios and its 10th-90th percentile range, for the benchmark
+    report (`extra_info`), not for an assertion."""
     budget_s = BUDGET_S if budget_s is None else budget_s
     ours(), plain()  # warm both
     _, t_ours = measure.timed(ours)

@@ -7,8 +7,14 @@ On "cuda" (skipped where torch sees no CUDA device) on 65536 synthetic samples, 
 being a ratio within 1.15; on "cpu" on 8192 samples when measuring (a few hundred as a test), so
 the CPU side stays cheap. One round is EPOCHS epochs on both sides from the same initial
 weights; the mlp-bench variant also times both in alternating rounds and records their ratio
-(median, 10th-90th percentiles) in `extra_info`, as test_framework_overhead.py does. A GPU
-cell's roofline is left out: the host's NumPy rate is no denominator for it.
+(median, 10th-90th percentiles) in `extra_info`, as test_framework_overhead.py does: the
+ratio (and its 1.15 target) is reported, never asserted, as a bound on a time fails when the
+machine is busy, not when the harness is at fault. A GPU cell's roofline is left out: the
+host's NumPy rate is no denominator for it.
+
+Run as tests (the default run), the mlp-bench variant checks, where an epoch is one batch
+(so both sides' different shuffles give the same batches), that both sides report the same
+loss every epoch: the same training, so their times compare the same work.
 """
 
 import math
@@ -17,7 +23,7 @@ import pytest
 
 from impls import init_params
 
-from .conftest import measuring, require, run_benchmark
+from .conftest import assert_same_training, measuring, require, run_benchmark
 from .plain_torch import harness_loop, mlp_spec, plain_torch_loop, synthetic
 from .test_framework_overhead import interleaved_ratio
 
@@ -36,10 +42,13 @@ def _data(n):
 
 
 def _epochs(epoch):
+    """One round: EPOCHS epochs; `run.losses` holds the loss of each epoch run so far."""
+
     def run():
         for _ in range(EPOCHS):
-            epoch()
+            run.losses.append(epoch())
 
+    run.losses = []
     return run
 
 
@@ -60,8 +69,9 @@ def test_against_plain_resident_loop(
     sizes = MODELS[model_name]
     spec = mlp_spec(sizes, device)
     params = init_params(spec, seed=0)
+    check = benchmark.disabled and variant == "mlp-bench" and batch_size >= n
     plain = ours = None
-    if variant == "plain" or not benchmark.disabled:
+    if variant == "plain" or not benchmark.disabled or check:
         plain = _epochs(plain_torch_loop(X, Y, sizes, batch_size, device, params))
     if variant == "mlp-bench":
         ours = _epochs(harness_loop(X, Y, sizes, batch_size, device, params))
@@ -81,5 +91,8 @@ def test_against_plain_resident_loop(
     }
     peak = matmul_peak if device == "cpu" else math.nan
     run_benchmark(benchmark, fn, EPOCHS * n, spec.n_weights, peak, info, threads)
+    if check:  # `ours` ran one round, untimed
+        plain()
+        assert_same_training(ours.losses, plain.losses)
     if variant == "mlp-bench" and not benchmark.disabled:
         benchmark.extra_info.update(interleaved_ratio(fn, plain))
