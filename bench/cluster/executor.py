@@ -201,8 +201,7 @@ class DaskExecutor:
         except TimeoutError:
             raise UsageError(
                 f"the Dask scheduler at {self.spec.text} has no workers (waited "
-                f"{CONNECT_TIMEOUT_S:g} s); start one per machine with: "
-                + self.worker_command()
+                f"{CONNECT_TIMEOUT_S:g} s); start one per machine with: " + self.worker_command()
             ) from None
         facts = self.client.run(worker_facts, on_error="return")
         mine = identity()
@@ -229,8 +228,7 @@ class DaskExecutor:
         if not live:
             raise UsageError(
                 f"no Dask worker of {self.spec.text} offers the `{RESOURCE}` resource that each "
-                "cell asks for; start the workers with: "
-                + self.worker_command()
+                "cell asks for; start the workers with: " + self.worker_command()
             )
         hosts = self.machines.hosts.values()
         for host in hosts:
