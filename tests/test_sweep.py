@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.cli import load_config, split_list
+from bench.cli.parsing import load_config, split_list
 from bench.errors import UsageError
 from bench.sweep.build import build_sweep, expand
 from bench.sweep.presets import DEFAULT, PRESETS, preset_mapping

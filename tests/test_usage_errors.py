@@ -264,7 +264,7 @@ def test_dataset_parameters_in_comma_lists():
     args = build_parser().parse_args(
         ["run", "--datasets", "synthetic:n=4096,d=784,k=10,digits,synthetic:n=60"]
     )
-    from bench.cli import sweep_overrides
+    from bench.cli.parsing import sweep_overrides
 
     assert sweep_overrides(args)["datasets"] == [
         "synthetic:n=4096,d=784,k=10",
