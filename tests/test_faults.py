@@ -122,7 +122,7 @@ def test_traceback_only_with_debug(tmp_path, capsys):
 @pytest.mark.parametrize(
     "text,message",
     [
-        (None, "config file not found: {path}"),
+        (None, "config file {path}: no such file"),
         ("[sweep]\nepochs = [1,\nlosses = 3\n", "{path} is not valid TOML: "),
         ("[sweep]\nbackend = ['numpy-vec']\n", "unknown key 'backend' (did you mean 'backends'?)"),
         (
