@@ -135,13 +135,16 @@ def _bench_in(tmp_path, *args):
     return run_bench(*args, cwd=tmp_path, env={"TMPDIR": str(tmp_path / "tmp")}, timeout=600)
 
 
-def test_verify_prints_the_table_and_leaves_nothing_in_tmpdir(tmp_path, monkeypatch):
+def test_verify_prints_the_table_and_leaves_nothing_in_tmpdir(tmp_path, monkeypatch, capsys):
     import io
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = io.StringIO()
     assert verify.run_verify(threads=1, backends=["numpy-loop"], out=out) == 0
+    progress = capsys.readouterr().err  # a line per backend as it starts and ends
+    assert f"verify 1/1: numpy-loop, {len(cases.all_cases())} cases ..." in progress
+    assert "verify 1/1: numpy-loop done in " in progress
     lines = out.getvalue().splitlines()
     rows = [line for line in lines if line.startswith(("cce ", "bce ", "mse "))]
     assert len(rows) == len(cases.all_cases()) // 2  # one row per case, both dtypes in it

@@ -88,7 +88,7 @@ def targets(backends, devices=("cpu",)) -> list[tuple[str, str]]:
 
 
 def check_backends(
-    backends, threads: int, log_dir=None, errors=sys.stderr, devices=("cpu",)
+    backends, threads: int, log_dir=None, errors=sys.stderr, devices=("cpu",), progress=None
 ) -> dict:
     """Run every case on every backend in `backends` (each in a worker process of its own),
     on each of `devices` it runs on (`targets`); an item of `backends` may also be a
@@ -98,8 +98,10 @@ def check_backends(
     express it: NotImplementedError)}} and, under the key None, {label: message} for
     backends whose worker failed; labels as `target_label`. Worker logs go to `log_dir`;
     without one they go to a temporary folder that is removed before returning (the end of a
-    failed worker's log is printed to `errors` first).
+    failed worker's log is printed to `errors` first). A line per backend as it starts and
+    ends goes to `progress` (default: stderr).
     """
+    progress = sys.stderr if progress is None else progress
     from types import SimpleNamespace
 
     from bench.worker.process import Worker, WorkerDied, WorkerTimeout, process_env
@@ -113,8 +115,14 @@ def check_backends(
             log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlp-bench-verify-"))
         pairs = [b for b in backends if isinstance(b, tuple)]  # (backend, device) as given
         pairs += targets([b for b in backends if not isinstance(b, tuple)], devices)
-        for backend, device in pairs:
+        for number, (backend, device) in enumerate(pairs, 1):
             label = target_label(backend, device)
+            watch = measure.Stopwatch()
+            print(
+                f"verify {number}/{len(pairs)}: {label}, {len(cases)} cases ...",
+                file=progress,
+                flush=True,
+            )
             log = os.path.join(log_dir, f"verify-worker-{file_safe(label)}.log")
             env = process_env(SimpleNamespace(backend=backend, tf32=False))
             worker = Worker(backend, threads, log, env)
@@ -152,6 +160,13 @@ def check_backends(
                     print(f"{label}: end of the worker's log:\n{tail}", file=errors)
             finally:
                 worker.stop()
+                failed = sum(1 for d in diffs.values() if d is None)
+                print(
+                    f"verify {number}/{len(pairs)}: {label} done in {watch.elapsed():.0f} s"
+                    + (f", {failed} cases failed" if failed else ""),
+                    file=progress,
+                    flush=True,
+                )
     return results
 
 
