@@ -193,7 +193,7 @@ EXPECTED = {
             n_features=784,
             n_classes=10,
         )
-        for part in ("batch", "width", "samples")
+        for part in ("batch", "width", "samples", "threads")
     },
 }
 EXPECTED["peers"] = {
@@ -250,12 +250,25 @@ def image_data(tmp_path_factory):
     return folder
 
 
+def _seed_network(name):
+    """The seed notebook's own network the preset runs (examples/seeds/), or None."""
+    from bench.sweep.presets import seed_network
+
+    seed = PRESETS[name].seed
+    return None if seed is None else seed_network(seed)
+
+
 def _run(name, image_data, tmp_path, monkeypatch):
+    """One epoch of the preset on numpy-vec and, for a seed preset, the notebook's network."""
     import bench
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MLP_BENCH_DATA", raising=False)
-    overrides = {"epochs": [1], "backends": ["numpy-vec"], "threads": [1]}
+    mine = _seed_network(name)
+    backends = ["numpy-vec", *([mine] if mine else [])]
+    overrides = {"epochs": [1], "backends": backends, "threads": [1]}
+    if "eval_every" in PRESETS[name].sweep:  # kept as the preset says, to check it is recorded
+        overrides["eval_every"] = PRESETS[name].sweep["eval_every"]
     datasets = {
         d
         for part in [PRESETS[name].sweep, *PRESETS[name].sweep.get("parts", [])]
@@ -273,6 +286,9 @@ def _run(name, image_data, tmp_path, monkeypatch):
 def test_preset_records_the_settings_it_describes(name, image_data, tmp_path, monkeypatch):
     assert name in EXPECTED, f"preset {name}: add what its description claims to EXPECTED"
     results = _run(name, image_data, tmp_path, monkeypatch)
+    mine = _seed_network(name)
+    if mine is not None:  # the notebook's network, where the preset runs it, trains as numpy-vec
+        results = _check_seed_network(name, mine, results)
     assert (results["status"] == "ok").all(), results[["part", "status", "error"]]
     expected = EXPECTED[name]
     parts = set(results["part"])
@@ -295,6 +311,51 @@ def test_preset_records_the_settings_it_describes(name, image_data, tmp_path, mo
     assert (results["epochs_run"] == 1).all()
 
 
+def _check_seed_network(name, mine, results):
+    """The seed network's rows: ok in every part the preset lists it in, with numpy-vec's
+    loss and accuracy (same start, same batches, same update); skipped (not supported) in the
+    others. Returns numpy-vec's rows."""
+    from bench.sweep.presets import preset_mapping
+
+    sweep = preset_mapping(name)
+    parts = sweep.get("parts") or [{"name": "main"}]
+    listed = {
+        p.get("name", "main") for p in parts if mine in p.get("backends", sweep.get("backends", []))
+    }
+    assert listed, f"{name} does not run the notebook's network"
+    ref = results[results["backend"] == "numpy-vec"].set_index("part")
+    rows = results[results["backend"] == mine].set_index("part")
+    assert set(rows.index) == set(ref.index), rows.index
+    for part, row in rows.iterrows():
+        if part not in listed:
+            assert row["status"] == "skipped" and "NotImplementedError" in row["error"], part
+            continue
+        assert row["status"] == "ok", (part, row["error"])
+        for column in ("train_loss", "test_loss", "test_acc"):
+            assert np.isclose(row[column], ref.loc[part, column], rtol=1e-4), (part, column)
+    return results[results["backend"] == "numpy-vec"]
+
+
+def test_seed_presets_find_their_network_from_any_folder(tmp_path, monkeypatch):
+    """Each seed preset names its notebook's network by an absolute path that exists, so the
+    preset runs (and its run folder resumes) from any working directory."""
+    import os
+
+    from bench.sweep.build import build_sweep, expand
+    from bench.sweep.presets import preset_mapping
+
+    monkeypatch.chdir(tmp_path)
+    for name, preset in PRESETS.items():
+        if preset.seed is None:
+            continue
+        mine = _seed_network(name)
+        path, _, cls = mine.rpartition(":")
+        assert os.path.isabs(path) and os.path.isfile(path), mine
+        assert cls == f"Seed{preset.seed}MLP"
+        backends = {cell.backend for cell in expand(build_sweep(preset_mapping(name)))}
+        assert mine in backends, name
+
+
 def test_raw_pixel_presets_train_on_raw_values(image_data, tmp_path, monkeypatch):
     """seed001 and seed003 say raw pixels: the data the workers train on keeps 0..255."""
     from bench.datasets import load_dataset
@@ -307,7 +368,8 @@ def test_raw_pixel_presets_train_on_raw_values(image_data, tmp_path, monkeypatch
 
 
 def test_presets_run_on_the_backends_they_say():
-    """Every preset runs on every installed default backend; `peers` on every backend."""
+    """Every preset runs on every installed default backend; `peers` on every backend; a seed
+    preset also on its notebook's own network."""
     from bench.sweep.build import build_sweep, expand
     from bench.sweep.presets import preset_mapping
     from impls import BACKENDS, available_backends
@@ -316,6 +378,7 @@ def test_presets_run_on_the_backends_they_say():
     installed = {b for b, reason in available_backends().items() if reason is None}
     for name in PRESETS:
         backends = {cell.backend for cell in expand(build_sweep(preset_mapping(name)))}
+        backends -= {_seed_network(name)}  # a seed preset's own network, besides
         assert backends <= set(BACKENDS), name
         wanted = set(BACKENDS) if name == "peers" else set(DEFAULT_BACKENDS)
         assert backends >= wanted & installed, name

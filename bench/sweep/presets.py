@@ -4,7 +4,9 @@ The seed presets reproduce each notebook's experiment as closely as the contract
 dataset, preprocessing, architecture, initialisation, loss, optimiser, batch size and epochs
 (or full-batch iterations). Where a notebook's gradient was scaled differently from the
 contract's losses (a sum instead of a mean), the learning rate is converted so the updates
-are the same, and the description says how. Every preset runs on every installed backend.
+are the same, and the description says how. Each seed preset runs the notebook's own network
+(examples/seeds/, a plug-in written in the notebook's style) beside the default backends;
+the other presets run on the default backends (`peers`: on every backend).
 """
 
 from __future__ import annotations
@@ -12,9 +14,29 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.errors import UsageError
+from impls.registry import DEFAULT_BACKENDS
 from impls.spec import unknown_name_message
+
+# the seed notebooks' own networks: examples/seeds/ of the repository holding this package
+SEED_NETWORKS = Path(__file__).resolve().parents[2] / "examples" / "seeds"
+
+
+def seed_network(seed: str) -> str | None:
+    """Seed notebook `seed`'s own network as a plug-in backend, `/abs/path/seedNNN.py:SeedNNNMLP`
+    (an absolute path, so a preset finds it from any folder and a run folder resumes anywhere);
+    None where the examples are not there (an installed package without the repository)."""
+    path = SEED_NETWORKS / f"seed{seed}.py"
+    return f"{path}:Seed{seed}MLP" if path.is_file() else None
+
+
+def beside_frameworks(seed: str) -> list[str]:
+    """The default backends (numpy-loop, numpy-vec, keras, torch) and seed `seed`'s network."""
+    mine = seed_network(seed)
+    return [*DEFAULT_BACKENDS, *([mine] if mine else [])]
+
 
 # The sweep `python -m bench run` runs with no flags. SGD learning rates differ by loss:
 # bce and mse average over the 10 outputs, which scales their gradients down 10x.
@@ -81,13 +103,20 @@ PRESETS = {
             "parts": [
                 {
                     "name": "online-sgd",
+                    "backends": beside_frameworks("000"),
                     "optimizers": ["sgd"],
                     "lrs": [0.01],
                     "init": "uniform",
                     "init_scale": 0.01,
                     "order": "fixed",
                 },
-                {"name": "keras-adam", "optimizers": ["adam"], "lrs": [1e-4]},
+                # the notebook's own network steps by plain SGD only
+                {
+                    "name": "keras-adam",
+                    "backends": list(DEFAULT_BACKENDS),
+                    "optimizers": ["adam"],
+                    "lrs": [1e-4],
+                },
             ],
         },
     ),
@@ -104,6 +133,7 @@ PRESETS = {
         ),
         sweep={
             "title": "seed001",
+            "backends": beside_frameworks("001"),
             "datasets": ["mnist"],
             "preprocess": "none",
             "hidden": ["64x32"],
@@ -133,6 +163,7 @@ PRESETS = {
         ),
         sweep={
             "title": "seed002",
+            "backends": beside_frameworks("002"),
             "datasets": ["mnist"],
             "preprocess": "scale",
             "hidden": ["10"],
@@ -165,6 +196,7 @@ PRESETS = {
         ),
         sweep={
             "title": "seed003",
+            "backends": beside_frameworks("003"),
             "datasets": ["mnist"],
             "preprocess": "none",
             "hidden": ["500x200x100x30x30x30"],
@@ -194,6 +226,7 @@ PRESETS = {
         ),
         sweep={
             "title": "seed004",
+            "backends": beside_frameworks("004"),
             "datasets": ["digits"],
             "preprocess": "standardize",
             "test_size": 0.3,
@@ -227,8 +260,9 @@ PRESETS = {
 
 
 PRESETS["scaling"] = Preset(
-    description="How time per epoch grows with batch size, hidden width and the number of "
-    "samples, per backend (synthetic 784-feature data; fitted log-log slopes in the summary)",
+    description="How time per epoch grows with batch size, hidden width, the number of "
+    "samples and the threads (1 and 2), per backend (synthetic 784-feature data; fitted "
+    "log-log slopes and Amdahl's serial fraction in the summary)",
     sweep={
         "title": "scaling",
         "losses": ["cce"],
@@ -257,6 +291,15 @@ PRESETS["scaling"] = Preset(
                     f"synthetic:n={n},d=784,k=10" for n in (2500, 5000, 10000, 20000, 40000)
                 ],
             },
+            {
+                # the thread axis: how each backend's epoch falls from 1 to 2 threads, and the
+                # serial fraction Amdahl's law leaves (the summary's Threads section)
+                "name": "threads",
+                "datasets": ["synthetic:n=10240,d=784,k=10"],  # 8192 training samples
+                "hidden": ["256x128"],
+                "batch_sizes": [128, 1024],
+                "threads": [1, 2],
+            },
         ],
     },
 )
@@ -264,7 +307,9 @@ PRESETS["scaling"] = Preset(
 
 PRESETS["throughput"] = Preset(
     description="Training throughput of an MNIST-sized 784-256-128-10 float32 network at "
-    "batch sizes 1 to 1024 (powers of 2), 3 repeats, with its share of the matmul peak",
+    "batch sizes 1 to 1024 (powers of 2), at 1 and 2 threads, 3 repeats, with its share of "
+    "the matmul peak (counting the products a step computes) and each backend's ratio to "
+    "the reference with its spread",
     sweep={
         "title": "throughput",
         "datasets": ["synthetic:n=2560,d=784,k=10"],  # 2048 training samples
@@ -274,6 +319,7 @@ PRESETS["throughput"] = Preset(
         "optimizers": ["sgd"],
         "lrs": [0.01],
         "batch_sizes": [2**k for k in range(11)],
+        "threads": [1, 2],
         "epochs": [3],
         "repeats": 3,
     },
