@@ -13,6 +13,7 @@ optional).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -21,6 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from .conventions import wrap_class
 from .spec import MLPSpec, unknown_name_message
 
 
@@ -151,6 +153,20 @@ def install_hint(extra: str) -> str:
     return f'pip install "mlp-bench[{extra}]"'
 
 
+# what installs a backend's library where it has no mlp-bench extra of its own
+_SKLEARN_INSTALL = 'pip install "scikit-learn>=1.3"'
+_INSTALL_COMMANDS = {"sklearn": _SKLEARN_INSTALL}
+
+
+def backend_install_hint(name: str) -> str | None:
+    """The command that (re)installs registered backend `name`'s library; None for the NumPy
+    backends (NumPy is always installed: their failure is a fault, not a missing library)."""
+    if name in _INSTALL_COMMANDS:
+        return _INSTALL_COMMANDS[name]
+    backend = BACKENDS.get(name)
+    return install_hint(backend.extra) if backend is not None and backend.extra else None
+
+
 def keras_backend_name() -> str:
     """The Keras backend Keras will use: $KERAS_BACKEND, else tensorflow."""
     return os.environ.get("KERAS_BACKEND", "tensorflow").strip() or "tensorflow"
@@ -192,7 +208,7 @@ def _cupy_missing() -> str | None:
 
 def _sklearn_missing() -> str | None:
     if importlib.util.find_spec("sklearn") is None:
-        return 'scikit-learn is not installed: pip install "scikit-learn>=1.3"'
+        return f"scikit-learn is not installed: {_SKLEARN_INSTALL}"
     return None
 
 
@@ -281,7 +297,7 @@ def backend_class(name: str):
     except ImportError as exc:
         raise BackendUnavailable(
             f"backend {name!r} failed to import its framework ({exc}); "
-            f"reinstall with {install_hint(backend.extra)}"
+            f"reinstall with {backend_install_hint(name)}"
         ) from exc
     return getattr(module, backend.cls)
 
@@ -329,7 +345,9 @@ def split_reference(name: str) -> tuple[str, str] | None:
 
 def check_backend_name(name: str) -> str:
     """`name` if it names a backend here (registered, entry point, or a reference whose module
-    or file exists), else ValueError saying what is valid. Imports nothing."""
+    or file exists and defines the class), else ValueError saying what is valid. Imports
+    nothing. A `path/file.py:Class` reference is returned with its path made absolute, so that
+    a run folder's sweep names the same file from any folder and on any worker."""
     if not isinstance(name, str):
         raise ValueError(f"backend names are strings, got {name!r}")
     if name in BACKENDS or name in plugin_backends():
@@ -340,10 +358,11 @@ def check_backend_name(name: str) -> str:
             unknown_name_message("backend", name, [*BACKENDS, *plugin_backends()])
             + "; or your own class as module:Class or path/to/file.py:Class"
         )
-    target, _ = ref
+    target, attr = ref
     if target.endswith(".py"):
         if not os.path.isfile(target):
             raise ValueError(f"backend {name!r}: no file {target!r}")
+        source, name = target, f"{os.path.abspath(os.path.expanduser(target))}:{attr}"
     else:
         try:
             found = importlib.util.find_spec(target)
@@ -352,9 +371,80 @@ def check_backend_name(name: str) -> str:
         if found is None:
             raise ValueError(
                 f"backend {name!r}: no module {target!r} on the Python path "
-                f"(run from its folder, set PYTHONPATH, or give path/to/{target}.py:{ref[1]})"
+                f"(run from its folder, set PYTHONPATH, or give path/to/{target}.py:{attr})"
             )
+        source = found.origin if (found.origin or "").endswith(".py") else None
+    defined = _top_level_names(source) if source else None
+    if defined is not None and attr not in defined:
+        classes = sorted(n for n in defined if n[:1].isupper())
+        text = f"backend {name!r}: {target!r} defines no {attr!r}"
+        close = difflib.get_close_matches(attr, classes, n=1, cutoff=0.5)
+        if close:
+            text += f" (did you mean {close[0]!r}?)"
+        raise ValueError(text + (f"; its classes: {', '.join(classes)}" if classes else ""))
     return name
+
+
+def _top_level_names(path: str) -> set[str] | None:
+    """The names a Python file binds at its top level (classes, functions, assignments,
+    imports), read without running it; None when that cannot be known (a syntax error, a
+    `from ... import *`, or names set through globals())."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        if isinstance(node, ast.Name) and node.id == "globals":
+            return None
+    for node in tree.body:
+        targets = [node]
+        if isinstance(node, (ast.If, ast.Try)):  # names bound under `if` / `try` count too
+            targets = [n for n in ast.walk(node) if isinstance(n, ast.stmt)]
+        for stmt in targets:
+            if isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(stmt.name)
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def plugin_source(name: str) -> dict | None:
+    """{"file", "class", "sha256"} of a user's backend given as `path/file.py:Class` or
+    `module:Class` (the file its class is read from and a SHA-256 of that file's bytes), or
+    of an entry point's target; None for a registered backend or a module without a file."""
+    import hashlib
+
+    if name in BACKENDS:
+        return None
+    ref = split_reference(plugin_backends().get(name, name))
+    if ref is None:
+        return None
+    target, attr = ref
+    if target.endswith(".py"):
+        path = os.path.abspath(target)
+    else:
+        try:
+            found = importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            return None
+        if found is None or not found.origin or not os.path.isfile(found.origin):
+            return None
+        path = found.origin
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+    return {"file": path, "class": attr, "sha256": digest}
 
 
 def _load_file(path: str):
@@ -404,7 +494,7 @@ def plugin_class(name: str):
             "__init__(spec, params), train_epoch(X, Y, batch_size, order), predict_proba(X), "
             "get_params())"
         )
-    return cls
+    return wrap_class(cls, f"backend {name!r}: {attr}")  # declared conventions applied
 
 
 PROTOCOL = ("train_epoch", "predict_proba", "get_params")

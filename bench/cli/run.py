@@ -10,6 +10,7 @@ from bench.cli.parsing import SETTING_KEYS, given, load_config, path_type, sweep
 from bench.errors import BenchError, UsageError
 from bench.sweep.build import build_sweep
 from bench.sweep.presets import default_base
+from impls.registry import DEFAULT_BACKENDS
 
 
 def add_run_parser(sub):
@@ -17,9 +18,10 @@ def add_run_parser(sub):
         "run",
         help="run a sweep and write a run folder",
         description="Run a sweep: every combination of the given axes, each in its backend's "
-        "worker process. With no flags: a quick sweep on digits over every installed "
-        "backend, batch sizes 1, 32, 256, losses cce/bce/mse with SGD (lr 0.1/1.0/2.0), "
-        "10 epochs.",
+        "worker process. With no flags: a quick sweep on digits over the default backends "
+        f"that are installed ({', '.join(DEFAULT_BACKENDS)}; the peers run when named in "
+        "--backends or with --preset peers), batch sizes 1, 32, 256, losses cce/bce/mse with "
+        "SGD (lr 0.1/1.0/2.0), 10 epochs.",
     )
     source = p.add_argument_group("what to run")
     source.add_argument(
@@ -89,6 +91,13 @@ def add_run_parser(sub):
         help="first check that the sweep's backends compute the same (as `bench verify`) and "
         "store the worst differences in env.json",
     )
+    source.add_argument(
+        "--allow-changed-plugins",
+        action="store_true",
+        help="with --resume: go on although a backend of your own (path/file.py:Class, "
+        "module:Class) changed since the run started (env.json's plugins hold its sha256); "
+        "the folder then holds results of both versions",
+    )
     return p
 
 
@@ -103,6 +112,8 @@ def cmd_run(args) -> int:
             "the --tls-* options are for a Dask scheduler: add --scheduler tls://HOST:PORT "
             "(or local:N), or drop them"
         )
+    if args.allow_changed_plugins and args.resume is None:
+        raise UsageError("--allow-changed-plugins goes with --resume RUN_DIR")
     if args.resume is not None:
         if overrides or args.preset or args.config:
             raise UsageError(
@@ -145,6 +156,7 @@ def cmd_run(args) -> int:
         scheduler=args.scheduler,
         tls=tls,
         env_extra=env_extra,
+        allow_changed_plugins=args.allow_changed_plugins,
     )
     summary = run_dir / "summary.md"
     written = stamp(run_dir, "summary.md") not in (None, before)

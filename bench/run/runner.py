@@ -20,8 +20,9 @@ from bench.errors import BenchError
 from bench.report import noise
 from bench.run import session
 from bench.run.accounting import describe_accounting, in_parallel, time_accounting
-from bench.run.executors import Job, LocalExecutor
+from bench.run.executors import Job, check_scheduler, local_executor
 from bench.run.interrupts import Interrupted, Interrupts
+from bench.run.plugins import check_unchanged, plugin_sources
 from bench.run.prepare import prepare_data, resolve_batches
 from bench.run.progress import Progress, cell_labels
 from bench.run.record import Recorder
@@ -73,7 +74,8 @@ class _Run:
 
     @property
     def data_folder(self) -> Path:
-        return self.store.path / TMP_DATA
+        # absolute: a worker whose backend changes folder (os.chdir) still finds its data
+        return self.store.path.resolve() / TMP_DATA
 
     @property
     def rows(self) -> list:
@@ -101,13 +103,15 @@ def execute(
     scheduler: str | None = None,
     tls=None,
     env_extra=None,
+    allow_changed_plugins: bool = False,
 ) -> tuple[Path, str]:
     """Run `sweep` (or finish the run folder `resume`); return (run folder, final status).
 
     `scheduler` (a Dask scheduler's address, or local:N) runs the cells on a Dask cluster
     (bench.cluster) instead of this machine's workers; `tls`, its --tls-* options
     ({"ca_file", "cert", "key"}: bench.cluster.security). `env_extra`: fields added to env.json
-    (e.g. `verify`, from `bench run --verify`).
+    (e.g. `verify`, from `bench run --verify`). `allow_changed_plugins`: a resume goes on
+    when a user's backend's source changed since the run started (bench.run.plugins).
 
     Raises UsageError / BenchError for problems found before training starts.
     """
@@ -125,18 +129,22 @@ def execute(
     warnings_ += tf32_warnings(sweep, cells)
     for text in warnings_:
         note(f"warning: {text}")
+    check_scheduler(sweep, scheduler)
     executor = _connect(scheduler, note, cells, tls)
     try:
+        command = command or " ".join(sys.argv)
+        plugins = plugin_sources(cells)  # users' own backends: their files' hashes
+        env_extra = {**(env_extra or {}), **({"plugins": plugins} if plugins else {})}
         run = _open_run(
-            sweep, cells, out, resume, command or " ".join(sys.argv), warnings_, note, env_extra
+            sweep, cells, out, resume, command, warnings_, note, env_extra, allow_changed_plugins
         )
     except BaseException:
         if executor is not None:
             executor.close()
         raise
-    run.executor = executor or LocalExecutor(run.store.logs_dir)
+    run.executor = executor or local_executor(sweep, run.store.logs_dir.resolve())
     interrupts = Interrupts()
-    with interrupts.active(), session.tool_homes(run.store.path):
+    with interrupts.active(), session.tool_homes(run.store.path.resolve()):
         try:
             remote = run.executor.remote  # on Dask, data and probes happen on each host
             if not remote:
@@ -178,11 +186,24 @@ def _connect(scheduler: str | None, note, cells, tls=None):
     return connect(scheduler, note, cells, tls=tls)
 
 
-def _open_run(sweep, cells, out, resume, command, warnings_, note, env_extra=None) -> _Run:
+def _open_run(
+    sweep, cells, out, resume, command, warnings_, note, env_extra=None, allow_changed=False
+) -> _Run:
     """Open the run folder and write env.json (status "running", the sweep, this session)
-    before anything else, so that a run killed at any point can be resumed."""
+    before anything else, so that a run killed at any point can be resumed. A resume whose
+    users' backends changed source is refused unless `allow_changed` (bench.run.plugins)."""
     if resume is not None:
         store = RunStore.open(resume)
+        try:
+            stored = store.read_env().get("plugins")
+            for text in check_unchanged(
+                stored, (env_extra or {}).get("plugins", {}), allow_changed
+            ):
+                note(f"warning: {text}")
+                warnings_.append(text)
+        except BaseException:
+            store.close()
+            raise
         rerun = []  # the backends of the cells to run again
         finished = store.recover(rerun=lambda row: _rerun(row, rerun))
         if rerun:
