@@ -16,36 +16,38 @@ RESULTS_CSV_HEADER = (
     "epochs,dtype,threads,device,output,momentum,weight_decay,preprocess,init,order,"
     "eval_every,tf32,repeat,seed,session,host,status,error,diverged_epoch,threads_effective,"
     "n_train,n_test,n_features,n_classes,n_params,build_s,stage_s,first_epoch_s,epoch_s,"
-    "epoch_s_min,epoch_s_max,epoch_s_spread,noisy,train_s,samples_per_s,gflops,roofline,"
-    "predict_s,eval_s,cell_s,peak_host_mb,peak_device_mb,epochs_run,train_loss,test_loss,"
+    "epoch_s_min,epoch_s_max,epoch_s_spread,noisy,train_s,samples_per_s,gflops,flops_per_sample,"
+    "roofline,predict_s,eval_s,cell_s,peak_host_mb,peak_device_mb,epochs_run,train_loss,test_loss,"
     "train_acc,test_acc,best_test_acc,target_acc,time_to_target_s,started_at,finished_at,"
     "shared_host,lost_on"
 )
 CURVES_CSV_HEADER = (
     "run_id,cell_id,part,dataset,backend,loss,optimizer,lr,batch_size,hidden,activation,"
-    "epochs,dtype,threads,device,repeat,epoch,epoch_s,elapsed_s,epoch_loss,train_loss,"
+    "epochs,dtype,threads,device,repeat,round,epoch,epoch_s,elapsed_s,epoch_loss,train_loss,"
     "test_loss,train_acc,test_acc"
 )
 AXES = "dataset backend loss optimizer lr batch_size hidden activation epochs dtype threads device"
 SETTINGS = "part output momentum weight_decay preprocess init order eval_every tf32"
 INT = (
     "batch_size epochs threads eval_every repeat seed diverged_epoch n_train n_test "
-    "n_features n_classes n_params epochs_run epoch session"
+    "n_features n_classes n_params epochs_run epoch session round"
 )
 FLOAT = (
     "lr momentum weight_decay build_s first_epoch_s epoch_s epoch_s_min epoch_s_max "
-    "epoch_s_spread train_s samples_per_s gflops roofline predict_s eval_s cell_s train_loss "
+    "epoch_s_spread train_s samples_per_s gflops flops_per_sample roofline predict_s eval_s "
+    "cell_s train_loss "
     "test_loss train_acc test_acc best_test_acc target_acc time_to_target_s elapsed_s "
     "epoch_loss peak_host_mb peak_device_mb stage_s"
 )
 BOOL = "noisy tf32"
 MEASURED = (
     "status diverged_epoch stage_s first_epoch_s epoch_s epoch_s_min epoch_s_max "
-    "epoch_s_spread noisy train_s samples_per_s gflops predict_s eval_s epochs_run train_loss "
+    "epoch_s_spread noisy train_s samples_per_s gflops flops_per_sample predict_s eval_s "
+    "epochs_run train_loss "
     "test_loss train_acc test_acc best_test_acc time_to_target_s"
 )
 ENV = (
-    "run_id name command sweep cells threads verify devices status owner started_at "
+    "run_id name command sweep cells threads verify plugins devices status owner started_at "
     "resumed_at finished_at cells_not_run sessions time_accounting python machine versions "
     "keras_backend blas git_commit matmul_gflops matmul_gflops_by_threads threads_effective "
     "hosts schedulers source converted_by"

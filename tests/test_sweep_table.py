@@ -42,6 +42,7 @@ FLAGS = {
     "tf32": ["--tf32", "--no-tf32"],
     "target_acc": ["--target-acc"],
     "timeout": ["--timeout"],
+    "interleave": ["--interleave", "--no-interleave"],
     "data_dir": ["--data-dir"],
     "title": ["--name"],
 }

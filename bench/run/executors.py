@@ -6,6 +6,8 @@ cell with the one function bench.worker.cell.run_cell:
 
 - `LocalExecutor` (the default): one cell at a time, in this machine's worker processes, on
   the data the runner prepared in the run folder;
+- `bench.run.interleave.InterleavedExecutor` (`--interleave`): the same workers, the backends
+  of each configuration in paired rounds, an epoch at a time (`local_executor` chooses);
 - `bench.cluster.executor.DaskExecutor` (`--scheduler`): each cell on a Dask worker, which
   loads the data and keeps the worker processes on its own machine.
 """
@@ -16,6 +18,8 @@ import dataclasses
 from pathlib import Path
 from typing import Protocol
 
+from bench.errors import UsageError
+from bench.run.interleave import InterleavedExecutor
 from bench.run.prepare import data_key
 from bench.worker import envinfo, measure
 from bench.worker.cell import WorkerPool, run_cell
@@ -84,3 +88,21 @@ class LocalExecutor:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def local_executor(sweep, logs_dir: Path):
+    """This machine's executor for `sweep`: paired rounds with --interleave, else one cell
+    after another."""
+    return InterleavedExecutor(logs_dir) if sweep.interleave else LocalExecutor(logs_dir)
+
+
+def check_scheduler(sweep, scheduler: str | None) -> None:
+    """--interleave runs on this machine only: with --scheduler it is a usage error. (Paired
+    rounds need one machine running one epoch at a time; a Dask cluster spreads the cells
+    over workers that run side by side.)"""
+    if scheduler is not None and sweep.interleave:
+        raise UsageError(
+            "--interleave runs the cells on this machine's workers, one epoch at a time: it "
+            "cannot be used with --scheduler (drop one of them; a resumed folder keeps its "
+            "sweep's interleave setting)"
+        )

@@ -121,6 +121,13 @@ class RepeatColumn:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoundColumn:
+    # --interleave (bench.run.interleave): the round the epoch ran in, the backends of one
+    # configuration each running one epoch per round; empty in a run that was not interleaved
+    round: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class EpochRecord:
     """One epoch of a cell as the worker measured it: the measured part of a curves.csv row.
     Losses and accuracies are NaN after the epochs the harness did not evaluate."""
@@ -142,9 +149,9 @@ class EpochRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CurveRow(EpochRecord, RepeatColumn, CellColumns):
+class CurveRow(EpochRecord, RoundColumn, RepeatColumn, CellColumns):
     """One row of curves.csv: one epoch of one cell x repeat. Its columns: CellColumns',
-    RepeatColumn's, then EpochRecord's."""
+    RepeatColumn's, RoundColumn's, then EpochRecord's."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,7 +186,11 @@ class ResultRow(RepeatColumn, SettingColumns, CellColumns):
     noisy: bool | None = _measured()  # epoch_s_spread above NOISY_SPREAD
     train_s: float | None = _measured()  # all epochs' training time
     samples_per_s: float | None = _measured()  # n_train / epoch_s
-    gflops: float | None = _measured()  # 6 * weights * n_train / epoch_s / 1e9
+    # flops_per_sample * n_train / epoch_s / 1e9: the products the step computes (MLPSpec)
+    gflops: float | None = _measured()
+    # the FLOP count gflops used: per layer 2W forward and 2W weight gradient per sample, and 2W
+    # input gradient for every layer but the first (impls.spec.MLPSpec.flops_per_sample)
+    flops_per_sample: float | None = _measured()
     # gflops / the machine's measured matmul GFLOP/s for this dtype and threads (or device)
     roofline: float | None = None
     predict_s: float | None = _measured()  # predict_proba over the test set after training
@@ -229,6 +240,9 @@ class RunEnv:
     cells: int | None = None  # how many cells x repeats the sweep holds
     threads: int | list | None = None  # the sweep's thread count, or the sorted list of them
     verify: dict | None = None  # `run --verify`'s record (bench.check.verify)
+    # users' own backends of the sweep: name -> {"file", "class", "sha256" of the file}, as of
+    # the latest session (bench.run.plugins; a resume refuses a changed file unless asked)
+    plugins: dict | None = None
     devices: dict | None = None  # what each GPU library saw (bench.worker.devices), GPU sweeps
     # -- its state
     status: str | None = None  # one of RUN_STATUSES

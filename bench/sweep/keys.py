@@ -191,6 +191,15 @@ RUN_KEYS = {
             "seconds per cell before it is stopped",
         ),
         _setting(
+            "interleave",
+            switch_parser("interleave"),
+            False,
+            "train the backends of each configuration in turn, epoch by epoch, in randomised "
+            "order within each round, so that a change in the machine's load reaches every "
+            "backend alike (docs/interleave.md); this machine's workers only",
+            switch=True,
+        ),
+        _setting(
             "data_dir",
             optional_parser(path_parser("data_dir")),
             NOT_SET,

@@ -19,6 +19,7 @@ here, once, for this machine's runs (bench.run.executors) and for Dask tasks
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from bench.worker import measure
@@ -80,10 +81,11 @@ class WorkerPool:
         name = file_safe(backend) if backend is not None else "probe"
         return self.logs_dir / f"worker-{name}-t{threads}{env_tag(env)}.log"
 
-    def get(self, backend: str | None, threads: int, env: tuple = ()) -> Worker:
+    def get(self, backend: str | None, threads: int, env: tuple = (), deadline=None) -> Worker:
         """The worker for `backend` (None: a matmul probe worker), started if needed. Raises
         WorkerDied when it cannot start, or when the backend is unavailable (then also
-        remembered in `unavailable`)."""
+        remembered in `unavailable`); WorkerTimeout when its start runs past `deadline` (a
+        measure.Deadline: a cell's --timeout covers its worker's start and imports)."""
         key = (backend, threads, env)
         worker = self.workers.get(key)
         if worker is not None and worker.alive():
@@ -92,9 +94,17 @@ class WorkerPool:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         with measure.Stopwatch() as watch:
             worker = Worker(backend, threads, str(log), env)
+            limit = STARTUP_TIMEOUT_S
+            if deadline is not None and deadline.remaining() is not None:
+                limit = min(limit, deadline.remaining())
             try:
-                info = worker.wait_ready(measure.Deadline(STARTUP_TIMEOUT_S))
-            except (WorkerDied, WorkerTimeout) as exc:
+                info = worker.wait_ready(measure.Deadline(limit))
+            except WorkerTimeout:
+                worker.kill()
+                if deadline is not None and deadline.expired():
+                    raise
+                raise WorkerDied(f"{backend} worker did not start in {limit:g} s") from None
+            except WorkerDied as exc:
                 worker.kill()
                 where = f" (see {log})" if log.is_file() and log.stat().st_size else ""
                 raise WorkerDied(
@@ -149,8 +159,13 @@ def run_cell(
     if cell.backend in pool.unavailable:
         return _ended(result, SKIPPED, pool.unavailable[cell.backend])
     before = pool.startup_s
+    deadline = measure.Deadline(timeout)  # the worker's start and imports count
     try:
-        worker = pool.get(cell.backend, cell.threads, env)
+        worker = pool.get(cell.backend, cell.threads, env, deadline)
+    except WorkerTimeout:
+        return _ended(
+            result, TIMEOUT, f"stopped after {timeout:g} s (--timeout) while its worker started"
+        )
     except WorkerDied as exc:
         status = SKIPPED if cell.backend in pool.unavailable else ERROR
         return _ended(result, status, str(exc))
@@ -158,7 +173,7 @@ def run_cell(
         result.startup_s = pool.startup_s - before
     result.row["threads_effective"] = worker.info["threads_effective"]
     try:
-        _follow(worker, cell, data, result, timeout, target_acc, on_epoch, should_stop)
+        _follow(worker, cell, data, result, deadline, target_acc, on_epoch, should_stop)
     except WorkerTimeout:
         pool.drop(cell.backend, cell.threads, env)
         _ended(result, TIMEOUT, f"stopped after {timeout:g} s (--timeout)")
@@ -178,9 +193,8 @@ def _ended(result: CellResult, status: str, error: str | None) -> CellResult:
     return result
 
 
-def _follow(worker, cell, data, result, timeout, target_acc, on_epoch, should_stop) -> None:
-    """Send the cell to `worker` and follow it to the end, filling `result`."""
-    deadline = measure.Deadline(timeout)
+def _follow(worker, cell, data, result, deadline, target_acc, on_epoch, should_stop) -> None:
+    """Send the cell to `worker` and follow it to the end (or `deadline`), filling `result`."""
     worker.send("cell", {"cell": cell, "data": data, "target_acc": target_acc})
     while True:
         if should_stop is not None and should_stop():
@@ -196,26 +210,43 @@ def _follow(worker, cell, data, result, timeout, target_acc, on_epoch, should_st
             result.curves.append(message[1])
             if on_epoch is not None:
                 on_epoch(message[1])
-        elif message[0] == "done":
-            row = dict(message[1]["row"])
-            status = row.pop("status", OK)
-            result.host = row.pop("host", None) or result.host
-            result.row.update(row)
-            result.curves = message[1]["curves"]
-            if status == DIVERGED:
-                error = f"loss became NaN or inf in epoch {row.get('diverged_epoch')}"
-                _ended(result, DIVERGED, error)
-            else:
-                _ended(result, status, None)
+        elif message[0] in ("done", "failed"):
+            settle(result, message)
             return
-        elif message[0] == "failed":
-            _, text, trace = message
-            if text.startswith("NotImplementedError"):  # the backend cannot express it
-                _ended(result, SKIPPED, f"{NOT_SUPPORTED}{text}")
-            else:
-                _ended(result, ERROR, text)
-                result.trace = trace
-            return
+
+
+def settle(result: CellResult, message: tuple) -> CellResult:
+    """End `result` as the worker's last message about its cell says: "done" (its row and
+    curves: ok or diverged) or "failed" (skipped when the backend raised
+    NotImplementedError, else an error with its traceback)."""
+    if message[0] == "done":
+        row = dict(message[1]["row"])
+        status = row.pop("status", OK)
+        result.host = row.pop("host", None) or result.host
+        result.row.update(row)
+        result.curves = message[1]["curves"]
+        if status == DIVERGED:
+            return _ended(result, DIVERGED, _diverged(row.get("diverged_epoch"), result.curves))
+        return _ended(result, status, None)
+    _, text, trace = message
+    if text.startswith("NotImplementedError"):  # the backend cannot express it
+        return _ended(result, SKIPPED, f"{NOT_SUPPORTED}{text}")
+    _ended(result, ERROR, text)
+    result.trace = trace
+    return result
+
+
+def _diverged(epoch, curves) -> str:
+    """Why a cell stopped as diverged: its training loss, or, when the loss train_epoch
+    returned was finite, the predictions the harness evaluated after that epoch."""
+    last = curves[-1] if curves else {}
+    loss = last.get("epoch_loss")
+    if loss is not None and math.isfinite(loss):
+        return (
+            f"predictions became NaN or inf after epoch {epoch}, though the training loss "
+            f"train_epoch returned was finite ({loss:.6g}): check predict_proba"
+        )
+    return f"loss became NaN or inf in epoch {epoch}"
 
 
 def _wait_s(deadline, should_stop) -> float | None:
@@ -225,3 +256,105 @@ def _wait_s(deadline, should_stop) -> float | None:
     if should_stop is None:
         return remaining
     return STOP_CHECK_S if remaining is None else max(0.0, min(STOP_CHECK_S, remaining))
+
+
+class SteppedCell:
+    """A cell run an epoch at a time in its backend's worker from `pool` (bench.run.interleave):
+    `open` builds its model and stages its data there, each `step` runs one epoch, and the
+    cell closes by itself after its last epoch (or a diverged one), evaluated as `run_cell`'s
+    are. Its outcomes are run_cell's; `ended` says when `result` holds its final one.
+    `timeout` bounds the seconds this cell's own messages take (its worker's start
+    included), not the time it waits while other cells run their epochs."""
+
+    def __init__(self, cell, data: DataRef, pool: WorkerPool, *, timeout, target_acc, host):
+        self.cell, self.pool, self.timeout = cell, pool, timeout
+        self.env = process_env(cell)
+        self.result = CellResult(cell, OK, host=host, started_at=measure.now_iso())
+        self.result.row.update(
+            n_train=data.n_train,
+            n_test=data.n_test,
+            n_features=data.n_features,
+            n_classes=data.n_classes,
+            device=cell.spec(data.n_features, data.n_classes).device,  # where it runs
+        )
+        self.ended = False
+        self.spent_s = 0.0  # the seconds of this cell's own messages, against `timeout`
+        self.worker = None
+        self._payload = {"cell": cell, "data": data, "target_acc": target_acc}
+        self._rounds: dict[int, int] = {}  # epoch -> the round it ran in
+
+    def open(self) -> None:
+        """Start (or reuse) the cell's worker and open the cell there."""
+        cell, pool, result = self.cell, self.pool, self.result
+        if cell.backend in pool.unavailable:
+            return self._end(SKIPPED, pool.unavailable[cell.backend])
+        before = pool.startup_s
+        try:
+            with measure.Stopwatch() as watch:
+                self.worker = pool.get(cell.backend, cell.threads, self.env, self._deadline())
+        except WorkerTimeout:
+            return self._end(
+                TIMEOUT, f"stopped after {self.timeout:g} s (--timeout) while its worker started"
+            )
+        except WorkerDied as exc:
+            return self._end(SKIPPED if cell.backend in pool.unavailable else ERROR, str(exc))
+        finally:
+            result.startup_s = pool.startup_s - before
+        self.spent_s += watch.seconds
+        result.row["threads_effective"] = self.worker.info["threads_effective"]
+        self._exchange(("open", self._payload))
+
+    def step(self, round_: int) -> dict | None:
+        """Run the cell's next epoch as part of round `round_`; its curve row (None when the
+        cell ended instead)."""
+        if self.ended:
+            return None
+        message = self._exchange(("step",))
+        if message is None:
+            return None
+        _, record, done = message
+        self._rounds[record["epoch"]] = round_
+        self.result.curves.append({**record, "round": round_})
+        if done:
+            self._exchange(("close",))
+        return record
+
+    def abandon(self) -> None:
+        """Stop the cell unfinished (Ctrl-C): its worker goes, nothing is recorded."""
+        if not self.ended:
+            self.pool.drop(self.cell.backend, self.cell.threads, self.env)
+            self._end(INTERRUPTED, "stopped before it finished")
+
+    def _deadline(self):
+        return measure.Deadline(None if self.timeout is None else self.timeout - self.spent_s)
+
+    def _exchange(self, message: tuple) -> tuple | None:
+        """Send `message`, wait for the answer within the cell's time left, and end the cell
+        when the answer is its last ("done", "failed") or the worker timed out or died."""
+        try:
+            with measure.Stopwatch() as watch:
+                try:
+                    self.worker.send(*message)
+                    answer = self.worker.receive(self._deadline())
+                finally:
+                    self.spent_s += watch.elapsed()
+        except WorkerTimeout:
+            self.pool.drop(self.cell.backend, self.cell.threads, self.env)
+            return self._end(TIMEOUT, f"stopped after {self.timeout:g} s (--timeout)")
+        except WorkerDied as exc:
+            self.pool.drop(self.cell.backend, self.cell.threads, self.env)
+            return self._end(ERROR, str(exc))
+        if answer[0] in ("done", "failed"):
+            settle(self.result, answer)
+            if answer[0] == "done":
+                self.result.curves = [
+                    {**c, "round": self._rounds.get(c["epoch"])} for c in self.result.curves
+                ]
+            self.ended = True
+            return None
+        return answer
+
+    def _end(self, status: str, error: str | None) -> None:
+        _ended(self.result, status, error)
+        self.ended = True
+        return None

@@ -143,102 +143,161 @@ def sample_orders(seed: int, n: int, order: str):
         yield rng.permutation(n) if order == "shuffle" else np.arange(n)
 
 
-def train_and_measure(
-    model,
-    data,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    loss: str,
-    n_weights: int,
-    order: str = "shuffle",
-    eval_every: int = 1,
-    target_acc: float | None = None,
-    evaluate_train: bool = True,
-    clock: Clock = perf_clock,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> Measurement:
-    """Train `model` for `epochs` epochs on `data` and measure it.
+class Training:
+    """One cell's training, measured an epoch at a time: the one training and measuring path.
 
     `data` has X_train, Y_train, X_test, Y_test. A model with `stage` receives the training
-    and test sets once, before the first epoch, where it computes (timed apart: `stage_s`);
-    each epoch then gets the staged data and that epoch's order. Only `model.train_epoch` is
-    on the clock. After every `eval_every`-th epoch (and the last) the harness evaluates loss
-    and accuracy from `model.predict_proba` (on the staged data, so on the model's device),
-    off the clock. A non-finite loss stops the cell as diverged.
+    and test sets once, here, before the first epoch, where it computes (timed apart:
+    `stage_s`); each `epoch()` then gives it the staged data and that epoch's order. Only
+    `model.train_epoch` is on the clock. After every `eval_every`-th epoch (and the last) the
+    harness evaluates loss and accuracy from `model.predict_proba` (on the staged data, so on
+    the model's device), off the clock; a train_epoch that returns None has its epoch's loss
+    evaluated so after every epoch (the training loss after the epoch's last update). A
+    non-finite loss stops the cell as diverged. When
+    `done`, `measurement()` times the prediction and sums the cell up.
+
+    `train_and_measure` runs the epochs back to back; bench.run.interleave runs the epochs of
+    several backends' cells in turn, each in its own worker, through the same object.
     """
-    n = data.X_train.shape[0]
-    staged, stage_s = timed(_stage, model, data, clock=clock)
-    if len(staged.train) == 2:  # no stage method: nothing was staged
-        stage_s = math.nan
-    orders = sample_orders(seed, n, order)
-    records: list[EpochRecord] = []
-    elapsed = 0.0
-    eval_s = 0.0
-    diverged_epoch = None
-    last_eval = {}
-    for epoch in range(1, epochs + 1):
-        perm = next(orders)
+
+    def __init__(
+        self,
+        model,
+        data,
+        *,
+        epochs: int,
+        batch_size: int,
+        seed: int,
+        loss: str,
+        flops_per_sample: float,
+        order: str = "shuffle",
+        eval_every: int = 1,
+        target_acc: float | None = None,
+        evaluate_train: bool = True,
+        clock: Clock = perf_clock,
+    ):
+        self.model, self.data = model, data
+        self.epochs, self.batch_size, self.loss = epochs, batch_size, loss
+        self.flops, self.eval_every, self.target_acc = flops_per_sample, eval_every, target_acc
+        self.evaluate_train, self.clock = evaluate_train, clock
+        self.n = data.X_train.shape[0]
+        self.staged, self.stage_s = timed(_stage, model, data, clock=clock)
+        if len(self.staged.train) == 2:  # no stage method: nothing was staged
+            self.stage_s = math.nan
+        self.orders = sample_orders(seed, self.n, order)
+        self.records: list[EpochRecord] = []
+        self.elapsed = 0.0
+        self.eval_s = 0.0
+        self.diverged_epoch: int | None = None
+        self.last_eval: dict = {}
+
+    @property
+    def done(self) -> bool:
+        """Every epoch ran, or the loss diverged."""
+        return self.diverged_epoch is not None or len(self.records) >= self.epochs
+
+    def epoch(self) -> EpochRecord:
+        """Train and evaluate the next epoch; its record."""
+        if self.done:
+            raise RuntimeError("the cell's training is over: no epoch is left to run")
+        epoch = len(self.records) + 1
+        perm = next(self.orders)
         # Start each timed epoch with the collector's young generations empty, so that an
         # automatic collection is unlikely inside it. Only the young ones: a full collection
         # would scan every object of the cell so far (its epoch records included), a cost
         # that grows with the epoch count (seconds per cell at 20000 full-batch epochs).
         gc.collect(1)
-        epoch_loss, epoch_s = timed(model.train_epoch, *staged.train, batch_size, perm, clock=clock)
-        elapsed += epoch_s
-        metrics = {}
-        if epoch % eval_every == 0 or epoch == epochs or not math.isfinite(epoch_loss):
-            metrics, seconds = timed(
-                _evaluate_both, model, data, staged, loss, evaluate_train, clock=clock
-            )
-            eval_s += seconds
-        record = EpochRecord(
-            epoch=epoch, epoch_s=epoch_s, elapsed_s=elapsed, epoch_loss=float(epoch_loss), **metrics
+        model, clock = self.model, self.clock
+        epoch_loss, epoch_s = timed(
+            model.train_epoch, *self.staged.train, self.batch_size, perm, clock=clock
         )
-        records.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+        self.elapsed += epoch_s
+        metrics = {}
+        by_harness = epoch_loss is None  # train_epoch left its loss to the harness (off the clock)
+        if (
+            by_harness
+            or epoch % self.eval_every == 0
+            or epoch == self.epochs
+            or not math.isfinite(epoch_loss)
+        ):
+            metrics, seconds = timed(
+                _evaluate_both,
+                model,
+                self.data,
+                self.staged,
+                self.loss,
+                self.evaluate_train or by_harness,
+                clock=clock,
+            )
+            self.eval_s += seconds
+        if by_harness:  # the loss after the epoch's last update, on the whole training set
+            epoch_loss = metrics["train_loss"]
+        record = EpochRecord(
+            epoch=epoch,
+            epoch_s=epoch_s,
+            elapsed_s=self.elapsed,
+            epoch_loss=float(epoch_loss),
+            **metrics,
+        )
+        self.records.append(record)
         if not math.isfinite(epoch_loss) or not all(
             math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")
         ):
-            diverged_epoch = epoch
-            break
-        if metrics:
-            last_eval = metrics
+            self.diverged_epoch = epoch
+        elif metrics:
+            self.last_eval = metrics
+        return record
 
-    first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
-    epoch_spread = steady_spread(r.epoch_s for r in records)
-    predict_s = math.nan
-    if diverged_epoch is None:
-        _, predict_s = timed(model.predict_proba, staged.X_test, clock=clock)
-    accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
-    reached = [r.elapsed_s for r in records if target_acc is not None and r.test_acc >= target_acc]
-    rate = n / steady if steady > 0 else math.nan
-    row = ResultRow(
-        status="ok" if diverged_epoch is None else "diverged",
-        diverged_epoch=diverged_epoch,
-        stage_s=stage_s,
-        first_epoch_s=first,
-        epoch_s=steady,
-        epoch_s_min=lo,
-        epoch_s_max=hi,
-        epoch_s_spread=epoch_spread,
-        noisy=is_noisy(epoch_spread),
-        train_s=elapsed,
-        samples_per_s=rate,
-        gflops=6.0 * n_weights * rate / 1e9,
-        predict_s=predict_s,
-        eval_s=eval_s,
-        epochs_run=len(records),
-        train_loss=last_eval.get("train_loss", math.nan),
-        test_loss=last_eval.get("test_loss", math.nan),
-        train_acc=last_eval.get("train_acc", math.nan),
-        test_acc=last_eval.get("test_acc", math.nan),
-        best_test_acc=max(accs) if accs else math.nan,
-        time_to_target_s=reached[0] if reached else math.nan,
-    )
-    return Measurement(row, tuple(records))
+    def measurement(self) -> Measurement:
+        """The cell's row and epochs, its prediction timed (unless it diverged)."""
+        records, last_eval = self.records, self.last_eval
+        first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
+        epoch_spread = steady_spread(r.epoch_s for r in records)
+        predict_s = math.nan
+        if self.diverged_epoch is None:
+            _, predict_s = timed(self.model.predict_proba, self.staged.X_test, clock=self.clock)
+        accs = [r.test_acc for r in records if math.isfinite(r.test_acc)]
+        target = self.target_acc
+        reached = [r.elapsed_s for r in records if target is not None and r.test_acc >= target]
+        rate = self.n / steady if steady > 0 else math.nan
+        row = ResultRow(
+            status="ok" if self.diverged_epoch is None else "diverged",
+            diverged_epoch=self.diverged_epoch,
+            stage_s=self.stage_s,
+            first_epoch_s=first,
+            epoch_s=steady,
+            epoch_s_min=lo,
+            epoch_s_max=hi,
+            epoch_s_spread=epoch_spread,
+            noisy=is_noisy(epoch_spread),
+            train_s=self.elapsed,
+            samples_per_s=rate,
+            gflops=self.flops * rate / 1e9,
+            flops_per_sample=self.flops,
+            predict_s=predict_s,
+            eval_s=self.eval_s,
+            epochs_run=len(records),
+            train_loss=last_eval.get("train_loss", math.nan),
+            test_loss=last_eval.get("test_loss", math.nan),
+            train_acc=last_eval.get("train_acc", math.nan),
+            test_acc=last_eval.get("test_acc", math.nan),
+            best_test_acc=max(accs) if accs else math.nan,
+            time_to_target_s=reached[0] if reached else math.nan,
+        )
+        return Measurement(row, tuple(records))
+
+
+def train_and_measure(
+    model, data, *, on_epoch: Callable[[EpochRecord], None] | None = None, **settings
+) -> Measurement:
+    """Train `model` on `data` for all its epochs back to back and measure it (`Training`,
+    whose keyword arguments `settings` are); `on_epoch(record)` sees each epoch as it ends."""
+    training = Training(model, data, **settings)
+    while not training.done:
+        record = training.epoch()
+        if on_epoch is not None:
+            on_epoch(record)
+    return training.measurement()
 
 
 @dataclass(frozen=True)

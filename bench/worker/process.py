@@ -11,9 +11,12 @@ module, so `bench.run_sweep` works from a script without a `__main__` guard, fro
 and from a notebook. It dies with its parent: Linux's parent-death signal where there is
 one, and everywhere a watchdog thread that notices the parent is gone within WATCHDOG_S.
 
-Messages, parent -> worker: ("cell", payload) | ("matmul", dtype) | ("device_matmul", dtype,
-device, tf32) | ("verify", payload) | ("stop",). Worker -> parent: ("ready", info), ("epoch",
-record), ("done", result), ("failed", message, traceback), ("value", object).
+Messages, parent -> worker: ("cell", payload) | ("open", payload) | ("step",) | ("close",) |
+("matmul", dtype) | ("device_matmul", dtype, device, tf32) | ("verify", payload) | ("stop",).
+Worker -> parent: ("ready", info), ("epoch", record), ("done", result), ("failed", message,
+traceback), ("value", object); to "open", ("opened", {}); to "step", ("epoch", record, done).
+"cell" runs a whole cell; "open", "step" (one epoch) and "close" (evaluate, the "done" result)
+run it an epoch at a time, as bench.run.interleave does (bench.worker.stepper).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from bench.worker.plugins import describe_failure, pin_loaded_frameworks, read_only
+from bench.worker.stepper import OpenedCell, Steps
+
+CELL_MESSAGES = ("cell", "open", "step", "close")  # the messages that train a cell
 WATCHDOG_S = 0.25  # how often a worker checks that its parent is alive
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])  # holds bench/ and impls/
 _DATA_CACHE: dict[str, SimpleNamespace] = {}
@@ -69,72 +76,16 @@ def _load(folder: str) -> SimpleNamespace:
             for name in ("X_train", "Y_train", "X_test", "Y_test")
         }
         data = _DATA_CACHE[folder] = SimpleNamespace(**arrays)
+        read_only(data)  # shared by every cell of this worker and the harness's own losses
     return data
 
 
-def _peak_rss_reset() -> bool:
-    """Reset this process's peak resident set (Linux: writing 5 to /proc/self/clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident set since the last reset, MB (Linux's VmHWM)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return float("nan")
-
-
 def _run_cell(model_class, payload, send):
-    from bench.worker import devices, measure
-    from impls import init_params
-
-    watch = measure.Stopwatch()
-    cell, data_ref = payload["cell"], payload["data"]
-    spec = cell.spec(data_ref.n_features, data_ref.n_classes)
-    # The peaks are reset here, so they cover this cell: its model, staged data, training and
-    # evaluation, on top of what stays resident (the framework, the loaded data). Unknown (NaN)
-    # where the platform cannot reset it: a peak since the worker started is another figure.
-    peak_known = _peak_rss_reset()
-    devices.reset_peak(spec.device)
-    data = _load(data_ref.folder)
-    params = init_params(
-        spec, seed=cell.seed, scheme=cell.init, scale=cell.init_scale, bias=cell.init_bias
-    )
-    model, build_s = measure.timed(model_class, spec, params)
-    result = measure.train_and_measure(
-        model,
-        data,
-        epochs=cell.epochs,
-        batch_size=cell.batch_size,
-        seed=cell.seed,
-        loss=cell.loss,
-        n_weights=spec.n_weights,
-        order=cell.order,
-        eval_every=cell.eval_every,
-        target_acc=payload.get("target_acc"),
-        on_epoch=lambda record: send(("epoch", record.as_row())),
-    )
-    row = result.as_row()
-    row.update(
-        build_s=build_s,
-        n_params=spec.n_params,
-        cell_s=watch.elapsed(),
-        peak_host_mb=_peak_rss_mb() if peak_known else float("nan"),
-        peak_device_mb=devices.peak_mb(spec.device),
-        host=socket.gethostname(),
-        device=spec.device,
-    )
-    send(("done", {"row": row, "curves": [r.as_row() for r in result.epochs]}))
+    """The whole cell at once: opened, its epochs streamed back as they end, closed."""
+    opened = OpenedCell(model_class, payload, _load)
+    while not opened.done:
+        send(("epoch", opened.epoch()))
+    send(("done", opened.close()))
 
 
 def _run_verify(model_class, payload, send):
@@ -175,27 +126,32 @@ def _start_backend(backend: str | None, threads: int, log_path: str | None):
         BackendUnavailable,
         available_backends,
         backend_class,
-        install_hint,
+        backend_install_hint,
     )
 
     if backend is not None:
         reason = available_backends().get(backend)
         if reason is not None:  # checked before pinning: pinning imports the framework
             raise BackendUnavailable(f"backend {backend!r} is unavailable: {reason}")
+    if backend is not None and backend not in BACKENDS:
+        # a user's class: imported first, then whatever frameworks it loaded are pinned as
+        # their registered backends are (its import runs under the parent's --timeout)
+        model_class = backend_class(backend)
+        return pin_loaded_frameworks(threads), model_class
     try:
         effective = pin_threads(threads, backend)
         return effective, (backend_class(backend) if backend is not None else None)
     except BackendUnavailable:
         raise
     except Exception as exc:
-        extra = BACKENDS[backend].extra if backend in BACKENDS else None
-        if extra is None:  # NumPy backends need nothing extra: a real fault, not a skip
+        hint = backend_install_hint(backend) if backend is not None else None
+        if hint is None:  # NumPy backends need nothing extra: a real fault, not a skip
             raise
         traceback.print_exc()  # into the worker's log
         where = f" (traceback: {os.path.basename(log_path)})" if log_path else ""
         raise BackendUnavailable(
             f"backend {backend!r} failed to import its framework ({type(exc).__name__}: "
-            f"{exc}); reinstall with {install_hint(extra)}{where}"
+            f"{exc}); reinstall with {hint}{where}"
         ) from exc
 
 
@@ -242,8 +198,12 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
         model_class = None
     _freeze_heap()
     send(("ready", info))
+    steps = Steps()  # the interleaved messages' opened cell (bench.run.interleave)
     handlers = {
         "cell": lambda payload: _run_cell(model_class, payload, send),
+        "open": lambda payload: send(steps.open(model_class, payload, _load)),
+        "step": lambda: send(steps.step()),
+        "close": lambda: send(steps.close()),
         "verify": lambda payload: _run_verify(model_class, payload, send),
         "matmul": lambda dtype: send(("value", measure.matmul_probe(dtype))),
         "device_matmul": lambda dtype, device, tf32: send(
@@ -259,9 +219,14 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
             return
         try:
             handlers[message[0]](*message[1:])
-        except Exception as exc:  # a failing cell is reported and the worker goes on
-            send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-        _freeze_heap()
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            # a failing cell is reported and the worker goes on; the worker ignores SIGINT,
+            # so a KeyboardInterrupt or SystemExit here was raised by the backend's own code
+            folder = message[1]["data"].folder if message[0] in ("cell", "open") else steps.folder
+            data = _DATA_CACHE.get(folder) if message[0] in CELL_MESSAGES else None
+            send(("failed", describe_failure(exc, data), traceback.format_exc()))
+        if steps.cell is None:  # between cells (an open cell's objects stay collectable)
+            _freeze_heap()
 
 
 def _freeze_heap() -> None:
