@@ -158,7 +158,13 @@ def test_an_older_header_is_upgraded_without_losing_rows(tmp_path):
     with store.results_path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(old)
-        w.writerow(["r" if c == "run_id" else "a1" if c == "cell_id" else "0" for c in old])
+        # "1" in every other field: an epoch time of 0 is refused as no measurement
+        w.writerow(
+            [
+                "r" if c == "run_id" else "a1" if c == "cell_id" else "0" if c == "repeat" else "1"
+                for c in old
+            ]
+        )
     assert store.recover(note=lambda m: None) == {("a1", 0)}
     rows = read_rows(store.results_path)
     assert list(rows[0]) == list(RESULT_COLUMNS) and rows[0]["roofline"] == ""

@@ -5,12 +5,14 @@ import json
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_report import ENV, result_row
 
 from bench.report import loading, pbench, tables, verdict
 from bench.report.summary import render_summary
+from bench.store.schema import CURVE_KEYS
 
 
 def _results(cells, **fields):
@@ -37,40 +39,107 @@ def _cell(text, backend, column):
     raise AssertionError(backend)
 
 
-def test_a_clear_win_is_called_with_its_ratio_and_band():
-    results = _results(
-        {
-            ("numpy-vec", 32): [(0.020, 0.95, 0.019, 0.021)],
-            ("torch", 32): [(0.010, 0.95, 0.0095, 0.0105)],
-        }
+def _timed(cells, seed=0):
+    """(results, curves) from {(backend, batch): [epoch times of repeat 0], ...}: each
+    cell's first epoch is its warm-up (twice the second), the rest its steady epochs."""
+    rows, curves = [], []
+    for (backend, bs), epochs in cells.items():
+        steady = np.asarray(epochs, dtype=float)
+        row = result_row("digits", backend, bs, 0, (float(np.median(steady)), 0.95))
+        q1, q3 = np.percentile(steady, [25, 75])
+        row.update(
+            epoch_s_min=steady.min(),
+            epoch_s_max=steady.max(),
+            epochs_run=len(steady) + 1,
+            epoch_s_spread=(q3 - q1) / np.median(steady) if len(steady) >= 3 else None,
+        )
+        rows.append(row)
+        times = [2 * steady[0], *steady]
+        for epoch, t in enumerate(times, 1):
+            curve = {k: row.get(k) for k in CURVE_KEYS}
+            curve.update(epoch=epoch, epoch_s=t, elapsed_s=sum(times[:epoch]), epoch_loss=0.5)
+            curves.append(curve)
+
+    def table(frame):
+        return loading.typed(pd.DataFrame(frame).astype(str).replace({"None": "", "nan": ""}))
+
+    return table(rows), table(curves)
+
+
+def _epochs(seconds, n=9, jitter=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    return list(seconds * np.exp(rng.normal(0, jitter, n)))
+
+
+def test_a_clear_win_is_called_with_its_ratio_and_interval():
+    results, curves = _timed(
+        {("numpy-vec", 32): _epochs(0.020, seed=1), ("torch", 32): _epochs(0.010, seed=2)}
     )
-    text = render_summary(results, pd.DataFrame(), ENV)
+    text = render_summary(results, curves, ENV)
     assert text.index("## Verdict") < text.index("**How to read this.**")
     assert text.index("## Verdict") < text.index("## digits · loss cce")
     line = _verdict(text)
-    # 0.020 / 0.010 = 2.0; band 0.019 / 0.0105 .. 0.021 / 0.0095
-    assert "torch fastest at batch 32 (2.0× numpy-vec, 1.81–2.21× with the noise)" in line
+    found = re.search(
+        r"torch fastest at batch 32 \(([\d.]+)× \[([\d.]+), ([\d.]+)\] numpy-vec", line
+    )
+    ratio, lo, hi = map(float, found.groups())
+    assert lo < 2.0 < hi and 1.9 < ratio < 2.1 and hi / lo < 1.1
+    assert "95% interval" in line
     assert "agree within 0.01 in every cell" in line
-    assert "Warm-up: the first epoch costs torch 5.0× (50 ms), numpy-vec 1.5× (30 ms)" in line
-    assert _cell(text, "torch", 1).startswith("0.950 · **10 ms** · 2.0×")
-    lines = [ln for ln in line.splitlines() if ln.startswith("- ")]
-    assert 3 <= len(lines) <= 6
+    # the table of each backend against the reference, with its interval and verdict
+    table = text.split("**Speed against the reference.**", 1)[1]
+    assert re.search(r"\| 32 +\| numpy-vec \| +[\d.]+× \[[\d.]+, [\d.]+\] \*\*faster\*\*", table)
+    assert "unreliable" not in text
 
 
-def test_a_ratio_within_the_noise_is_no_win():
-    # torch's median is lower, but the epochs of the two cells overlap: no bold, no "fastest"
-    results = _results(
+def test_a_small_difference_is_no_clear_difference():
+    # torch's epochs are 3% faster and known precisely, but 3% is below the 5% threshold
+    results, curves = _timed(
         {
-            ("numpy-vec", 32): [(0.020, 0.95, 0.015, 0.030)],
-            ("torch", 32): [(0.018, 0.95, 0.012, 0.025)],
+            ("numpy-vec", 32): _epochs(0.0200, n=30, jitter=0.005, seed=1),
+            ("torch", 32): _epochs(0.0194, n=30, jitter=0.005, seed=2),
         }
     )
-    text = render_summary(results, pd.DataFrame(), ENV)
-    line = _verdict(text)
-    assert "fastest" not in line and "faster" not in line
-    assert "at batch 32 no backend is ahead beyond the noise (torch 1.1× numpy-vec" in line
-    assert "**" not in _cell(text, "torch", 1)  # no bold time (accuracies tie: none bold)
-    assert _cell(text, "torch", 1).endswith("≈1.1×")
+    line = _verdict(render_summary(results, curves, ENV))
+    assert "fastest" not in line
+    assert "at batch 32 no clear difference (torch 1.0" in line
+    # overlapping epochs: no clear difference either
+    results, curves = _timed(
+        {
+            ("numpy-vec", 32): _epochs(0.020, jitter=0.3, seed=3),
+            ("torch", 32): _epochs(0.019, jitter=0.3, seed=4),
+        }
+    )
+    assert "no clear difference" in _verdict(render_summary(results, curves, ENV))
+
+
+@pytest.mark.parametrize("steady", [0, 1, 3])
+def test_too_few_epochs_name_no_winner_and_no_zero_width_interval(steady):
+    # 1 or 2 epochs (0 or 1 steady) give no interval: never "1.39–1.39×" in bold
+    cells = {("numpy-vec", 1): [0.014] * max(steady, 1), ("torch", 1): [0.010] * max(steady, 1)}
+    results, curves = _timed(cells)
+    if steady == 0:
+        curves = curves[curves["epoch"] == 1]  # --epochs 1: the only epoch is the warm-up
+    text = _verdict(render_summary(results, curves, ENV))
+    line = text.split("**Speed against the reference.**")[0]
+    assert "fastest" not in line and "**faster**" not in text.split("|", 1)[1]
+    assert "too few steady epochs or repeats for an interval, so no winner is named" in line
+    assert "(too few samples for an interval)" in line
+    assert "too few samples for an interval" in text.split("|", 1)[1]
+
+
+def test_without_curves_repeats_give_the_interval():
+    # no curves.csv: 4 repeats a side are enough, 1 is not
+    rows = []
+    for backend, t in (("numpy-vec", 0.02), ("torch", 0.01)):
+        for repeat, jitter in enumerate((1.0, 1.01, 0.99, 1.02)):
+            row = result_row("digits", backend, 32, repeat, (t * jitter, 0.95))
+            row.update(epochs_run=10)
+            rows.append(row)
+    results = loading.typed(pd.DataFrame(rows).astype(str).replace({"None": "", "nan": ""}))
+    assert "torch fastest at batch 32 (2" in _verdict(render_summary(results, None, ENV))
+    one = results[results["repeat"] == 0]
+    assert "no winner is named" in _verdict(render_summary(one, None, ENV))
 
 
 def test_the_noise_band_uses_the_spread_and_repeats():
@@ -85,15 +154,6 @@ def test_the_noise_band_uses_the_spread_and_repeats():
     s = tables.summarize(results)
     torch = s[s["backend"] == "torch"].iloc[0]
     assert (torch["epoch_s_lo"], torch["epoch_s_hi"]) == pytest.approx((0.0095, 0.0105))
-    assert "torch fastest at batch 32" in _verdict(render_summary(results, None, ENV))
-    # repeats that spread wide overlap, whatever each one's own epochs say
-    results = _results(
-        {
-            ("numpy-vec", 32): [(0.020, 0.95, 0.0199, 0.0201), (0.011, 0.95, 0.0109, 0.0111)],
-            ("torch", 32): [(0.012, 0.95, 0.0119, 0.0121)],
-        }
-    )
-    assert "no backend is ahead beyond the noise" in _verdict(render_summary(results, None, ENV))
 
 
 def test_a_spread_above_two_keeps_the_band_within_the_epochs_measured():
@@ -110,8 +170,6 @@ def test_a_spread_above_two_keeps_the_band_within_the_epochs_measured():
     fast = s[s["backend"] == "torch"].iloc[0]
     # low end: the fastest epoch (the spread would give -1.3 ms); high end: median + half the spread
     assert (fast["epoch_s_lo"], fast["epoch_s_hi"]) == pytest.approx((0.0020, 0.00645))
-    line = _verdict(render_summary(results, None, ENV))
-    assert "-" not in re.search(r"torch 1\.3× numpy-vec, ([^)]*)\)", line).group(1).replace("–", "")
 
 
 def test_accuracy_split_quotes_measured_parity_and_never_a_fixed_figure():
@@ -148,7 +206,16 @@ def test_accuracy_split_within_the_repeats_spread_says_so():
         }
     )
     line = _verdict(render_summary(results, None, ENV))
-    assert "within the spread between repeats" in line and "rounding" not in line
+    assert "within the noise of their repeats" in line and "rounding" not in line
+    # repeats that agree closely on a gap of 0.03: the gap is beyond their noise
+    results = _results(
+        {
+            ("numpy-vec", 1): [(0.02, 0.930, 0.019, 0.021), (0.02, 0.931, 0.019, 0.021)],
+            ("torch", 1): [(0.01, 0.960, 0.0095, 0.0105), (0.01, 0.962, 0.0095, 0.0105)],
+        }
+    )
+    line = _verdict(render_summary(results, None, ENV))
+    assert "backends part at batch 1" in line and "within the noise of their repeats" not in line
 
 
 def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
@@ -160,7 +227,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
     )
     seen = {}
 
-    def unreliable(env, rows):
+    def unreliable(env, rows, precise=None):
         seen["rows"] = len(rows)
         return SimpleNamespace(
             reliable=False,
@@ -178,7 +245,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
     )
     assert seen["rows"] == 2
     quiet = SimpleNamespace(reliable=True, reasons=[], advice="", noisy_cells=set())
-    monkeypatch.setattr(verdict, "assess", lambda env, rows: quiet)
+    monkeypatch.setattr(verdict, "assess", lambda env, rows, precise=None: quiet)
     assert "unreliable" not in render_summary(results, None, ENV)
 
 
@@ -203,7 +270,7 @@ def test_interrupted_run_counts_the_cells_that_did_not_run():
     results = _results({("numpy-vec", 32): [(0.02, 0.95, 0.019, 0.021)]})
     env = {**ENV, "status": "interrupted", "cells": 6}
     text = render_summary(results, None, env)
-    assert "5 of 6 cells (cells × repeats) did not run" in text.split("## Verdict")[0]
+    assert "5 of 6 cells (cells × repeats) did not run" in text.split("**How to read")[0]
     failed = text.split("## Failed cells", 1)[1]
     assert "All 1 cells finished ok" not in text
     assert "5 of 6 cells (cells × repeats) did not run" in failed
@@ -239,7 +306,7 @@ def test_resumed_run_shows_the_original_command_and_each_resume():
         ],
     }
     text = render_summary(results, None, env)
-    head = text.split("## Verdict")[0]
+    head = text.split("**How to read")[0]
     compute = text.split("## Compute", 1)[1].split("\n## ", 1)[0]
     assert "(session 0: 100 GFLOP/s float32; session 1: 80 GFLOP/s float32)" in compute
     assert "the peak of the session (start or resume) it ran in" in compute

@@ -17,6 +17,7 @@ from bench.report.markdown import (
     parse_when,
     plural,
 )
+from bench.report.noise import recorded_warnings
 from bench.report.tables import CONFIG_KEYS, equals, first, is_missing, ordered_backends
 from bench.store.schema import SETTINGS
 
@@ -33,9 +34,32 @@ def header_section(rows: pd.DataFrame, env: dict, config_keys: Sequence[str]) ->
         _env_paragraph(env, rows),
         _commands(env, rows),
         _status_notice(rows, env),
+        _warnings_line(env),
+        bad_values_line(rows),
         _constants_line(rows, config_keys),
     ]
     return "\n\n".join(p for p in parts if p)
+
+
+def _warnings_line(env: dict) -> str:
+    """The warnings the run recorded in env.json (threads above the cores and the like)."""
+    found = recorded_warnings(env)
+    if not found:
+        return ""
+    return "**Warnings recorded by the run:**\n\n" + "\n".join(f"- {w}." for w in found)
+
+
+def bad_values_line(rows: pd.DataFrame) -> str:
+    """The values bench.report.loading left out of the figures (not finite, negative times,
+    text in a number's column, absurd magnitudes), named per row."""
+    bad = rows.attrs.get("bad_values") or []
+    if not bad:
+        return ""
+    shown = [f"- {one_line(b, width=200)}" for b in bad[:20]]
+    more = [f"- and {len(bad) - 20} more"] if len(bad) > 20 else []
+    return "**Values left out of the figures** (they cannot be measurements):\n\n" + "\n".join(
+        shown + more
+    )
 
 
 def _env_paragraph(env: dict, rows: pd.DataFrame) -> str:

@@ -25,6 +25,7 @@ from bench.store.schema import (
     KEY_COLUMNS,
     RESULT_COLUMNS,
 )
+from bench.store.values import refusal
 
 # Spellings of a missing number (what Python, NumPy and pandas write for one).
 _MISSING = frozenset({"", "nan", "na", "<na>", "none", "null", "n/a"})
@@ -68,6 +69,10 @@ def load_run(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         curves = _read_table(curves_file, CURVE_COLUMNS, cells=results)
     else:
         curves = typed(pd.DataFrame({c: pd.Series(dtype="str") for c in CURVE_COLUMNS}))
+    # the report names every refused value of both tables with results' rows
+    results.attrs["bad_values"] = results.attrs.get("bad_values", []) + curves.attrs.get(
+        "bad_values", []
+    )
     return results, curves
 
 
@@ -146,18 +151,44 @@ def _read_table(file: Path, columns: Sequence[str], cells=None) -> pd.DataFrame:
 
 def typed(frame: pd.DataFrame, source: Path | None = None) -> pd.DataFrame:
     """Strings to the schema's types (bench.store.schema.COLUMN_TYPES): empty fields missing,
-    numbers float64 or Int64, flags boolean; every other column stays text."""
-    out = {}
+    numbers float64 or Int64, flags boolean; every other column stays text.
+
+    A number that cannot be a measurement (bench.store.values: text, inf, a negative time,
+    an accuracy outside [0, 1], an absurd magnitude) is read as missing, so that it corrupts
+    no figure, and named with its row in the frame's `attrs["bad_values"]` and a warning."""
+    out, bad = {}, []
     for col in frame.columns:
         s = frame[col].astype("str")
         s = s.where(~frame[col].isna() & ~s.isna() & (s != ""))
         if col in BOOL_COLUMNS:
             out[col] = _to_bool(s, col, source)
         elif col in INT_COLUMNS or col in FLOAT_COLUMNS:
-            out[col] = _to_number(s, col, source)
+            refused = {i: why for i, text in s.dropna().items() if (why := refusal(col, text))}
+            for i, why in refused.items():
+                bad.append(f"{_where(frame, i, source)}: {col} = {s[i]!r} {why}")
+            out[col] = _to_number(s.drop(list(refused)).reindex(s.index), col, source)
         else:
             out[col] = s
-    return pd.DataFrame(out, index=frame.index)
+    result = pd.DataFrame(out, index=frame.index)
+    if bad:
+        warnings.warn(
+            f"{len(bad)} value(s) left out as they cannot be measurements: " + "; ".join(bad[:5]),
+            stacklevel=3,
+        )
+    result.attrs["bad_values"] = bad
+    return result
+
+
+def _where(frame: pd.DataFrame, index, source) -> str:
+    """`results.csv, cell 3f2a… repeat 0`: which row a value came from."""
+    row = frame.loc[index]
+    bits = [Path(source).name if source else "table"]
+    if "cell_id" in frame and isinstance(row["cell_id"], str):
+        bits.append(f"cell {row['cell_id']}")
+    for key in ("backend", "batch_size", "repeat", "epoch"):
+        if key in frame and isinstance(row[key], str) and row[key]:
+            bits.append(f"{key} {row[key]}")
+    return ", ".join(bits)
 
 
 def _to_number(s: pd.Series, col: str, source) -> pd.Series:

@@ -103,6 +103,20 @@ def _busy_reasons(env: dict) -> list[str]:
     return reasons
 
 
+def recorded_warnings(env: dict) -> list[str]:
+    """The warnings each session recorded in env.json (threads above the cores and the
+    like), once each."""
+    out: list[str] = []
+    for session in env.get("sessions") or []:
+        if not isinstance(session, dict):
+            continue
+        for text in session.get("warnings") or []:
+            text = " ".join(str(text).split()).removeprefix("warning: ").rstrip(".")
+            if text and text not in out:
+                out.append(text)
+    return out
+
+
 def _probe_reasons(env: dict) -> list[str]:
     reasons = []
     for session in env.get("sessions") or []:
@@ -141,7 +155,7 @@ def _epoch_range(results, cells) -> str:
     return f"; their steady epochs take {lo if lo == hi else f'{lo} to {hi}'}"
 
 
-def _unmeasured(results) -> tuple[int, int] | None:
+def _unmeasured(results, precise: set) -> tuple[int, int] | None:
     """(ok cells whose spread could not be measured, ok cells), or None when every ok cell's
     was: a spread needs 3 steady epochs, so 1-3 epoch runs are timed without a noise figure."""
     if results is None or len(results) == 0 or "epoch_s_spread" not in results:
@@ -150,18 +164,21 @@ def _unmeasured(results) -> tuple[int, int] | None:
     if "epochs_run" in ok:
         ok = ok[ok["epochs_run"].notna()]
     spreads = ok["epoch_s_spread"].astype(float)
-    missing = int(spreads.isna().sum())
+    imprecise = ~ok["cell_id"].astype(str).isin(precise)  # known precisely all the same
+    missing = int((spreads.isna() & imprecise).sum())
     return (missing, len(ok)) if missing else None
 
 
-def assess(env: dict, results) -> Assessment:
+def assess(env: dict, results, precise: set | None = None) -> Assessment:
     """How far a run's timings can be trusted, in plain words (see the module's docstring).
 
-    `env` is the run's env.json, `results` its results table (a pandas DataFrame).
+    `env` is the run's env.json, `results` its results table (a pandas DataFrame). Cells whose
+    cell_id is in `precise` (their median time is known to within the precision the report
+    states, bench.report.ratios.PRECISION) are not counted noisy for their spread alone.
     """
     reasons = _busy_reasons(env or {})
     busy = bool(reasons)
-    cells = noisy_cells(results)
+    cells = {c for c in noisy_cells(results) if c[0] not in (precise or set())}
     if cells:
         timed = results
         if "status" in results:
@@ -170,7 +187,7 @@ def assess(env: dict, results) -> Assessment:
             f"{len(cells)} of {len(timed)} cells are noisy (their epoch times spread more "
             f"than {100 * NOISY_SPREAD:.0f}% around the median{_epoch_range(results, cells)})"
         )
-    unmeasured = _unmeasured(results)
+    unmeasured = _unmeasured(results, precise or set())
     if unmeasured:
         reasons.append(
             f"{unmeasured[0]} of {unmeasured[1]} cells ran fewer than 3 steady epochs (epochs "

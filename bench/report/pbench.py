@@ -6,6 +6,12 @@ Each training benchmark becomes a results row (dataset = the benchmark's model, 
 median round, epoch_s_min/max = the fastest and slowest round, first_epoch_s = the first,
 untimed warm-up call); the predict benchmark of the same model, backend and batch size fills
 that row's predict_s.
+
+The suite records what `bench run` records of noise (tests/benchmarks/conftest.py): each
+benchmark's rounds (`extra_info.rounds_s`, written to curves.csv as epochs 2.., the warm-up
+call as epoch 1, so the report's intervals come from them as from a run's steady epochs), its
+spread and `noisy` flag, and the machine's load while it ran (summed into one session's load
+in env.json, judged by bench.report.noise as a run's is).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import pandas as pd
 from bench.errors import UsageError
 from bench.report.loading import load_run
 from bench.report.markdown import format_seconds, md_table
+from bench.report.noise import load_busy
 from bench.report.summary import render_summary
+from bench.report.targets import targets_section, targets_table
 from bench.report.write import write_error, write_text
-from bench.store.schema import RESULT_COLUMNS
+from bench.store.schema import CURVE_COLUMNS, CURVE_KEYS, RESULT_COLUMNS
 
 
 def _number(value) -> bool:
@@ -81,8 +89,8 @@ def _rows(data: dict, source: str, where: str = "the JSON") -> list[dict]:
     predicts: dict[tuple, float] = {}
     for info, stats in _benchmarks(data, where):
         key = (info["model"], info["backend"], int(info["batch_size"]))
-        if info.get("kind") == "overhead":
-            continue  # see overhead_table
+        if info.get("kind") in ("overhead", "target"):
+            continue  # see overhead_table and bench.report.targets
         if info.get("kind") == "predict":
             predicts[key] = stats["median"]
             continue
@@ -122,11 +130,62 @@ def _rows(data: dict, source: str, where: str = "the JSON") -> list[dict]:
             "gflops": info.get("gflops"),
             "roofline": info.get("roofline"),
             "epochs_run": stats.get("rounds"),
+            "noisy": info.get("noisy") if isinstance(info.get("noisy"), bool) else None,
         }
     for key, seconds in predicts.items():
         if key in rows:
             rows[key]["predict_s"] = seconds
     return list(rows.values())
+
+
+def _round_times(info: dict, stats: dict) -> list[float]:
+    """The benchmark's rounds: extra_info.rounds_s (the suite's), else stats.data (written
+    with --benchmark-save-data); only finite, positive times."""
+    for rounds in (info.get("rounds_s"), stats.get("data")):
+        if isinstance(rounds, list) and rounds:
+            return [float(t) for t in rounds if _number(t) and t > 0]
+    return []
+
+
+def _curves(data: dict, rows: list[dict], where: str) -> list[dict]:
+    """curves.csv rows: per training benchmark, its warm-up call as epoch 1 and its rounds
+    as epochs 2.. (the steady epochs of a run)."""
+    by_cell = {r["cell_id"]: r for r in rows}
+    out = []
+    for info, stats in _benchmarks(data, where):
+        if info.get("kind") in ("overhead", "predict", "target"):
+            continue
+        row = by_cell.get(f"{info['model']}|{info['backend']}|{info['batch_size']}")
+        rounds = _round_times(info, stats)
+        if row is None or not rounds:
+            continue
+        first = row.get("first_epoch_s")
+        times = [first if _number(first) and first > 0 else None, *rounds]
+        elapsed = 0.0
+        for epoch, t in enumerate(times, 1):
+            if t is None:
+                continue
+            elapsed += t
+            curve = {k: row.get(k) for k in CURVE_KEYS}
+            curve.update(epoch=epoch, epoch_s=t, elapsed_s=elapsed)
+            out.append(curve)
+    return out
+
+
+def _session_load(data: dict, where: str) -> dict | None:
+    """One load record for the whole suite, as a run's session has (sessions[].load): the
+    CPU other processes took while the benchmarks ran, summed over them."""
+    loads = [i["load"] for i, _ in _benchmarks(data, where) if isinstance(i.get("load"), dict)]
+    if not loads:
+        return None
+    other = [x.get("other_cpu_s") for x in loads]
+    walls = [x.get("wall_s") for x in loads]
+    load = {"start": loads[0].get("start"), "end": loads[-1].get("end")}
+    if all(_number(o) for o in other) and all(_number(w) for w in walls) and sum(walls) > 0:
+        load.update(other_cpu_s=round(sum(other), 2), wall_s=round(sum(walls), 2))
+        load["other_cores"] = round(sum(other) / sum(walls), 2)
+    load["busy"] = load_busy(load, load.get("wall_s"))
+    return load
 
 
 def _env(data: dict, source: str, rows: list[dict], converted_by: str) -> dict:
@@ -135,6 +194,7 @@ def _env(data: dict, source: str, rows: list[dict], converted_by: str) -> dict:
     infos = [info for info, _ in _benchmarks(data)]
     peak = next((i["matmul_peak_gflops"] for i in infos if i.get("matmul_peak_gflops")), None)
     threads = next((r["threads"] for r in rows if r.get("threads")), None)
+    load = _session_load(data, "the JSON")
     return {
         "run_id": source,
         "name": f"pytest-benchmark {source}",
@@ -157,6 +217,7 @@ def _env(data: dict, source: str, rows: list[dict], converted_by: str) -> dict:
         if isinstance(data.get("commit_info"), dict)
         else None,
         "versions": {"pytest-benchmark": data.get("version")},
+        "sessions": [{"index": 0, "load": load}] if load else [],
     }
 
 
@@ -300,7 +361,8 @@ def _read_json(json_path: Path):
 
 
 def convert(json_path, out_dir=None, command: str | None = None) -> list[Path]:
-    """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file.
+    """Write results.csv, env.json and summary.md for a pytest-benchmark JSON file (and
+    curves.csv when it records the benchmarks' rounds).
 
     With framework-overhead benchmarks in the file, also overhead.csv and a section of
     summary.md. `out_dir` defaults to `<json file without .json>-report/` beside it;
@@ -312,7 +374,8 @@ def convert(json_path, out_dir=None, command: str | None = None) -> list[Path]:
     data = _read_json(json_path)
     rows = _rows(data, json_path.stem, where=str(json_path))
     overhead = overhead_table(data)
-    if not rows and overhead.empty:
+    targets = targets_table(_benchmarks(data))
+    if not rows and overhead.empty and targets.empty:
         raise UsageError(
             f"{json_path} holds no mlp-bench training benchmarks (run "
             "`pytest tests/benchmarks --benchmark-only --benchmark-json FILE`)"
@@ -333,16 +396,28 @@ def convert(json_path, out_dir=None, command: str | None = None) -> list[Path]:
     except OSError as exc:
         raise write_error("the tables", out, exc, command) from None
     write_text(out / "results.csv", table.getvalue(), command)
+    round_rows = _curves(data, rows, str(json_path))
+    if round_rows:  # the suite's rounds (tests/benchmarks/conftest.py): the intervals' samples
+        curve_table = io.StringIO(newline="")
+        writer = csv.writer(curve_table)
+        writer.writerow(CURVE_COLUMNS)
+        for row in round_rows:
+            writer.writerow([_format(row.get(c)) for c in CURVE_COLUMNS])
+        write_text(out / "curves.csv", curve_table.getvalue(), command)
+    elif (out / "curves.csv").exists():  # a stale one from an earlier conversion
+        (out / "curves.csv").unlink()
     write_text(out / "env.json", json.dumps(env, indent=2) + "\n", command)
     if rows:
         results, curves = load_run(out)
         summary = render_summary(results, curves, env)
     else:  # only the framework-overhead pairs were run
         summary = f"# mlp-bench: pytest-benchmark {json_path.stem}\n"
-    written = [out / "results.csv", out / "env.json"]
+    written = [out / "results.csv", *([out / "curves.csv"] if round_rows else []), out / "env.json"]
     if len(overhead):
         summary = summary.rstrip() + "\n\n" + _overhead_section(overhead) + "\n"
         write_text(out / "overhead.csv", overhead.to_csv(index=False), command)
         written.append(out / "overhead.csv")
+    if len(targets):
+        summary = summary.rstrip() + "\n\n" + targets_section(targets) + "\n"
     write_text(out / "summary.md", summary, command)
     return [*written, out / "summary.md"]

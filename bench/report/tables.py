@@ -287,9 +287,13 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
 def beyond_noise(faster, slower) -> bool:
     """Whether summary row `faster` is faster than `slower` by more than their noise: the
-    slower cell's band starts above the faster one's (their bands do not overlap)."""
+    slower cell's band starts above the faster one's (their bands do not overlap), and
+    neither band has zero width."""
     lo, hi = slower["epoch_s_lo"], faster["epoch_s_hi"]
     if is_missing(lo) or is_missing(hi):
+        return False
+    # a band of zero width (one steady epoch, one repeat) is no measure of the noise at all
+    if any(not r["epoch_s_hi"] > r["epoch_s_lo"] for r in (faster, slower)):
         return False
     return bool(lo > hi)
 

@@ -3,19 +3,23 @@ is fastest at which batch sizes and by how much, where accuracies agree and wher
 (and why, when the run knows), where one backend needs more than twice the memory of another,
 what the first epoch costs, and whether the figures can be trusted at all.
 
-A backend is called fastest only when it is ahead of the next one beyond both cells' noise
-(bench.report.tables.beyond_noise: their bands of epoch times, from repeats and each repeat's spread
-of epochs, do not overlap); otherwise the verdict says the difference is within the noise.
+A backend is called fastest only when its lead over the next one is clear: the 95% interval of
+the ratio of their times (bench.report.intervals, from paired rounds, repeats or steady epochs)
+excludes 1 and the ratio is beyond SPEED_THRESHOLD. Otherwise the verdict says there is no clear
+difference, or, without samples enough for an interval, that none can be named.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
+from bench.report.intervals import Interval
 from bench.report.markdown import (
-    format_band,
     format_mb,
     format_seconds,
     format_speedup,
@@ -24,27 +28,38 @@ from bench.report.markdown import (
     plural,
 )
 from bench.report.noise import assess
+from bench.report.plugins import parity, parity_clause, plugin_names, short_name
+from bench.report.ratios import precise_cells, ratio_table
+from bench.report.samples import CellTimes
 from bench.report.tables import (
     GROUP_KEYS,
     MEMORY_COLUMNS,
+    cell_key,
     distinct,
     equals,
     is_missing,
     ordered_backends,
 )
 
+# A lead smaller than this is no practical difference, even when its interval excludes 1.
+SPEED_THRESHOLD = 0.05
 ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
 MEMORY_SPLIT = 2.0  # backends of one cell further apart than this factor in peak memory are named
 MEMORY_NAMED = 4  # backends named per memory figure; the rest are counted with their range
 _COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
 
 
-def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str:
-    """`## Verdict` and a few short lines, or "" when no cell finished ok."""
+def verdict_section(
+    rows: pd.DataFrame, summary: pd.DataFrame, env: dict, curves: pd.DataFrame | None = None
+) -> str:
+    """`## Verdict` and a few short lines, then each backend's speed against the reference
+    with its interval; "" when no cell finished ok. `curves` (curves.csv) gives the steady
+    epochs and paired rounds the intervals come from."""
     if summary.empty:
         return ""
     lines = []
-    warning = noise_warning(env, rows)
+    times = CellTimes(rows, curves)
+    warning = noise_warning(env, rows, precise_cells(rows, times))
     if warning:
         lines.append(warning)
     for dataset in distinct(summary["dataset"]):
@@ -53,7 +68,8 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
         name = f"**{format_value('dataset', dataset)}**"
         devices = _devices(sums)
         for device in devices:  # cells on different devices are not compared
-            speed = _speed_line(sums if device is None else sums[equals(sums["device"], device)])
+            here_sums = sums if device is None else sums[equals(sums["device"], device)]
+            speed = _speed_line(here_sums, times)
             if speed:
                 on = f" on {format_value('device', device)}" if len(devices) > 1 else ""
                 lines.append(f"{name}, speed{on}: {speed}")
@@ -68,7 +84,9 @@ def verdict_section(rows: pd.DataFrame, summary: pd.DataFrame, env: dict) -> str
         lines.append(warmup)
     if not lines:
         return ""
-    return "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
+    text = "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
+    table = ratio_table(summary, times, SPEED_THRESHOLD)
+    return text + ("\n\n" + table if table else "")
 
 
 def _devices(sums: pd.DataFrame) -> list:
@@ -79,11 +97,13 @@ def _devices(sums: pd.DataFrame) -> list:
 # --------------------------------------------------------------------------- noise
 
 
-def noise_warning(env: dict, rows: pd.DataFrame) -> str:
-    """A plain warning when bench.report.noise judges the run's figures unreliable; "" otherwise."""
+def noise_warning(env: dict, rows: pd.DataFrame, precise: set | None = None) -> str:
+    """A plain warning when bench.report.noise judges the run's figures unreliable; "" otherwise.
+    Cells in `precise` (cell_ids whose median is known within the stated precision) are not
+    called noisy for the spread of their epochs alone."""
     if rows.empty:
         return ""
-    result = assess(env, rows)
+    result = assess(env, rows, precise=precise)
     if result.reliable:
         return ""
     reasons = "; ".join(r.rstrip(".") for r in result.reasons)
@@ -95,30 +115,34 @@ def noise_warning(env: dict, rows: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- speed
 
 
-def _comparisons(sums: pd.DataFrame) -> pd.DataFrame:
+def _comparisons(sums: pd.DataFrame, times: CellTimes) -> pd.DataFrame:
     """Per cell column (every key but the backend): the fastest backend, the next one, the
-    ratio of their times with its band, and whether the lead is beyond the noise."""
-    columns = ["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond"]
+    ratio of their times with its 95% interval (bench.report.intervals), and whether the lead
+    is clear (the interval excludes 1 and the ratio is beyond SPEED_THRESHOLD)."""
+    columns = ["batch_size", "fastest", "next", "ratio", "lo", "hi", "beyond", "known", "n"]
     timed = sums.dropna(subset=["epoch_s_median"]).sort_values("epoch_s_median", kind="stable")
     if timed.empty:
         return pd.DataFrame(columns=columns)
-    ranked = timed.groupby(_COLUMN_KEYS, dropna=False, sort=False).cumcount()
-    wanted = ["backend", "epoch_s_median", "epoch_s_lo", "epoch_s_hi"]
-    fast = timed.loc[ranked == 0, [*_COLUMN_KEYS, *wanted]]
-    nxt = timed.loc[ranked == 1, [*_COLUMN_KEYS, *wanted]]
-    both = fast.merge(nxt, on=_COLUMN_KEYS, suffixes=("", "_next"))
-    return pd.DataFrame(
-        {
-            "batch_size": both["batch_size"],
-            "fastest": both["backend"],
-            "next": both["backend_next"],
-            "ratio": both["epoch_s_median_next"] / both["epoch_s_median"],
-            "lo": both["epoch_s_lo_next"] / both["epoch_s_hi"],
-            "hi": both["epoch_s_hi_next"] / both["epoch_s_lo"],
-            "beyond": (both["epoch_s_lo_next"] > both["epoch_s_hi"]).fillna(False).astype(bool),
-        },
-        columns=columns,
-    )
+    out = []
+    for _, group in timed.groupby(_COLUMN_KEYS, dropna=False, sort=False):
+        if len(group) < 2:
+            continue
+        fast, nxt = group.iloc[0], group.iloc[1]
+        interval = times.speedup(cell_key(nxt), cell_key(fast))
+        out.append(
+            {
+                "batch_size": fast["batch_size"],
+                "fastest": fast["backend"],
+                "next": nxt["backend"],
+                "ratio": interval.ratio,
+                "lo": interval.lo,
+                "hi": interval.hi,
+                "beyond": interval.beyond(SPEED_THRESHOLD),
+                "known": interval.known,
+                "n": interval.n,
+            }
+        )
+    return pd.DataFrame(out, columns=columns)
 
 
 def _by_batch(comparisons: pd.DataFrame) -> list[tuple]:
@@ -126,7 +150,7 @@ def _by_batch(comparisons: pd.DataFrame) -> list[tuple]:
     out = []
     for bs in distinct(comparisons["batch_size"]):
         here = comparisons[equals(comparisons["batch_size"], bs)]
-        winners = set(here.loc[here["beyond"], "fastest"])
+        winners = set(here.loc[here["beyond"].astype(bool), "fastest"])
         if not winners:
             out.append((bs, None, here))
         elif len(winners) == 1 and here["beyond"].all():
@@ -145,20 +169,34 @@ def _batches(sizes: list) -> str:
     return f"batches {names[0]}–{names[-1]}"
 
 
+def _interval(r) -> str:
+    return Interval(r["ratio"], r["lo"], r["hi"], int(r["n"])).text()
+
+
 def _lead(here: pd.DataFrame) -> str:
-    """`1.8× numpy-vec (1.5–2.2×)` for one comparison, `1.8–3.1× numpy-vec` for several."""
+    """`1.8× [1.5, 2.2] numpy-vec` for one comparison, `1.8–3.1× numpy-vec` for several."""
     nexts = ordered_backends(here["next"])
     against = nexts[0] if len(nexts) == 1 else "the next fastest"
     if len(here) == 1:
-        r = here.iloc[0]
-        band = format_band(r["lo"], r["hi"])
-        return f"{format_speedup(r['ratio'])} {against}, {band} with the noise"
+        return f"{_interval(here.iloc[0])} {against}, 95% interval"
     lo, hi = format_speedup(here["ratio"].min()), format_speedup(here["ratio"].max())
-    return f"{lo[:-1]}–{hi} {against}" if lo != hi else f"{hi} {against}"
+    return f"{lo[:-1]}–{hi} {against}, every interval above 1" if lo != hi else f"{hi} {against}"
 
 
-def _speed_line(sums: pd.DataFrame) -> str:
-    comparisons = _comparisons(sums)
+def _unclear(sizes: list, here: pd.DataFrame) -> str:
+    """No winner named: too few samples for an interval, or no clear difference."""
+    best = here.loc[here["ratio"].idxmax()]
+    pair = f"{best['fastest']} {_interval(best)} {best['next']}"
+    if not here["known"].astype(bool).all():
+        return (
+            f"at {_batches(sizes)} too few steady epochs or repeats for an interval, so no "
+            f"winner is named ({pair}; run 5 epochs or more)"
+        )
+    return f"at {_batches(sizes)} no clear difference ({pair})"
+
+
+def _speed_line(sums: pd.DataFrame, times: CellTimes) -> str:
+    comparisons = _comparisons(sums, times)
     if comparisons.empty:
         only = ordered_backends(sums["backend"])
         return f"only {only[0]} has times here; nothing to compare." if len(only) == 1 else ""
@@ -173,18 +211,13 @@ def _speed_line(sums: pd.DataFrame) -> str:
     for winner, sizes, frames in groups:
         here = pd.concat(frames)
         if winner is None:
-            best = here.loc[here["ratio"].idxmax()]
-            phrases.append(
-                f"at {_batches(sizes)} no backend is ahead beyond the noise "
-                f"({best['fastest']} {format_speedup(best['ratio'])} {best['next']}, "
-                f"{format_band(best['lo'], best['hi'])})"
-            )
+            phrases.append(_unclear(sizes, here))
         elif winner == "mixed":
-            counts = here.loc[here["beyond"], "fastest"].value_counts()
+            counts = here.loc[here["beyond"].astype(bool), "fastest"].value_counts()
             who = ", ".join(f"{b} in {n}" for b, n in counts.items())
             phrases.append(
                 f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)}, "
-                "the rest within the noise)"
+                "no clear difference in the rest)"
                 if not here["beyond"].all()
                 else f"at {_batches(sizes)} it depends on the settings ({who} of {len(here)})"
             )
@@ -239,19 +272,26 @@ def parity_sentence(env: dict) -> str:
     return f"`bench verify`: within {max(worst):.1g}{after} on this machine"
 
 
-def _within_repeats(split, sums: pd.DataFrame) -> bool:
-    """Whether the two backends' accuracies overlap across their repeats (min–max)."""
-    keys = {k: split[k] for k in _COLUMN_KEYS}
-    ranges = []
+def _within_repeats(split, rows: pd.DataFrame) -> bool:
+    """Whether the two backends' accuracies are within the noise of their repeats: each has
+    2 or more ok repeats and the 95% interval of the difference of their means (Welch's t)
+    holds 0, or, where the repeats of both agree exactly, their ranges overlap."""
+    samples = []
     for backend, _ in (split["low"], split["high"]):
-        mine = sums[equals(sums["backend"], backend)]
-        for k, v in keys.items():
-            mine = mine[equals(mine[k], v)]
-        if mine.empty or int(mine["n"].iloc[0]) < 2:
+        mine = rows[(rows["status"] == "ok") & equals(rows["backend"], backend)]
+        for k in _COLUMN_KEYS:
+            mine = mine[equals(mine[k], split[k])]
+        acc = pd.to_numeric(mine["test_acc"], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(acc) < 2:
             return False
-        ranges.append((mine["test_acc_min"].iloc[0], mine["test_acc_max"].iloc[0]))
-    (lo_min, lo_max), (hi_min, _) = ranges
-    return bool(hi_min <= lo_max)
+        samples.append(acc)
+    low, high = samples
+    if np.ptp(low) <= 1e-9 and np.ptp(high) <= 1e-9:  # repeats that agree: no spread to test
+        return bool(high.min() <= low.max())
+    with warnings.catch_warnings():  # repeats that nearly agree: scipy's precision note
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = stats.ttest_ind(high, low, equal_var=False).confidence_interval(0.95)
+    return bool(ci.low <= 0 <= ci.high)
 
 
 def _where(split, keys: list[str]) -> str:
@@ -317,8 +357,11 @@ def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
         if n_compared > len(splits):
             others = plural(n_compared - len(splits), "other cell")
             text += f", and agree within {ACCURACY_SPLIT:g} in the {others}"
-        if all(_within_repeats(r, sums) for _, r in splits.iterrows()):
-            text += "; within the spread between repeats"
+        unchecked = _unverified_plugins(splits, env)
+        if all(_within_repeats(r, rows) for _, r in splits.iterrows()):
+            text += "; within the noise of their repeats (the 95% interval of the gap holds 0)"
+        elif unchecked:  # no claim of same updates for a user's backend verify never checked
+            text += " — " + "; ".join(f"{short_name(b)} {parity_clause(env, b)}" for b in unchecked)
         else:
             text += (
                 f" — same start, same updates ({parity_sentence(env)}), but rounding grows over "
@@ -328,6 +371,12 @@ def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
     if failed:
         text += f"; {failed}"
     return text + "."
+
+
+def _unverified_plugins(splits: pd.DataFrame, env: dict) -> list[str]:
+    """Users' backends among the parted cells that this run's `bench verify` did not pass."""
+    parted = {b for _, r in splits.iterrows() for b in (r["low"][0], r["high"][0])}
+    return [b for b in plugin_names(env) if b in parted and parity(env, b) != "verified"]
 
 
 def _failures(rows: pd.DataFrame) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import DiskFullError
+from bench.store.values import refusals
 
 _LINE = re.compile(r"\r\n|\r|\n")  # the only breaks csv's reader knows (not \u2028, \x0c, ...)
 
@@ -31,7 +32,8 @@ def _format(value):
     if value is None:
         return ""
     if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
+        # float(): a NumPy float's repr is "np.float64(...)", which no reader takes as a number
+        return "" if math.isnan(value) else repr(float(value))
     if isinstance(value, (dict, list, tuple)):
         value = json.dumps(value, sort_keys=True)
     if isinstance(value, str):
@@ -66,6 +68,7 @@ def valid_key(fields: dict) -> tuple[str, int] | None:
 class _Recovered:
     rows: list[dict]
     damaged: list[str]  # raw text quarantined, in file order
+    refused: list[str]  # why rows holding values that cannot be measurements were quarantined
     rewrite: bool  # the file on disk differs from header + rows
 
 
@@ -73,11 +76,13 @@ def _recover_text(text: str, columns, unique) -> _Recovered:
     """Split a CSV written by this module into its complete, valid rows and the rest.
 
     A row is kept wherever it sits when it has one field per column of the file's header, a
-    valid key, and `unique(row)` (the row's identity) not seen before. Everything else (cut
-    rows, junk lines, repeated keys, an unterminated tail) is returned as damaged text.
+    valid key, `unique(row)` (the row's identity) not seen before, and no numeric value that
+    cannot be a measurement (bench.store.values: text, inf, a negative time, ...). Everything
+    else (cut rows, junk lines, repeated keys, refused values, an unterminated tail) is
+    returned as damaged text.
     """
     lines, tail = _lines(text)
-    header, rows, damaged, seen = None, [], [], set()
+    header, rows, damaged, seen, refused = None, [], [], set(), []
     for line in lines:
         if not line:
             continue  # an empty line holds nothing to keep
@@ -93,14 +98,22 @@ def _recover_text(text: str, columns, unique) -> _Recovered:
             continue
         row = dict(zip(header, fields))
         ident = unique(row)
-        if ident is None or ident in seen:
+        bad = refusals(row)
+        if bad:
+            refused.append(
+                f"{row.get('cell_id', '?')} repeat {row.get('repeat', '?')}"
+                + (f" epoch {row['epoch']}" if row.get("epoch") else "")
+                + ": "
+                + ", ".join(f"{column} = {text!r} {why}" for column, text, why in bad)
+            )
+        if ident is None or ident in seen or bad:
             damaged.append(line)
             continue
         seen.add(ident)
         rows.append({c: row.get(c, "") for c in columns})
     if tail:
         damaged.append(tail)
-    return _Recovered(rows, damaged, _csv_text(columns, rows) != text)
+    return _Recovered(rows, damaged, refused, _csv_text(columns, rows) != text)
 
 
 def _csv_text(columns, rows: list[dict]) -> str:
@@ -173,6 +186,8 @@ def recover_file(path: Path, columns, unique, note, keep=None) -> list[dict]:
             f"note: {path.name}: {n} damaged line{'s' if n > 1 else ''} (cut off, unreadable "
             f"or repeated) moved to {target}; {len(rows)} complete rows kept"
         )
+        for why in found.refused:  # rows that parse but hold values no measurement gives
+            note(f"note: {path.name}: {why}; the row was moved there too (its cell runs again)")
     if found.rewrite or dropped:  # also normalises other line endings to the writer's
         rewrite(path, columns, rows)
     return rows

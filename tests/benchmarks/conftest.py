@@ -23,8 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.worker import measure
+from bench.store.records import NOISY_SPREAD
+from bench.worker import envinfo, measure
 from bench.worker.threads import pin_threads
+
+from .quick import mark_quick, select_quick
 
 GROUP_ENV = "MLP_BENCH_BENCHMARK_GROUP"  # set in a group's process: the group it runs
 REPORTS_ENV = "MLP_BENCH_BENCHMARK_REPORTS"  # there: file for its test reports (JSON lines)
@@ -175,9 +178,10 @@ def _arrays(values) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float64) for v in flat]
 
 
-def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info, threads):
+def run_benchmark(benchmark, fn, n_samples, flops_per_sample, peak, info, threads):
     """Time `fn` with pytest-benchmark: one warm-up round, then as many rounds as fit the
-    budget (3..50); attach throughput, GFLOP/s and its share of the matmul peak."""
+    budget (3..50); attach throughput, GFLOP/s (`flops_per_sample`: the products a sample
+    needs, MLPSpec.flops_per_sample for training) and its share of the matmul peak."""
     if benchmark.disabled:
         benchmark(fn)  # runs `fn` once, untimed
         return
@@ -185,15 +189,45 @@ def run_benchmark(benchmark, fn, n_samples, n_weights, peak, info, threads):
     _, second = measure.timed(fn)
     rounds = int(min(50, max(3, BUDGET_S / max(second, 1e-6))))
     benchmark.extra_info.update(info, first_call_s=first, threads=threads)
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
+    start = envinfo.load_snapshot()
+    with measure.Stopwatch() as watch:
+        benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
+    benchmark.extra_info.update(noise_record(benchmark.stats.stats, start, watch.seconds))
     median = benchmark.stats.stats.median
-    gflops = 6.0 * n_weights * n_samples / median / 1e9
+    gflops = flops_per_sample * n_samples / median / 1e9
     benchmark.extra_info.update(
         samples_per_s=n_samples / median,
         gflops=gflops,
         matmul_peak_gflops=peak,
         roofline=gflops / peak,
     )
+
+
+def noise_record(stats, start: dict, wall_s: float) -> dict:
+    """What `bench run` records of a cell's noise, for one benchmark: its rounds' times
+    (`rounds_s`, the samples of its intervals), their spread ((p75 - p25) / median, `noisy`
+    above NOISY_SPREAD as in results.csv) and the machine's load while it ran (the CPU other
+    processes took, as env.json's sessions[].load). bench.report.pbench reads them."""
+    end = envinfo.load_snapshot()
+    other = envinfo.other_cpu_s(start, end)
+    spread = stats.iqr / stats.median if stats.median > 0 else None
+    return {
+        "rounds_s": [float(t) for t in stats.data],
+        "spread": spread,
+        "noisy": spread is not None and spread > NOISY_SPREAD,
+        "load": {
+            "start": envinfo.public(start),
+            "end": envinfo.public(end),
+            "other_cpu_s": other,
+            "wall_s": round(wall_s, 3),
+            "other_cores": None if other is None or wall_s <= 0 else round(other / wall_s, 2),
+        },
+    }
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """The machine's load when the benchmarks start (each benchmark's own is in extra_info)."""
+    machine_info["load_start"] = envinfo.public(envinfo.load_snapshot())
 
 
 # --------------------------------------------------------------------------- one process per group
@@ -231,6 +265,7 @@ def _representative(item) -> bool:
 def pytest_itemcollected(item):
     if _item_group(item) is not None and not _representative(item):
         item.add_marker(pytest.mark.slow)
+    mark_quick(item)  # the quick selection (quick.py)
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection and pytest-benchmark's own marks
@@ -243,6 +278,7 @@ def pytest_collection_modifyitems(session, config, items):
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
         return
+    select_quick(config, items)  # MLP_BENCH_QUICK=1 (quick.py)
     bs = getattr(config, "_benchmarksession", None)
     if bs is not None and bs.skip:
         return  # --benchmark-skip: nothing to run

@@ -1,0 +1,116 @@
+"""Each backend's speed against the reference backend, per configuration, with its 95%
+interval (bench.report.intervals); and which cells' times are known precisely enough that
+the spread of their epochs alone does not make them unreliable.
+
+The reference is numpy-vec wherever it ran (the plain vectorised NumPy network every other
+backend is measured against); in a configuration without it, the first backend in the
+project's order (bench.report.tables.BACKEND_ORDER).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.intervals import median_interval
+from bench.report.markdown import format_value, label, md_table
+from bench.report.samples import CellTimes
+from bench.report.tables import (
+    GROUP_KEYS,
+    REFERENCE_BACKEND,
+    cell_key,
+    ordered_backends,
+    varying,
+)
+
+# A cell's median epoch time is "precise" when its 95% interval is at most this wide
+# relative to the median (±5%): ratios of such cells are settled to about that precision.
+PRECISION = 0.10
+
+
+def precise_cells(rows: pd.DataFrame, times: CellTimes) -> set:
+    """The cell_ids of the cells whose median time is known within PRECISION."""
+    out = set()
+    if rows.empty:
+        return out
+    for record in rows[[*GROUP_KEYS, "cell_id"]].to_dict("records"):
+        med, lo, hi = median_interval(times.samples(cell_key(record)))
+        if med > 0 and hi - lo <= PRECISION * med:
+            out.add(str(record["cell_id"]))
+    return out
+
+
+def reference_of(backends) -> str | None:
+    names = ordered_backends(backends)
+    if not names:
+        return None
+    return REFERENCE_BACKEND if REFERENCE_BACKEND in names else names[0]
+
+
+def speed_ratios(summary: pd.DataFrame, times: CellTimes, threshold: float) -> pd.DataFrame:
+    """One row per configuration x backend (the reference left out): GROUP_KEYS,
+    `reference`, `ratio` (the reference's time over the backend's: above 1 is faster),
+    `lo`, `hi`, `n`, `method` and `verdict` ("faster", "slower", "~" or "too few samples")."""
+    others = [k for k in GROUP_KEYS if k != "backend"]
+    out = []
+    timed = summary.dropna(subset=["epoch_s_median"])
+    for _, group in timed.groupby(others, dropna=False, sort=False):
+        ref = reference_of(group["backend"])
+        ref_row = group[group["backend"] == ref].iloc[0]
+        for record in group.to_dict("records"):
+            if record["backend"] == ref:
+                continue
+            iv = times.speedup(cell_key(ref_row), cell_key(record))
+            if not iv.known:
+                verdict = "too few samples"
+            elif iv.beyond(threshold):
+                verdict = "faster" if iv.ratio > 1 else "slower"
+            else:
+                verdict = "~"
+            out.append(
+                {
+                    **{k: record[k] for k in GROUP_KEYS},
+                    "reference": ref,
+                    "ratio": iv.ratio,
+                    "lo": iv.lo,
+                    "hi": iv.hi,
+                    "n": iv.n,
+                    "method": iv.method,
+                    "verdict": verdict,
+                    "text": iv.text(),
+                }
+            )
+    columns = [*GROUP_KEYS, "reference", "ratio", "lo", "hi", "n", "method", "verdict", "text"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def ratio_table(summary: pd.DataFrame, times: CellTimes, threshold: float) -> str:
+    """The speed against the reference as Markdown: a row per configuration, a column per
+    backend, each cell `1.32× [1.28, 1.37]` and its verdict; "" with nothing to compare."""
+    ratios = speed_ratios(summary, times, threshold)
+    if ratios.empty:
+        return ""
+    keys = [k for k in ("dataset", *GROUP_KEYS) if k not in ("backend",)]
+    keys = list(dict.fromkeys(k for k in keys if k in varying(ratios, keys) or k == "batch_size"))
+    backends = ordered_backends(ratios["backend"])
+    body = []
+    for _, group in ratios.groupby([*keys, "reference"], dropna=False, sort=False):
+        first = group.iloc[0]
+        cells = [format_value(k, first[k]) for k in keys] + [str(first["reference"])]
+        by_backend = {r["backend"]: r for r in group.to_dict("records")}
+        for b in backends:
+            r = by_backend.get(b)
+            cells.append("" if r is None else f"{r['text']} {_mark(r['verdict'])}".strip())
+        body.append(cells)
+    header = ["batch" if k == "batch_size" else label(k) for k in keys] + ["against", *backends]
+    note = (
+        "**Speed against the reference.** "
+        "How many times faster each backend trains an epoch than the reference backend of its "
+        "configuration (numpy-vec where it ran), with a 95% interval. **faster** / "
+        f"**slower**: the interval excludes 1 and the ratio is beyond {100 * threshold:.0f}%; "
+        "~: no clear difference. See docs/compare.md for what the intervals mean."
+    )
+    return note + "\n\n" + md_table(header, body, n_left=len(keys) + 1)
+
+
+def _mark(verdict: str) -> str:
+    return {"faster": "**faster**", "slower": "**slower**", "~": "~"}.get(verdict, "")

@@ -1,0 +1,104 @@
+"""The timing samples of each cell of a run, as the intervals (bench.report.intervals) use them.
+
+A cell is one configuration and backend (GROUP_KEYS: the part and every axis), its repeats
+together. Its samples are:
+
+- its repeats' median steady epoch times (results.csv `epoch_s`) when it has at least
+  MIN_REPEATS ok repeats: each repeat then counts once, so a disturbance that lasted a whole
+  repeat is not mistaken for many independent epochs;
+- else its steady epochs (curves.csv, epochs 2..E of every ok repeat): epoch 1 holds the
+  warm-up (tracing, compilation, caches) and is never a steady sample;
+- else (a folder without curves) the repeats' `epoch_s` of cells that ran 2 epochs or more.
+
+A run made with `--interleave` records a `round` per epoch in curves.csv: the backends of one
+configuration ran epoch k in turn, so their epochs of one round are paired and their ratio
+is taken round by round (`CellTimes.speedup` pairs them wherever both cells have rounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.report.intervals import (
+    MIN_REPEATS,
+    Interval,
+    clean,
+    paired_interval,
+    ratio_interval,
+)
+from bench.report.tables import GROUP_KEYS, cell_key, ok_rows
+
+MIN_ROUNDS = 6  # paired rounds a 95% signed-rank interval needs
+
+
+class CellTimes:
+    """Each cell's steady timing samples, and intervals on the ratio of two cells' times."""
+
+    def __init__(self, results: pd.DataFrame, curves: pd.DataFrame | None):
+        self.times: dict[tuple, np.ndarray] = {}
+        self.source: dict[tuple, str] = {}
+        self.rounds: dict[tuple, pd.Series] = {}  # (repeat, round) -> epoch_s
+        ok = ok_rows(results) if len(results) else results
+        if ok.empty:
+            return
+        steady = _steady_curves(ok, curves)
+        for _, rows in ok.groupby(list(GROUP_KEYS), dropna=False, sort=False):
+            key = cell_key(rows.iloc[0])
+            epochs = steady.get(key)
+            repeat_medians = clean(rows["epoch_s"]) if "epoch_s" in rows else np.array([])
+            if epochs is not None and "round" in epochs and epochs["round"].notna().any():
+                paired = epochs.dropna(subset=["round"])
+                index = pd.MultiIndex.from_arrays([paired["repeat"], paired["round"]])
+                self.rounds[key] = (
+                    pd.Series(paired["epoch_s"].to_numpy(dtype=float), index=index)
+                    .groupby(level=[0, 1])
+                    .median()
+                )
+            if len(repeat_medians) >= MIN_REPEATS:
+                self.times[key], self.source[key] = repeat_medians, "repeats"
+            elif epochs is not None and len(epochs):
+                self.times[key], self.source[key] = clean(epochs["epoch_s"]), "epochs"
+            else:
+                ran = pd.to_numeric(rows.get("epochs_run"), errors="coerce")
+                usable = rows[(ran.isna() | (ran >= 2)).to_numpy()] if ran is not None else rows
+                self.times[key], self.source[key] = clean(usable["epoch_s"]), "repeats"
+
+    def samples(self, key: tuple) -> np.ndarray:
+        return self.times.get(key, np.array([]))
+
+    def speedup(self, slow: tuple, fast: tuple) -> Interval:
+        """How many times faster cell `fast` is than cell `slow`: slow's time over fast's,
+        from their paired rounds where both have at least MIN_ROUNDS in common, else from
+        their samples."""
+        a, b = self.rounds.get(slow), self.rounds.get(fast)
+        if a is not None and b is not None:
+            both = pd.concat([a, b], axis=1, join="inner").dropna()
+            both = both[(both > 0).all(axis=1)]
+            if len(both) >= MIN_ROUNDS:
+                return paired_interval(np.log(both.iloc[:, 0]) - np.log(both.iloc[:, 1]))
+        sources = (self.source.get(slow), self.source.get(fast))
+        method = "repeats" if "repeats" in sources else "epochs"
+        return ratio_interval(self.samples(slow), self.samples(fast), method=method)
+
+
+def _steady_curves(ok: pd.DataFrame, curves: pd.DataFrame | None) -> dict[tuple, pd.DataFrame]:
+    """The steady epochs (epoch >= 2, a finite positive epoch_s) of the ok rows, by cell."""
+    if curves is None or curves.empty or "epoch_s" not in curves:
+        return {}
+    keys = set(zip(ok["cell_id"].astype(str), pd.to_numeric(ok["repeat"], errors="coerce")))
+    c = curves.copy()
+    c["epoch"] = pd.to_numeric(c["epoch"], errors="coerce")
+    c["epoch_s"] = pd.to_numeric(c["epoch_s"], errors="coerce")
+    c["repeat"] = pd.to_numeric(c["repeat"], errors="coerce")
+    if "round" in c:
+        c["round"] = pd.to_numeric(c["round"], errors="coerce")
+    mine = [(str(ci), r) in keys for ci, r in zip(c["cell_id"], c["repeat"])]
+    c = c[np.asarray(mine, dtype=bool) & (c["epoch"] >= 2).to_numpy()]
+    c = c[np.isfinite(c["epoch_s"]) & (c["epoch_s"] > 0)]
+    if c.empty:
+        return {}
+    out = {}
+    for _, rows in c.groupby(list(GROUP_KEYS), dropna=False, sort=False):
+        out[cell_key(rows.iloc[0])] = rows
+    return out
