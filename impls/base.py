@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import core
+from . import core, parallel
 from .spec import MLPSpec
 
 PREDICT_CHUNK = 4096  # rows per forward pass in the hand-written backends' predict_proba
@@ -167,8 +167,8 @@ class MLPModel(ABC):
             self._epoch_buffers = buffers
         Xo, Yo = buffers
         if X.dtype == dtype and Y.dtype == dtype:
-            np.take(X, order, axis=0, out=Xo)
-            np.take(Y, order, axis=0, out=Yo)
+            parallel.take_rows(X, order, Xo)  # on the cell's threads where X is large
+            parallel.take_rows(Y, order, Yo)
         else:  # a cast on the way: gather, then convert into the buffers
             np.copyto(Xo, np.take(X, order, axis=0), casting="unsafe")
             np.copyto(Yo, np.take(Y, order, axis=0), casting="unsafe")

@@ -380,6 +380,8 @@ NUMPY.sum, NUMPY.max = _reduction(np.add), _reduction(np.maximum)
 #       d = np.random.rand(1, 256)" "np.dot(a, d)"      (then "np.matmul(a, d)")
 NUMPY.matmul = np.dot
 NUMPY.concat = np.concatenate  # NumPy < 2 has no concat
+# On n > 1 threads, impls.parallel.set_threads(n) swaps in its versions of the element-wise
+# functions and reductions here, which split large arrays over a pool (bit-identical results).
 
 
 _CUPY = None  # CuPy as the core calls it, made on first use (see namespace)

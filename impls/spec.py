@@ -182,3 +182,27 @@ class MLPSpec:
     def n_weights(self) -> int:
         """Weights only (no biases): the multiply-adds of one forward pass per sample."""
         return sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+
+    @property
+    def flops_per_sample(self) -> int:
+        """The floating-point operations of the products one training sample needs: per
+        layer 2·W for the forward pass and 2·W for the weight gradient, and 2·W for the input
+        gradient of every layer but the first (nothing needs the gradient of the inputs), so
+        6·ΣW − 2·W₁. At the machine's matmul rate this count reads 100%, never more."""
+        first = self.layer_sizes[0] * self.layer_sizes[1]
+        return 6 * self.n_weights - 2 * first
+
+    def step_products(self, batch: int) -> list[tuple[str, tuple, bool, tuple, bool]]:
+        """The matrix products of one training step on `batch` samples, as the hand-written
+        core computes them: (name, A's stored shape, A used transposed, B's stored shape, B
+        used transposed). Per layer l the forward a_{l-1} W_l and the weight gradient
+        a_{l-1}^T delta_l, and for l > 1 the input gradient delta_l W_l^T; their FLOP count
+        is batch × flops_per_sample. For timing the products alone (scripts/blas-check)."""
+        out = []
+        for layer, (n_in, n_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:])):
+            n = layer + 1
+            out.append((f"forward {n}", (batch, n_in), False, (n_in, n_out), False))
+            out.append((f"weight gradient {n}", (batch, n_in), True, (batch, n_out), False))
+            if layer:
+                out.append((f"input gradient {n}", (batch, n_out), False, (n_in, n_out), True))
+        return out

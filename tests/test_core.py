@@ -317,3 +317,44 @@ def test_core_quotes_no_timings():
     timing = r"\d+(?:\.\d+)?\s*(?:µs|us|ns|ms)\b|\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?x\b"
     assert re.findall(timing, text) == []
     assert text.count("python -m timeit") >= 5  # a command beside each choice
+
+
+def test_flops_per_sample_counts_the_products_a_step_computes():
+    """Per layer 2W forward and 2W weight gradient, and 2W input gradient for every layer but
+    the first: 6ΣW − 2W₁ (72% of 6ΣW for 784-256-128-10)."""
+    spec = MLPSpec((784, 256, 128, 10))
+    w1, w2, w3 = 784 * 256, 256 * 128, 128 * 10
+    assert spec.flops_per_sample == 4 * (w1 + w2 + w3) + 2 * (w2 + w3)
+    assert spec.flops_per_sample == 6 * spec.n_weights - 2 * w1
+    assert spec.flops_per_sample / (6 * spec.n_weights) == pytest.approx(0.72, abs=0.005)
+    assert MLPSpec((5, 3)).flops_per_sample == 4 * 15  # one layer: no input gradient at all
+    for batch in (1, 32):
+        flops = 0
+        for _, a_shape, a_t, b_shape, b_t in spec.step_products(batch):
+            (m, k), (k2, n) = a_shape[:: -1 if a_t else 1], b_shape[:: -1 if b_t else 1]
+            assert k == k2  # the product is defined
+            flops += 2 * m * k * n
+        assert flops == batch * spec.flops_per_sample
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_numpy_loop_is_its_own_per_sample_loop_on_vectors(monkeypatch, batch_size):
+    """numpy-loop backpropagates each sample as vectors itself: it trains with the batched
+    core's forward, backward and gradients unavailable, and every product it makes has a
+    vector operand (a vector-matrix product or an outer product of two vectors)."""
+    spec = MLPSpec((6, 5, 4, 3), dtype="float64")
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(8, 6)), np.eye(3)[rng.integers(0, 3, 8)]
+    expected = make_model("numpy-vec", spec, init_params(spec, seed=1))
+    expected.train_epoch(X, Y, batch_size)
+    for name in ("forward", "backward", "gradients"):
+        monkeypatch.setattr(core, name, lambda *a, **k: pytest.fail("the batched core"))
+    shapes = []
+    matmul = core.NUMPY.matmul
+    monkeypatch.setattr(core.NUMPY, "matmul", lambda a, b: shapes.append((a, b)) or matmul(a, b))
+    loop = make_model("numpy-loop", spec, init_params(spec, seed=1))
+    loop.train_epoch(X, Y, batch_size)
+    assert shapes and all(min(a.ndim, b.ndim) == 1 or 1 in a.shape[1:] for a, b in shapes)
+    for (W, b), (W_v, b_v) in zip(loop.get_params(), expected.get_params()):
+        np.testing.assert_allclose(W, W_v, atol=1e-12)
+        np.testing.assert_allclose(b, b_v, atol=1e-12)

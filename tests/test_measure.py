@@ -68,7 +68,7 @@ def test_epoch_statistics_and_rates_are_exact():
         batch_size=2,
         seed=1,
         loss="cce",
-        n_weights=1000,
+        flops_per_sample=6000,
         target_acc=0.75,
         clock=clock,
         on_epoch=records.append,
@@ -78,7 +78,8 @@ def test_epoch_statistics_and_rates_are_exact():
     assert m.row.epoch_s == 2.0 and (m.row.epoch_s_min, m.row.epoch_s_max) == (1.0, 3.0)
     assert m.row.train_s == 11.0  # evaluation time (0.5 s per predict) is off the clock
     assert m.row.samples_per_s == 10 / 2.0
-    assert m.row.gflops == pytest.approx(6 * 1000 * 5.0 / 1e9)
+    assert m.row.gflops == pytest.approx(6000 * 5.0 / 1e9)
+    assert m.row.flops_per_sample == 6000
     assert m.row.predict_s == 0.5
     assert [r.elapsed_s for r in records] == [5.0, 6.0, 9.0, 11.0]
     assert [r.epoch_loss for r in records] == [0.9, 0.7, 0.5, 0.4]
@@ -98,7 +99,7 @@ def test_eval_every_and_single_epoch():
         batch_size=4,
         seed=0,
         loss="mse",
-        n_weights=10,
+        flops_per_sample=60,
         eval_every=2,
         clock=clock,
     )
@@ -112,7 +113,7 @@ def test_eval_every_and_single_epoch():
         batch_size=4,
         seed=0,
         loss="cce",
-        n_weights=10,
+        flops_per_sample=60,
         clock=FakeClock(),
     )
     assert one.row.first_epoch_s == one.row.epoch_s  # one epoch: the steady state is that epoch
@@ -124,7 +125,7 @@ def test_divergence_stops_the_cell():
         clock, [1.0, 1.0, 1.0, 1.0], [0.5, float("nan"), 0.1, 0.1], correct=[0.5] * 4
     )
     m = measure.train_and_measure(
-        model, _data(), epochs=4, batch_size=4, seed=0, loss="cce", n_weights=10, clock=clock
+        model, _data(), epochs=4, batch_size=4, seed=0, loss="cce", flops_per_sample=60, clock=clock
     )
     assert m.row.status == "diverged" and m.row.diverged_epoch == 2 and m.row.epochs_run == 2
     assert model.epoch == 2 and math.isnan(m.row.predict_s)
@@ -141,7 +142,7 @@ def test_orders_are_shared_and_reproducible():
             batch_size=2,
             seed=42,
             loss="cce",
-            n_weights=1,
+            flops_per_sample=6,
             clock=FakeClock(),
         )
         runs.append(model.orders)
@@ -246,7 +247,7 @@ def test_a_measurement_fills_exactly_the_measured_columns_of_a_row():
         batch_size=4,
         seed=0,
         loss="cce",
-        n_weights=10,
+        flops_per_sample=60,
         clock=FakeClock(),
     )
     filled = {c for c, v in m.row.as_row().items() if v is not None}

@@ -30,7 +30,7 @@ def _measure(durations):
         batch_size=4,
         seed=0,
         loss="cce",
-        n_weights=10,
+        flops_per_sample=60,
         clock=clock,
     ).row
 

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.store.schema import AXES as AXES_OF_A_CELL
+
 AXES = {
     "batch_size": "batch size",
     "width": "hidden width",
@@ -81,5 +83,59 @@ def fit_slopes(results: pd.DataFrame) -> pd.DataFrame:
                 float(frame["x"].min()),
                 float(frame["x"].max()),
             ]
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- threads (Amdahl)
+# With n threads, Amdahl's law splits the 1-thread time T1 into a serial part s·T1, which no
+# thread count shortens, and the rest, shared by the threads:
+#     T(n) = T1 · (s + (1 − s) / n) = a + b / n,   a = s·T1,  b = (1 − s)·T1
+# which is linear in 1/n, so least squares on (1/n, T) gives a and b, and s = a / (a + b).
+# Two thread counts determine it exactly; more give a fit and its r².
+
+# a fit's cells share every axis but the threads (and the device: CPU cells only)
+THREAD_KEYS = ("part", *(axis for axis in AXES_OF_A_CELL if axis not in ("threads", "device")))
+AMDAHL_MIN_THREADS = 2  # thread counts a fit needs
+
+
+def amdahl_fit(threads, epoch_s) -> tuple[float, float, float]:
+    """(serial fraction s, fitted 1-thread time T1, r²) of T(n) = T1 (s + (1 − s) / n) by least
+    squares. s is not clipped: above 1 says the time grew with the threads, below 0 that it fell
+    faster than 1/n (noise, or caches that more cores bring). r² is NaN for two thread counts."""
+    n = np.asarray(threads, dtype=float)
+    t = np.asarray(epoch_s, dtype=float)
+    if len(np.unique(n)) < AMDAHL_MIN_THREADS:
+        raise ValueError(f"an Amdahl fit needs at least {AMDAHL_MIN_THREADS} thread counts")
+    b, a = np.polyfit(1.0 / n, t, 1)
+    t1 = a + b
+    residual = t - (a + b / n)
+    spread = ((t - t.mean()) ** 2).sum()
+    r2 = 1 - (residual**2).sum() / spread if len(np.unique(n)) > 2 and spread > 0 else math.nan
+    return float(a / t1) if t1 else math.nan, float(t1), float(r2)
+
+
+def fit_amdahl(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per backend and setting (THREAD_KEYS) whose ok cells ran at two or more thread
+    counts on the CPU: the serial fraction, the fitted 1-thread epoch time, and the speed-up
+    the fit predicts at the most threads measured. Median epoch time per thread count."""
+    columns = [*THREAD_KEYS, "serial_fraction", "t1_s", "r2", "threads", "speedup"]
+    ok = results[results["status"] == "ok"].dropna(subset=["epoch_s"])
+    if "device" in ok:
+        ok = ok[ok["device"].fillna("cpu").astype(str).str.startswith("cpu")]
+    keys = [k for k in THREAD_KEYS if k in ok]
+    rows = []
+    for key, cells in ok.groupby(keys, sort=False, dropna=False):
+        times = cells.groupby("threads")["epoch_s"].median()
+        times = times[(times.index > 0) & (times > 0)]
+        if len(times) < AMDAHL_MIN_THREADS:
+            continue
+        s, t1, r2 = amdahl_fit(times.index.to_numpy(), times.to_numpy())
+        most = int(times.index.max())
+        speedup = float(times.iloc[0] / times.loc[most]) if times.index[0] == 1 else math.nan
+        named = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        rows.append(
+            [named.get(k) for k in THREAD_KEYS]
+            + [s, t1, r2, ",".join(str(int(n)) for n in times.index), speedup]
         )
     return pd.DataFrame(rows, columns=columns)

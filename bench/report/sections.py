@@ -98,8 +98,10 @@ def compute_section(view: RunView) -> str:
 
     peaks = peaks_text(view.env)
     text = (
-        "Training work per second, counting 6 × weights × samples per epoch (the forward and "
-        "backward matrix products)"
+        "Training work per second, counting the products a training step computes "
+        "(`flops_per_sample`: per layer 2 × weights for the forward pass and 2 × weights for "
+        "the weight gradient, and 2 × weights for the input gradient of every layer but the "
+        "first)"
     )
     if has_roofline:
         text += ", and its share of the machine's measured matmul peak for the same dtype and "
@@ -201,6 +203,48 @@ def scaling_section(ok: pd.DataFrame) -> str:
             "dominates).",
             "",
             md_table(header, table),
+        ]
+    )
+
+
+def _setting(fits: pd.DataFrame, r) -> str:
+    """The cells of one Amdahl fit: dataset, batch and hidden layers, then every other axis
+    whose value differs between the fits."""
+    shown = ["dataset", "batch_size", "hidden"]
+    varying = [
+        k
+        for k in scaling.THREAD_KEYS
+        if k not in ("part", "backend", *shown) and fits[k].nunique() > 1
+    ]
+    values = [str(r.dataset), f"batch {r.batch_size}", str(r.hidden)]
+    return " · ".join(values + [f"{label(k)} {getattr(r, k)}" for k in varying])
+
+
+def threads_section(ok: pd.DataFrame) -> str:
+    """Amdahl's law fitted per backend and setting where the same cells ran at several thread
+    counts (scaling.fit_amdahl): the serial fraction that the threads do not shorten."""
+    fits = scaling.fit_amdahl(ok)
+    if fits.empty:
+        return ""
+    table = []
+    for backend in ordered_backends(fits["backend"]):
+        for r in fits[fits["backend"] == backend].itertuples():
+            fit = f"{r.serial_fraction:.2f}" + ("" if is_missing(r.r2) else f" (r² {r.r2:.2f})")
+            speedup = "—" if is_missing(r.speedup) else f"{r.speedup:.2f}×"
+            t1 = format_seconds(r.t1_s)
+            table.append([backend, _setting(fits, r), r.threads, t1, speedup, fit])
+    header = ["backend", "cells", "threads", "fitted 1-thread epoch", "speed-up", "serial"]
+    return "\n".join(
+        [
+            "## Threads",
+            "",
+            "Amdahl's law, T(n) = T1 (s + (1 − s)/n), fitted by least squares to the median "
+            "epoch time at each thread count: s is the serial fraction, the share of the "
+            "1-thread epoch that more threads do not shorten (0 scales perfectly; the speed-up "
+            "is measured, from the fewest threads to the most). An s below 0 or above 1 says "
+            "the times did not follow the law: noise, or a machine busy with other work.",
+            "",
+            md_table(header, table, n_left=2),
         ]
     )
 

@@ -49,15 +49,18 @@ def memory_gib() -> float | None:
 
 
 def blas() -> str:
-    """NumPy's BLAS as threadpoolctl sees it, e.g. 'openblas 0.3.27 (Haswell)'."""
+    """NumPy's BLAS as threadpoolctl sees it: library, version, then the kernel it chose for
+    this CPU and its threading layer where it says, e.g. 'openblas 0.3.27 (Haswell, pthreads)'.
+    The kernel matters: OpenBLAS picks it at load (OPENBLAS_CORETYPE overrides the pick)."""
     import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
     from threadpoolctl import threadpool_info
 
     for pool in threadpool_info():
         if pool.get("user_api") == "blas":
-            arch = pool.get("architecture")
+            details = [pool.get(k) for k in ("architecture", "threading_layer")]
+            details = [d for d in details if d and d != "unknown"]
             text = f"{pool.get('internal_api')} {pool.get('version')}"
-            return f"{text} ({arch})" if arch else text
+            return f"{text} ({', '.join(details)})" if details else text
     return "unknown"
 
 

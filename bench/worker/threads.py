@@ -2,8 +2,9 @@
 
 A worker process is started with the thread environment variables already set (`thread_env`),
 so every runtime reads them when it loads; `pin_threads` then applies the same count through
-each library's own call (threadpoolctl for NumPy's BLAS and OpenMP, torch.set_num_threads,
-tf.config.threading) before the library does any work, and reads back the counts in effect.
+each library's own call (threadpoolctl for NumPy's BLAS and OpenMP, impls.parallel for the
+hand-written backends' element-wise work, torch.set_num_threads, tf.config.threading) before
+the library does any work, and reads back the counts in effect.
 """
 
 from __future__ import annotations
@@ -111,4 +112,9 @@ def pin_threads(n: int, backend: str | None = None) -> dict[str, int]:
         effective.update(pin(n))  # the framework loads its own OpenMP: limit after it
     _limits = threadpool_limits(limits=n)
     effective.update(_blas_threads())
+    # the hand-written backends' element-wise work on the same n threads (1: NumPy's own)
+    from impls import parallel
+
+    parallel.set_threads(n)
+    effective["numpy_elementwise"] = parallel.threads()
     return effective

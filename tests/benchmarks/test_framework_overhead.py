@@ -193,7 +193,8 @@ def test_against_plain_framework_code(
         "epochs": EPOCHS,
         "n_samples": EPOCHS * len(X),
     }
-    run_benchmark(benchmark, fn, EPOCHS * len(X), spec.n_weights, matmul_peak, info, threads)
+    flops = spec.flops_per_sample
+    run_benchmark(benchmark, fn, EPOCHS * len(X), flops, matmul_peak, info, threads)
     if check:  # `ours` ran one round, untimed
         plain()
         assert_same_training(ours.weights(), plain.weights())

@@ -173,7 +173,7 @@ def test_peer_against_plain_code(
         benchmark,
         fn,
         EPOCHS * len(X),
-        spec.n_weights,
+        spec.flops_per_sample,
         matmul_peak,
         {
             "backend": framework,

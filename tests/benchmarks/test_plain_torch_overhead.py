@@ -90,7 +90,7 @@ def test_against_plain_resident_loop(
         "n_samples": EPOCHS * n,
     }
     peak = matmul_peak if device == "cpu" else math.nan
-    run_benchmark(benchmark, fn, EPOCHS * n, spec.n_weights, peak, info, threads)
+    run_benchmark(benchmark, fn, EPOCHS * n, spec.flops_per_sample, peak, info, threads)
     if check:  # `ours` ran one round, untimed
         plain()
         assert_same_training(ours.losses, plain.losses)
