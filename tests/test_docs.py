@@ -1,23 +1,49 @@
-"""The README and docs/design.md point at real things: every project path and module they
-name exists, the README links the design document, and no text states a backend count that
-the registry would have to keep true."""
+"""The README and the documentation under docs/ point at real things and say what runs.
 
+- every project path and module they name exists;
+- the README links the design document, and no text states a backend count that the
+  registry would have to keep true;
+- every command block marked runnable (an HTML comment `<!-- runnable -->` on the line
+  before a ```bash block) runs and exits 0, each line in a fresh folder;
+- every `--option` written after `python -m bench COMMAND` exists in that command's --help;
+- the README is at most 15k characters, its quick start says which backends the default
+  run covers as the registry decides, and its results block is what scripts/front-page
+  writes from the committed run it names.
+"""
+
+import argparse
+import contextlib
 import importlib
+import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import bench_env
+
+from bench.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "docs/design.md")
+DOCS = ("README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")))
 PATH = re.compile(r"(?<![\w./-])((?:bench|impls|tests|scripts|examples|docs)/[\w./-]*\w)")
 MODULE = re.compile(r"(?<![\w./-])((?:bench|impls)(?:\.[A-Za-z_]\w*)+)")
-NOT_MODULES = {"bench.json"}  # a file name in the README's pytest-benchmark commands
+NOT_MODULES = {"bench.json"}  # a file name in the pytest-benchmark commands
 # "four interchangeable backends" goes stale with the next backend; the registry says how many
 COUNTED = re.compile(
     r"\b(?:two|three|four|five|six|seven|eight|nine|ten|\d+)\s+interchangeable\s+(?:MLP\s+)?backends",
     re.I,
 )
+RUNNABLE = re.compile(r"<!-- runnable -->\s*\n\s*```(?:bash|console|sh)\n(.*?)\n\s*```", re.S)
+# `python -m bench COMMAND ...` up to the end of the line or of a `code span`
+COMMAND = re.compile(r"python -m bench ((?:--debug )?)([a-z]+)\b([^`\n]*)")
+OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+README_LIMIT = 15_000
+
+
+def _text(doc: str) -> str:
+    return (ROOT / doc).read_text(encoding="utf-8")
 
 
 def _resolves(dotted: str) -> bool:
@@ -39,13 +65,16 @@ def _resolves(dotted: str) -> bool:
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_named_paths_and_modules_exist(doc):
-    text = (ROOT / doc).read_text(encoding="utf-8")
+    text = _text(doc)
     paths = set(PATH.findall(text))
-    assert paths, "the pattern finds the paths a document names"
     assert [p for p in sorted(paths) if not (ROOT / p).exists()] == []
     modules = set(MODULE.findall(text)) - NOT_MODULES
-    assert modules
     assert [m for m in sorted(modules) if not _resolves(m)] == []
+
+
+def test_the_documents_name_paths_and_modules():
+    named = [d for d in DOCS if PATH.findall(_text(d))]
+    assert "README.md" in named and "docs/design.md" in named
 
 
 def test_the_checks_see_what_is_not_there():
@@ -61,9 +90,135 @@ def test_the_checks_see_what_is_not_there():
 
 
 def test_the_readme_links_the_design_and_states_no_backend_count():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = _text("README.md")
     assert "](docs/design.md)" in readme
     import impls
 
     for name, text in (("README.md", readme), ("impls/__init__.py", impls.__doc__)):
         assert not COUNTED.search(text), (name, COUNTED.search(text).group(0))
+
+
+def test_the_readme_is_a_front_page():
+    readme = _text("README.md")
+    assert len(readme) <= README_LIMIT, f"README.md is {len(readme)} characters"
+    assert readme.index("## Results at a glance") < readme.index("## Quick start")
+
+
+def test_the_quick_start_names_the_default_backends():
+    from impls.registry import DEFAULT_BACKENDS
+
+    quick = _text("README.md").split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "every backend" not in quick
+    assert all(name in quick for name in DEFAULT_BACKENDS), DEFAULT_BACKENDS
+    assert "every installed" not in build_parser().format_help()
+
+
+# --------------------------------------------------------------------------- runnable commands
+
+
+def _runnable() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for block in RUNNABLE.findall(_text(doc)):
+            for line in block.splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    found.append((doc, line))
+    return found
+
+
+RUNNABLE_COMMANDS = _runnable()
+
+
+def test_a_few_commands_are_marked_runnable():
+    assert 2 <= len(RUNNABLE_COMMANDS) <= 6, RUNNABLE_COMMANDS
+    assert any(doc == "README.md" for doc, _ in RUNNABLE_COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "doc, command", RUNNABLE_COMMANDS, ids=[f"{d}:{c[:40]}" for d, c in RUNNABLE_COMMANDS]
+)
+def test_a_runnable_command_runs(doc, command, tmp_path):
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=tmp_path,
+        env=bench_env({"MLP_BENCH_NO_PLOTS": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{doc}: {command}\n{done.stderr[-3000:]}"
+
+
+# --------------------------------------------------------------------------- documented options
+
+
+def _help_options() -> dict[str, set[str]]:
+    parser = build_parser()
+    top = set(OPTION.findall(parser.format_help()))
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    out = {}
+    for name in sub.choices:
+        out[name] = top | set(OPTION.findall(_format_help(parser, name)))
+    return out
+
+
+def _format_help(parser, name: str) -> str:
+    """What `python -m bench NAME --help` prints."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+        parser.parse_args([name, "--help"])
+    return buffer.getvalue()
+
+
+def _documented() -> list[tuple[str, str, str]]:
+    """(document, command, option) for each option written after `python -m bench COMMAND`."""
+    found = []
+    for doc in DOCS:
+        text = _text(doc).replace("\\\n", " ")  # a command continued on the next line
+        for _, command, rest in COMMAND.findall(text):
+            rest = rest.split("#", 1)[0]  # a shell comment after the command
+            found += [(doc, command, option) for option in OPTION.findall(rest)]
+    return found
+
+
+def test_documented_options_exist_in_help():
+    helps = _help_options()
+    assert {"run", "report", "list", "verify"} <= helps.keys()
+    documented = _documented()
+    assert len(documented) > 10
+    unknown = sorted(
+        {
+            f"{doc}: python -m bench {command} {option}"
+            for doc, command, option in documented
+            if option not in helps.get(command, set())
+        }
+    )
+    assert unknown == []
+
+
+def test_the_option_check_sees_a_wrong_option():
+    helps = _help_options()
+    assert "--epochs" in helps["run"] and "--epochz" not in helps["run"]
+    line = "run `python -m bench run --epochz 3` then `python -m bench list`"
+    assert COMMAND.findall(line)[0][1:] == ("run", " --epochz 3")
+
+
+# --------------------------------------------------------------------------- the front page
+
+
+def test_the_results_block_is_generated_from_its_run():
+    readme = _text("README.md")
+    named = re.search(r"generated by scripts/front-page from (\S+?);", readme)
+    assert named, "README.md's results block names the run it comes from"
+    assert (ROOT / named.group(1) / "results.csv").is_file()
+    done = subprocess.run(
+        [sys.executable, "scripts/front-page", named.group(1), "--check"],
+        cwd=ROOT,
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Noise verdict: **" in readme

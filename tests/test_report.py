@@ -354,8 +354,9 @@ def test_summary_tables_and_bold_marks(loaded):
 def test_summary_header_and_constants(loaded):
     results, curves = loaded
     text = render_summary(results, curves, ENV)
-    head = text.split("## ", 1)[0]
-    assert head.startswith("# mlp-bench: digits-vs-synthetic (`r1`)")
+    # the title, the verdict, then the environment: all before "How to read this"
+    head = text.split("**How to read this.**", 1)[0]
+    assert head.startswith("# mlp-bench: digits-vs-synthetic (`r1`)\n\n## Verdict")
     for fragment in (
         "Test CPU 9000 (8 cores",
         "Status: **complete**",
@@ -411,7 +412,8 @@ def test_all_ok_and_varying_axes_make_sub_sections(loaded):
     text = render_summary(both, curves, ENV)
     assert f"All {len(both)} cells finished ok" in text
     assert "### optimizer sgd" in text and "### optimizer adam" in text
-    assert "optimizer sgd ·" not in text.split("## ", 1)[0]  # no longer a constant
+    head = text.split("**How to read this.**", 1)[0]
+    assert "optimizer sgd ·" not in head  # no longer a constant
     assert summarize(both)["n"].sum() == len(both)
 
 
@@ -424,7 +426,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_write_report_writes_summary_and_valid_pngs(run_dir):
     files = report.write_report(run_dir, plots=True)
     assert files[0] == run_dir / "summary.md"
-    pngs = files[1:]
+    pngs = files[1:-1]  # the last is report.html
+    assert files[-1] == run_dir / "report.html"
     names = sorted(p.name for p in pngs)
     assert names == sorted(
         [

@@ -55,7 +55,7 @@ def test_an_interrupt_while_drawing_keeps_summary_and_says_how_to_finish(run_dir
     monkeypatch.undo()
     files = report.write_report(run_dir, plots=True)
     text = (run_dir / "summary.md").read_text()
-    assert "interrupted" not in text and len(files) == 7 and "](plots/" in text
+    assert "interrupted" not in text and len(files) == 8 and "](plots/" in text
 
 
 @pytest.mark.skipif(
@@ -150,7 +150,7 @@ def test_plots_past_the_limit_pool_the_widest_axis_and_say_so(tmp_path, monkeypa
     many = _many_configs(30)
     folder = write_run(tmp_path / "many", many, curves.iloc[:0])
     files = report.write_report(folder, plots=True)
-    pngs = [p.name for p in files[1:]]
+    pngs = [p.name for p in files[1:-1]]  # the last is report.html
     assert pngs == ["throughput-digits.png"]  # one group: lr pooled, no curves recorded
     text = (folder / "summary.md").read_text()
     assert "more than 4 configurations to draw, so the figures pool lr (30 values)" in text

@@ -1,16 +1,18 @@
 """`python -m bench`: parses the command line and dispatches; nothing more.
 
-Errors the user can act on are printed as one line (a traceback only with --debug). Exit
+Errors the user can act on are printed as one line (a traceback only with --debug); a
+closed stdout (`python -m bench list | head -1`) ends the command quietly. Exit
 status: 0 done, 1 failed, 2 usage error, 130 interrupted (a run folder to --resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
-from bench.cli import run, verify
+from bench.cli import compare, run, verify
 from bench.cli.parsing import Parser
 from bench.errors import BenchError
 
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_report_parser(sub).set_defaults(func=run.cmd_report)
     run.add_list_parser(sub).set_defaults(func=run.cmd_list)
     verify.add_verify_parser(sub).set_defaults(func=verify.cmd_verify)
+    compare.add_compare_parser(sub).set_defaults(func=compare.cmd_compare)
     return parser
 
 
@@ -36,7 +39,11 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = list(argv)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except BenchError as exc:
         if debug:
             traceback.print_exc()
@@ -54,3 +61,13 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (`python -m bench list | head -1`): what it read is what
+    it wanted, so exit 0, quietly. stdout is pointed at /dev/null so that the interpreter's
+    final flush of what is still buffered does not fail in turn."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0

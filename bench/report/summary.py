@@ -2,11 +2,13 @@
 
 `render_summary` is a pure function of the tables and env.json, built section by section:
 
-    header        name, machine, threads, versions, status, command(s)     (header.py)
-    hosts         where the cells ran, on a Dask cluster                    (hosts.py)
+    title         the run's name                                            (header.py)
     verdict       generated from the tables: who is fastest where, by how much,
                   where accuracies part, warm-up; a warning when the figures are
                   unreliable                                                (verdict.py)
+    your backends each user's backend against every built-in one          (plugins.py)
+    environment   machine, threads, versions, status, command(s)            (header.py)
+    hosts         where the cells ran, on a Dask cluster                    (hosts.py)
     how to read   what a cell of the tables holds                           (here)
     results       one table per dataset x loss (and per combination of
                   other varying axes)                                       (here)
@@ -35,12 +37,14 @@ from bench.report.markdown import (
     label,
     md_table,
 )
+from bench.report.plugins import plugins_section
 from bench.report.sections import (
     compute_section,
     failed_section,
     memory_section,
     scaling_section,
     target_section,
+    threads_section,
     warmup_section,
 )
 from bench.report.tables import (
@@ -77,10 +81,14 @@ def render_summary(
     `plots_note` (e.g. that figures were aggregated, or not drawn yet).
     """
     view = RunView.of(results, env)
+    # the title, then the answer; the machine, versions and commands after it
+    title, _, environment = header_section(view.rows, env, view.config_keys).partition("\n\n")
     sections = [
-        header_section(view.rows, env, view.config_keys),
+        title,
+        verdict_section(view.rows, view.summary, env, curves),
+        plugins_section(view.rows, env),  # users' own backends against the built-in ones
+        environment,
         hosts_section(view.rows, env),  # runs on a Dask cluster (bench.cluster.executor)
-        verdict_section(view.rows, view.summary, env),
         how_to_read(view),
         *results_sections(view),
         *(
@@ -90,6 +98,7 @@ def render_summary(
                 memory_section(view),
                 target_section(view),
                 scaling_section(view.ok),
+                threads_section(view.ok),
             ]
             if not view.ok.empty
             else []

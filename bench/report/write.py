@@ -1,4 +1,5 @@
-"""`python -m bench report RUN_DIR`: summary.md, then the figures, written into a run folder.
+"""`python -m bench report RUN_DIR`: summary.md, the figures and report.html, written into a
+run folder.
 
 The jobs live in their own modules, imports running one way:
 
@@ -11,10 +12,12 @@ The jobs live in their own modules, imports running one way:
                             in header, hosts, verdict and sections   (tables, markdown, verdict)
     bench.report.plots      the PNG figures, drawn by curve_plots and speed_plots with the
                             style of drawing                                 (tables, markdown)
-    bench.report.write      writing both into a run folder                   (all of the above)
+    bench.report.html       report.html: summary.md and its figures as one self-contained page
+    bench.report.write      writing them into a run folder                   (all of the above)
 
 summary.md is written first, so an interrupt while the figures are drawn keeps it; it is
-rewritten with the list of figures once they are drawn.
+rewritten with the list of figures once they are drawn, and report.html is written from it
+(with the figures: a run reported without them, MLP_BENCH_NO_PLOTS=1, has summary.md alone).
 
     results, curves = load_run("results/2025-01-05-digits")  # bench.report.loading
     print(render_summary(results, curves, load_env("results/2025-01-05-digits")))
@@ -33,6 +36,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.report import plots as plotting
+from bench.report.html import render_html
 from bench.report.loading import load_env, load_run
 from bench.report.summary import render_summary
 
@@ -54,7 +58,8 @@ def plots_wanted(plots: bool | None) -> bool:
 def write_report(
     run_dir: str | Path, *, plots: bool | None = None, note: Callable[[str], None] | None = None
 ) -> list[Path]:
-    """Write summary.md, then plots/*.png, into a run folder; return the files written.
+    """Write summary.md, then plots/*.png and report.html, into a run folder; return the
+    files written (in that order).
 
     Raises ReportError when the folder cannot be written. An interrupt (KeyboardInterrupt,
     or SIGTERM when this runs in the main thread with SIGTERM's default handler) tells `note`
@@ -105,13 +110,13 @@ def _write_report(run_dir: Path, draw: bool, note) -> list[Path]:
         raise
     except OSError as exc:
         raise write_error("the figures", run_dir, exc) from None
-    write_text(
-        summary,
-        render_summary(
-            results, curves, env, plots=_relative(images, run_dir), plots_note=drawing.note
-        ),
+    text = render_summary(
+        results, curves, env, plots=_relative(images, run_dir), plots_note=drawing.note
     )
-    return [summary, *images]
+    write_text(summary, text)
+    page = run_dir / "report.html"
+    write_text(page, render_html(text, run_dir, env))
+    return [summary, *images, page]
 
 
 def _relative(paths, run_dir: Path) -> list[Path]:

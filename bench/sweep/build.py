@@ -14,12 +14,13 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bench import datasets as _datasets
 from bench.errors import UsageError
 from bench.store.schema import AXES, SETTINGS
+from bench.sweep.curves import curve_eval_every
 from bench.sweep.keys import PART_KEYS, RUN_KEYS, Key
 from bench.sweep.values import (
     FULL_BATCH,
@@ -79,6 +80,7 @@ class Sweep:
     parts: tuple
     target_acc: float | None = None
     timeout: float | None = None
+    interleave: bool = False
     data_dir: str | None = None
 
     def to_dict(self) -> dict:
@@ -240,13 +242,18 @@ def default_threads() -> int:
 
 
 def build_sweep(
-    base: Mapping | None = None, overrides: Mapping | None = None, where: str = ""
+    base: Mapping | None = None,
+    overrides: Mapping | None = None,
+    where: str = "",
+    note: Callable[[str], None] | None = None,
 ) -> Sweep:
     """A checked Sweep from `base` (preset or config mapping) with `overrides` laid over it.
 
     `base` holds run keys, part keys shared by every part, and optionally "parts": a list of
     mappings of part keys (each may set "name"). `overrides` (the command line) replace the
-    same keys in every part. Raises UsageError for anything invalid.
+    same keys in every part. Raises UsageError for anything invalid. Epochs given on the
+    command line without eval_every bring a part's eval_every down to keep its learning
+    curve (curve_eval_every), told to `note` (stderr by default).
     """
     if base is not None and not isinstance(base, Mapping):
         raise UsageError(f"{where}the sweep must be a table of settings, got {base!r}")
@@ -295,6 +302,10 @@ def build_sweep(
                 values[name] = key.default if not key.axis else tuple(key.default)
         if values["backends"] is None:
             values["backends"] = default_backends(values["devices"])
+        if "epochs" in overrides and "eval_every" not in overrides:
+            values["eval_every"] = curve_eval_every(
+                values["eval_every"], values["epochs"], values["name"], note
+            )
         if values["seed"] + values["repeats"] - 1 > SEED_MAX:
             at = "" if {"seed", "repeats"} & overrides.keys() else part_where
             raise UsageError(
