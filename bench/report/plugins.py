@@ -10,8 +10,10 @@ is "verified" or "apart"; any other is "not verified", with the command that che
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,28 @@ def short_name(backend: str) -> str:
     """`file.py:Class` for `/a/path/file.py:Class`; other names as they are."""
     target, sep, attr = str(backend).rpartition(":")
     return f"{os.path.basename(target)}:{attr}" if sep and target.endswith(".py") else backend
+
+
+def display_names(
+    results: pd.DataFrame, curves: pd.DataFrame | None, env: dict
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """The run's records with each backend named by a file path (`/a/path/file.py:Class`) read
+    as `file.py:Class`, where that short name is unique in the run: the report's tables,
+    verdict and figures then name it as its author does. results.csv and env.json keep the
+    full path (what a resume and `bench verify` need)."""
+    names = set(results["backend"].dropna().astype(str)) if "backend" in results else set()
+    short = {n: short_name(n) for n in names if short_name(n) != n}
+    counts = Counter(short.values())
+    mapping = {n: s for n, s in short.items() if counts[s] == 1 and s not in names}
+    if not mapping:
+        return results, curves, env
+    results = results.assign(backend=results["backend"].replace(mapping))
+    if curves is not None and "backend" in curves:
+        curves = curves.assign(backend=curves["backend"].replace(mapping))
+    text = json.dumps(env)
+    for full, name in sorted(mapping.items(), key=lambda item: -len(item[0])):
+        text = text.replace(json.dumps(full)[1:-1], json.dumps(name)[1:-1])
+    return results, curves, json.loads(text)
 
 
 def verify_command(backend: str) -> str:

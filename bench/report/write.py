@@ -38,6 +38,7 @@ from bench.errors import BenchError
 from bench.report import plots as plotting
 from bench.report.html import render_html
 from bench.report.loading import load_env, load_run
+from bench.report.plugins import display_names
 from bench.report.summary import render_summary
 
 # Set to 1 to write summary.md without figures (tests that do not look at figures use it).
@@ -73,8 +74,7 @@ def write_report(
 
 
 def _write_report(run_dir: Path, draw: bool, note) -> list[Path]:
-    results, curves = load_run(run_dir)
-    env = load_env(run_dir)
+    results, curves, env = display_names(*load_run(run_dir), load_env(run_dir))
     summary = run_dir / "summary.md"
     finish = f"python -m bench report {run_dir}"
     drawing_note = f"The figures are being drawn; if this note stays, draw them with `{finish}`."
