@@ -194,12 +194,19 @@ def median_interval(times, level: float = LEVEL) -> tuple[float, float, float]:
     if not len(x):
         return math.nan, math.nan, math.nan
     n, med = len(x), float(np.median(x))
-    k = int(stats.binom.ppf((1 - level) / 2, n, 0.5))  # P(Bin <= k - 1) <= alpha / 2
-    while k > 0 and stats.binom.cdf(k - 1, n, 0.5) > (1 - level) / 2:
-        k -= 1
+    k = _median_depth(n, level)
     if k < 1:
         return med, math.nan, math.nan
     return med, float(x[k - 1]), float(x[n - k])
+
+
+@lru_cache(maxsize=1024)
+def _median_depth(n: int, level: float) -> int:
+    """The order statistic k of the median's interval: P(Bin(n, 1/2) <= k - 1) <= alpha / 2."""
+    k = int(stats.binom.ppf((1 - level) / 2, n, 0.5))
+    while k > 0 and stats.binom.cdf(k - 1, n, 0.5) > (1 - level) / 2:
+        k -= 1
+    return k
 
 
 def mann_whitney(a, b, level: float) -> float | None:

@@ -53,13 +53,13 @@ def speed_ratios(summary: pd.DataFrame, times: CellTimes, threshold: float) -> p
     others = [k for k in GROUP_KEYS if k != "backend"]
     out = []
     timed = summary.dropna(subset=["epoch_s_median"])
-    for _, group in timed.groupby(others, dropna=False, sort=False):
-        ref = reference_of(group["backend"])
-        ref_row = group[group["backend"] == ref].iloc[0]
-        for record in group.to_dict("records"):
+    for group in _grouped(timed[list(GROUP_KEYS)].to_dict("records"), others):
+        ref = reference_of(r["backend"] for r in group)
+        ref_key = cell_key([r for r in group if r["backend"] == ref][0])
+        for record in group:
             if record["backend"] == ref:
                 continue
-            iv = times.speedup(cell_key(ref_row), cell_key(record))
+            iv = times.speedup(ref_key, cell_key(record))
             if not iv.known:
                 verdict = "too few samples"
             elif iv.beyond(threshold):
@@ -93,10 +93,10 @@ def ratio_table(summary: pd.DataFrame, times: CellTimes, threshold: float) -> st
     keys = list(dict.fromkeys(k for k in keys if k in varying(ratios, keys) or k == "batch_size"))
     backends = ordered_backends(ratios["backend"])
     body = []
-    for _, group in ratios.groupby([*keys, "reference"], dropna=False, sort=False):
-        first = group.iloc[0]
+    for group in _grouped(ratios.to_dict("records"), [*keys, "reference"]):
+        first = group[0]
         cells = [format_value(k, first[k]) for k in keys] + [str(first["reference"])]
-        by_backend = {r["backend"]: r for r in group.to_dict("records")}
+        by_backend = {r["backend"]: r for r in group}
         for b in backends:
             r = by_backend.get(b)
             cells.append("" if r is None else f"{r['text']} {_mark(r['verdict'])}".strip())
@@ -110,6 +110,14 @@ def ratio_table(summary: pd.DataFrame, times: CellTimes, threshold: float) -> st
         "~: no clear difference. See docs/compare.md for what the intervals mean."
     )
     return note + "\n\n" + md_table(header, body, n_left=len(keys) + 1)
+
+
+def _grouped(records: list[dict], keys: list[str]) -> list[list[dict]]:
+    """`records` in groups of equal `keys` (missing values alike), in order of appearance."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(cell_key(record, keys), []).append(record)
+    return list(groups.values())
 
 
 def _mark(verdict: str) -> str:

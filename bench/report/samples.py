@@ -38,31 +38,27 @@ class CellTimes:
     def __init__(self, results: pd.DataFrame, curves: pd.DataFrame | None):
         self.times: dict[tuple, np.ndarray] = {}
         self.source: dict[tuple, str] = {}
-        self.rounds: dict[tuple, pd.Series] = {}  # (repeat, round) -> epoch_s
+        self.rounds: dict[tuple, dict] = {}  # (repeat, round) -> median epoch_s
         ok = ok_rows(results) if len(results) else results
         if ok.empty:
             return
-        steady = _steady_curves(ok, curves)
-        for _, rows in ok.groupby(list(GROUP_KEYS), dropna=False, sort=False):
-            key = cell_key(rows.iloc[0])
+        steady, self.rounds = _steady_curves(ok, curves)
+        epoch_s = ok["epoch_s"].to_numpy() if "epoch_s" in ok else None
+        usable = None  # the rows that ran 2 epochs or more (or say nothing), once needed
+        for key, at in _positions(ok).items():
             epochs = steady.get(key)
-            repeat_medians = clean(rows["epoch_s"]) if "epoch_s" in rows else np.array([])
-            if epochs is not None and "round" in epochs and epochs["round"].notna().any():
-                paired = epochs.dropna(subset=["round"])
-                index = pd.MultiIndex.from_arrays([paired["repeat"], paired["round"]])
-                self.rounds[key] = (
-                    pd.Series(paired["epoch_s"].to_numpy(dtype=float), index=index)
-                    .groupby(level=[0, 1])
-                    .median()
-                )
+            repeat_medians = clean(epoch_s[at]) if epoch_s is not None else np.array([])
             if len(repeat_medians) >= MIN_REPEATS:
                 self.times[key], self.source[key] = repeat_medians, "repeats"
             elif epochs is not None and len(epochs):
-                self.times[key], self.source[key] = clean(epochs["epoch_s"]), "epochs"
+                self.times[key], self.source[key] = clean(epochs), "epochs"
             else:
-                ran = pd.to_numeric(rows.get("epochs_run"), errors="coerce")
-                usable = rows[(ran.isna() | (ran >= 2)).to_numpy()] if ran is not None else rows
-                self.times[key], self.source[key] = clean(usable["epoch_s"]), "repeats"
+                if "epochs_run" in ok:
+                    if usable is None:
+                        ran = pd.to_numeric(ok["epochs_run"], errors="coerce")
+                        usable = (ran.isna() | (ran >= 2)).to_numpy(dtype=bool)
+                    at = at[usable[at]]
+                self.times[key], self.source[key] = clean(ok["epoch_s"].to_numpy()[at]), "repeats"
 
     def samples(self, key: tuple) -> np.ndarray:
         return self.times.get(key, np.array([]))
@@ -73,19 +69,30 @@ class CellTimes:
         their samples."""
         a, b = self.rounds.get(slow), self.rounds.get(fast)
         if a is not None and b is not None:
-            both = pd.concat([a, b], axis=1, join="inner").dropna()
-            both = both[(both > 0).all(axis=1)]
+            both = [(a[k], b[k]) for k in a if k in b and a[k] > 0 and b[k] > 0]
             if len(both) >= MIN_ROUNDS:
-                return paired_interval(np.log(both.iloc[:, 0]) - np.log(both.iloc[:, 1]))
+                pairs = np.array(both, dtype=float)
+                return paired_interval(np.log(pairs[:, 0]) - np.log(pairs[:, 1]))
         sources = (self.source.get(slow), self.source.get(fast))
         method = "repeats" if "repeats" in sources else "epochs"
         return ratio_interval(self.samples(slow), self.samples(fast), method=method)
 
 
-def _steady_curves(ok: pd.DataFrame, curves: pd.DataFrame | None) -> dict[tuple, pd.DataFrame]:
-    """The steady epochs (epoch >= 2, a finite positive epoch_s) of the ok rows, by cell."""
+def _positions(frame: pd.DataFrame) -> dict[tuple, np.ndarray]:
+    """The row positions of each cell (GROUP_KEYS) of `frame`, cells in order of appearance."""
+    out: dict[tuple, list] = {}
+    for i, record in enumerate(frame[list(GROUP_KEYS)].to_dict("records")):
+        out.setdefault(cell_key(record), []).append(i)
+    return {key: np.asarray(at, dtype=np.intp) for key, at in out.items()}
+
+
+def _steady_curves(
+    ok: pd.DataFrame, curves: pd.DataFrame | None
+) -> tuple[dict[tuple, np.ndarray], dict[tuple, dict]]:
+    """The steady epochs (epoch >= 2, a finite positive epoch_s) of the ok rows, by cell: their
+    epoch_s, and where curves.csv has rounds, the median epoch_s per (repeat, round)."""
     if curves is None or curves.empty or "epoch_s" not in curves:
-        return {}
+        return {}, {}
     keys = set(zip(ok["cell_id"].astype(str), pd.to_numeric(ok["repeat"], errors="coerce")))
     c = curves.copy()
     c["epoch"] = pd.to_numeric(c["epoch"], errors="coerce")
@@ -97,8 +104,20 @@ def _steady_curves(ok: pd.DataFrame, curves: pd.DataFrame | None) -> dict[tuple,
     c = c[np.asarray(mine, dtype=bool) & (c["epoch"] >= 2).to_numpy()]
     c = c[np.isfinite(c["epoch_s"]) & (c["epoch_s"] > 0)]
     if c.empty:
-        return {}
-    out = {}
-    for _, rows in c.groupby(list(GROUP_KEYS), dropna=False, sort=False):
-        out[cell_key(rows.iloc[0])] = rows
-    return out
+        return {}, {}
+    where = _positions(c)
+    epoch_s = c["epoch_s"].to_numpy(dtype=float)
+    steady = {key: epoch_s[at] for key, at in where.items()}
+    rounds: dict[tuple, dict] = {}
+    if "round" in c and c["round"].notna().any():
+        cell = np.empty(len(c), dtype=np.intp)
+        for n, at in enumerate(where.values()):
+            cell[at] = n
+        paired = pd.Series(
+            epoch_s, index=pd.MultiIndex.from_arrays([cell, c["repeat"], c["round"]])
+        )
+        medians = paired.groupby(level=[0, 1, 2]).median()
+        cells = list(where)
+        for (n, repeat, rnd), value in zip(medians.index, medians.to_numpy()):
+            rounds.setdefault(cells[n], {})[(repeat, rnd)] = value
+    return steady, rounds

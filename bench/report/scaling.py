@@ -124,6 +124,11 @@ def fit_amdahl(results: pd.DataFrame) -> pd.DataFrame:
     if "device" in ok:
         ok = ok[ok["device"].fillna("cpu").astype(str).str.startswith("cpu")]
     keys = [k for k in THREAD_KEYS if k in ok]
+    # only settings whose cells ran at two thread counts or more can be fitted: the others
+    # (most of a sweep without a thread axis) are left out in one pass, not group by group
+    group = ok.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    counts = pd.DataFrame({"g": group, "n": ok["threads"].to_numpy()}).groupby("g")["n"].nunique()
+    ok = ok[(counts.reindex(group).to_numpy() >= AMDAHL_MIN_THREADS)]
     rows = []
     for key, cells in ok.groupby(keys, sort=False, dropna=False):
         times = cells.groupby("threads")["epoch_s"].median()

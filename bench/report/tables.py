@@ -310,6 +310,11 @@ def repeats_per_cell(rows: pd.DataFrame) -> pd.Series:
 def plain(value):
     """A table value as a plain Python value for dictionary keys: missing -> None, NumPy
     scalars -> their Python value."""
+    kind = type(value)
+    if kind is str or kind is int:  # most values: no missing-value test needed
+        return value
+    if kind is float:
+        return None if value != value else value
     if is_missing(value):
         return None
     return value.item() if isinstance(value, np.generic) else value

@@ -124,10 +124,13 @@ def _comparisons(sums: pd.DataFrame, times: CellTimes) -> pd.DataFrame:
     if timed.empty:
         return pd.DataFrame(columns=columns)
     out = []
-    for _, group in timed.groupby(_COLUMN_KEYS, dropna=False, sort=False):
+    groups: dict[tuple, list[dict]] = {}  # grouped once, in order of appearance
+    for record in timed[list(GROUP_KEYS)].to_dict("records"):
+        groups.setdefault(cell_key(record, _COLUMN_KEYS), []).append(record)
+    for group in groups.values():
         if len(group) < 2:
             continue
-        fast, nxt = group.iloc[0], group.iloc[1]
+        fast, nxt = group[0], group[1]
         interval = times.speedup(cell_key(nxt), cell_key(fast))
         out.append(
             {
