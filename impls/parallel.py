@@ -36,14 +36,16 @@ from . import core
 
 # Arrays with fewer elements run in one call on the calling thread. n threads beat one once
 # a ufunc's own time on the array exceeds the cost of handing blocks to pool threads and
-# waiting for them, which is small on idle cores and large on busy ones. 2**17 elements (a
-# 1024 × 128 float32 activation) is chosen as the point past which it pays on idle cores: the
-# small networks' arrays (and every array of numpy-loop) stay below it. It depends on the
-# machine and its load; to measure it again on a quiet machine (2 threads or more), run
+# waiting for them (about 30 µs per call on the 2-core development machine). There, on a quiet
+# machine, 2 threads first beat 1 at 2**20 elements (np.maximum on float32: 392 µs against 361
+# µs), and lose below it (2**17: 50 µs against 120 µs; 2**18, a 1024 × 256 activation: 101
+# against 147 µs). So the networks of the presets stay on one thread; a batch of 4096 × 256 or
+# more uses the pool. It depends on the machine and its load; to measure it again on a quiet
+# machine (2 threads or more), run
 #     python -m impls.parallel
 # which prints 1 thread against n for np.maximum(x, 0.0) at each power of 2 and the first size
 # where n threads win (scripts/perf-table prints it too), and set the constant to that size.
-MIN_ELEMENTS = 1 << 17
+MIN_ELEMENTS = 1 << 20
 
 # A column sum is cut in blocks of at least this many columns. NumPy adds a block of two or
 # more columns row by row, as it adds the whole array (so the sums are the same bit for bit);
