@@ -128,6 +128,17 @@ def test_too_few_epochs_name_no_winner_and_no_zero_width_interval(steady):
     assert "too few samples for an interval" in text.split("|", 1)[1]
 
 
+def test_one_epoch_cells_without_a_steady_time_name_no_winner():
+    """A --epochs 1 run has no steady epoch to time: the verdict says so (the report failed
+    with "Encountered all NA values" and wrote no summary.md)."""
+    results, curves = _timed({("numpy-vec", 32): [0.014], ("torch", 32): [0.010]})
+    results["epochs_run"] = 1
+    curves = curves[curves["epoch"] == 1]
+    line = _verdict(render_summary(results, curves, ENV)).split("**Speed against")[0]
+    assert "too few steady epochs or repeats for an interval, so no winner is named" in line
+    assert "fastest" not in line
+
+
 def test_without_curves_repeats_give_the_interval():
     # no curves.csv: 4 repeats a side are enough, 1 is not
     rows = []

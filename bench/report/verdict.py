@@ -188,7 +188,13 @@ def _lead(here: pd.DataFrame) -> str:
 
 def _unclear(sizes: list, here: pd.DataFrame) -> str:
     """No winner named: too few samples for an interval, or no clear difference."""
-    best = here.loc[here["ratio"].idxmax()]
+    ratios = pd.to_numeric(here["ratio"], errors="coerce")
+    if ratios.isna().all():  # no steady epoch at all (a 1-epoch run): no ratio to show
+        return (
+            f"at {_batches(sizes)} too few steady epochs or repeats for an interval, so no "
+            "winner is named (run 5 epochs or more)"
+        )
+    best = here.loc[ratios.idxmax()]
     pair = f"{best['fastest']} {_interval(best)} {best['next']}"
     if not here["known"].astype(bool).all():
         return (
