@@ -25,7 +25,7 @@ A, B, C = (f"{LOGGED}:{name}" for name in "ABC")
 TIMES = ("epoch_s", "elapsed_s", "cell_s", "build_s", "stage_s", "first_epoch_s", "train_s",
          "epoch_s_min", "epoch_s_max", "epoch_s_spread", "noisy", "samples_per_s", "gflops",
          "predict_s", "eval_s", "roofline", "peak_host_mb", "peak_device_mb", "started_at",
-         "finished_at", "run_id", "time_to_target_s")  # fmt: skip
+         "finished_at", "run_id", "time_to_target_s", "extra_epoch_s")  # fmt: skip
 
 
 def _quiet(_text):

@@ -2,6 +2,7 @@
 coverage on synthetic timings of known ratio, paired rounds, too few samples, and that a
 small cell is not called unreliable for its spread alone when its time is known precisely."""
 
+import json
 import math
 
 import numpy as np
@@ -129,3 +130,26 @@ def test_a_zero_width_band_never_makes_a_bold_fastest():
     )
     table = render_summary(results, curves, ENV).split("## digits · loss cce", 1)[1]
     assert "**10" in table.split("\n## ", 1)[0]
+
+
+def test_extra_timing_epochs_count_among_a_cells_samples():
+    # 5 steady epochs a cell in curves.csv (too few for a precise median: noisy), and 75 extra
+    # timing epochs each in results.csv: together they pin the medians down
+    five = {
+        ("numpy-vec", 1): _epochs(0.0015, n=5, jitter=0.15, seed=1),
+        ("torch", 1): _epochs(0.0030, n=5, jitter=0.15, seed=2),
+    }
+    results, curves = _timed(five)
+    results["noisy"] = pd.array([True, True], dtype="boolean")
+    assert "2 of 2 cells are noisy" in render_summary(results, curves, ENV)
+    extra = [_epochs(0.0015, n=75, jitter=0.15, seed=3), _epochs(0.0030, n=75, jitter=0.15, seed=4)]
+    results["extra_epoch_s"] = [json.dumps(e) for e in extra]  # as results.csv holds them
+    times = CellTimes(results, curves)
+    assert sorted(len(times.samples(k)) for k in times.times) == [80, 80]
+    text = render_summary(results, curves, ENV)
+    assert "unreliable" not in text
+    assert "numpy-vec fastest at batch 1 (1.99× [1.90, 2.09] torch" in _verdict(text)
+    # a damaged value is no sample, and no crash
+    results["extra_epoch_s"] = ['[0.001, "x", -1]', "not json"]
+    times = CellTimes(results, curves)
+    assert sorted(len(times.samples(k)) for k in times.times) == [5, 6]

@@ -25,7 +25,8 @@ MAX_LINES = 500
 # Which bench package may import which: the layers of the design, top to bottom. A package
 # always may import its own modules; "bench" is bench/__init__.py (the Python API) and
 # "bench.__main__" the `python -m bench` entry point. impls knows nothing of bench.
-_BASE = {"bench.errors"}
+# The base: the error types, and the statistics of a time's precision (worker and report).
+_BASE = {"bench.errors", "bench.precision"}
 PACKAGE_MAY_IMPORT: dict[str, set[str]] = {
     "bench": {"*"},  # the Python API: runs and reads runs
     "bench.__main__": {"bench.cli"},
@@ -50,6 +51,7 @@ PACKAGE_MAY_IMPORT: dict[str, set[str]] = {
     "bench.store": set(_BASE),
     "bench.datasets": {"impls", *_BASE},
     "bench.errors": set(),
+    "bench.precision": set(),
     "impls": set(),
 }
 # inside bench/report: lower modules never import the ones that assemble the report
@@ -339,9 +341,9 @@ def test_the_direction_rule_finds_an_upward_import(tmp_path):
     assert graph["bench.report.noise"] == relative
     found = direction_violations(graph)
     assert found == [
-        "bench.store.schema -> impls (bench.store may import: bench.errors)",
+        "bench.store.schema -> impls (bench.store may import: bench.errors, bench.precision)",
         "bench.worker.measure -> bench.report.noise "
-        "(bench.worker may import: bench.errors, bench.store, impls)",
+        "(bench.worker may import: bench.errors, bench.precision, bench.store, impls)",
         "impls -> bench.store.schema (impls may import: nothing of the project)",
     ]
     assert direction_violations({"bench.worker.process": {"bench.store.folder"}}) == []

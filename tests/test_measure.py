@@ -254,3 +254,64 @@ def test_a_measurement_fills_exactly_the_measured_columns_of_a_row():
     assert filled == set(MEASURED_COLUMNS) - {"diverged_epoch"}  # None: it did not diverge
     assert tuple(m.as_row()) == MEASURED_COLUMNS and m.as_row()["epochs_run"] == 4
     assert [tuple(r.as_row()) for r in m.epochs[:1]] == [CURVE_COLUMNS[-8:]]
+
+
+# -- extra timing epochs ----------------------------------------------------------------------
+
+
+def _timed_cell(durations, *, epochs, budget, losses=None):
+    clock = FakeClock()
+    n = len(durations)
+    model = ScriptedModel(clock, durations, losses or [0.5] * n, correct=[0.5] * n)
+    training = measure.Training(
+        model, _data(), epochs=epochs, batch_size=2, seed=0, loss="cce",
+        flops_per_sample=60, timing_budget=budget, clock=clock,
+    )  # fmt: skip
+    while not training.done:
+        training.epoch()
+    calls = model.predict_calls
+    return training.measurement(), model, calls
+
+
+def test_extra_timing_epochs_run_until_the_median_is_precise():
+    # steady epochs 1.0, 1.3, 0.8: the median's 95% interval spans 0.8-1.3 until 9 samples,
+    # where it is the 2nd smallest to the 2nd largest: 1.0-1.0
+    durations = [5.0, 1.0, 1.3, 0.8] + [1.0] * 20
+    m, model, calls = _timed_cell(durations, epochs=4, budget=100.0)
+    assert m.row.extra_epoch_s == [1.0] * 6
+    assert model.epoch == 4 + 6  # they trained, on the next sample orders
+    assert len({tuple(o) for o in model.orders}) > 1
+    assert m.row.epoch_s == 1.0 and m.row.epochs_run == 4 and len(m.epochs) == 4
+    assert m.row.train_s == pytest.approx(8.1)  # the configured epochs only
+    assert model.predict_calls == calls + 1  # nothing evaluated after them: one timed predict
+
+
+def test_extra_timing_epochs_stop_before_the_budget():
+    durations = [5.0] + [1.0, 2.0] * 40  # never precise: the budget decides
+    m, _, _ = _timed_cell(durations, epochs=3, budget=6.0)
+    assert sum(m.row.extra_epoch_s) <= 6.0
+    # the next would have taken the spent time past 6 s at the median's pace
+    assert sum(m.row.extra_epoch_s) + 1.5 > 6.0
+
+
+def test_no_extra_timing_without_a_budget_or_after_divergence():
+    m, _, _ = _timed_cell([5.0, 1.0, 1.3, 0.8] + [1.0] * 20, epochs=4, budget=0.0)
+    assert m.row.extra_epoch_s == [] and m.row.epoch_s == 1.0
+    diverged, _, _ = _timed_cell(
+        [1.0] * 10, epochs=4, budget=100.0, losses=[0.5, float("nan")] + [0.5] * 8
+    )
+    assert diverged.row.status == "diverged" and diverged.row.extra_epoch_s == []
+
+
+def test_a_one_epoch_cell_gets_a_steady_time_from_its_extra_epochs():
+    m, _, _ = _timed_cell([9.0] + [1.0] * 20, epochs=1, budget=100.0)
+    assert m.row.first_epoch_s == 9.0
+    assert m.row.epoch_s == 1.0  # not the warm-up epoch
+    assert len(m.row.extra_epoch_s) == 6  # 6 samples: the fewest with a 95% interval
+
+
+def test_a_diverging_extra_epoch_stops_the_timing_not_the_cell():
+    losses = [0.5] * 4 + [float("inf")] + [0.5] * 10
+    m, _, _ = _timed_cell([5.0, 1.0, 1.3, 0.8] + [1.0] * 11, epochs=4, budget=100.0,
+                          losses=losses)  # fmt: skip
+    assert m.row.status == "ok" and m.row.extra_epoch_s == [1.0]

@@ -19,7 +19,7 @@ RESULTS_CSV_HEADER = (
     "epoch_s_min,epoch_s_max,epoch_s_spread,noisy,train_s,samples_per_s,gflops,flops_per_sample,"
     "roofline,predict_s,eval_s,cell_s,peak_host_mb,peak_device_mb,epochs_run,train_loss,test_loss,"
     "train_acc,test_acc,best_test_acc,target_acc,time_to_target_s,started_at,finished_at,"
-    "shared_host,lost_on"
+    "shared_host,lost_on,extra_epoch_s"
 )
 CURVES_CSV_HEADER = (
     "run_id,cell_id,part,dataset,backend,loss,optimizer,lr,batch_size,hidden,activation,"
@@ -44,7 +44,7 @@ MEASURED = (
     "status diverged_epoch stage_s first_epoch_s epoch_s epoch_s_min epoch_s_max "
     "epoch_s_spread noisy train_s samples_per_s gflops flops_per_sample predict_s eval_s "
     "epochs_run train_loss "
-    "test_loss train_acc test_acc best_test_acc time_to_target_s"
+    "test_loss train_acc test_acc best_test_acc time_to_target_s extra_epoch_s"
 )
 ENV = (
     "run_id name command sweep cells threads verify plugins devices status owner started_at "

@@ -61,7 +61,10 @@ def test_two_backends_end_to_end(tmp_path, capsys, monkeypatch):
     assert acc["evaluation_s"] == pytest.approx(
         sum(float(r["eval_s"]) + float(r["predict_s"]) for r in rows)
     )
-    work = acc["training_s"] + acc["evaluation_s"] + acc["framework_startup_s"]
+    extra = sum(sum(json.loads(r["extra_epoch_s"])) for r in rows)
+    assert acc["extra_timing_s"] == pytest.approx(extra)
+    work = acc["training_s"] + acc["extra_timing_s"] + acc["evaluation_s"]
+    work += acc["framework_startup_s"]
     assert acc["framework_startup_s"] > 0 and 0 < work < acc["wall_s"]
     assert acc["harness_s"] == pytest.approx(acc["wall_s"] - work)
     assert acc["work_share"] == pytest.approx(work / acc["wall_s"])

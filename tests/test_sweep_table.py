@@ -43,6 +43,7 @@ FLAGS = {
     "target_acc": ["--target-acc"],
     "timeout": ["--timeout"],
     "interleave": ["--interleave", "--no-interleave"],
+    "timing_budget": ["--timing-budget"],
     "data_dir": ["--data-dir"],
     "title": ["--name"],
 }

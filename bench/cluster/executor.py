@@ -327,6 +327,7 @@ class DaskExecutor:
                 "data_dir": None if sweep.data_dir is None else str(sweep.data_dir),
                 "timeout": sweep.timeout,
                 "target_acc": sweep.target_acc,
+                "timing_budget": sweep.timing_budget,
                 "code": mine,
                 "probe_tag": job.probe_tag,
                 "lost": [],  # hosts whose worker died running it

@@ -165,6 +165,7 @@ def _run_here(job: dict, host: str, key=None) -> CellResult:
         pool,
         timeout=job["timeout"],
         target_acc=job["target_acc"],
+        timing_budget=job.get("timing_budget", 0.0),
         host=host,
         should_stop=should_stop,
     )

@@ -29,7 +29,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-LEVEL = 0.95  # the intervals' confidence level
+from bench.precision import LEVEL
+from bench.precision import positive_finite as clean
+
 MIN_REPEATS = 4  # repeats per side from which repeats' medians are compared, not epochs
 _EXACT_PAIRS = 10_000  # up to this many pairwise differences the null distribution is exact
 _EXACT_ROUNDS = 200
@@ -80,22 +82,6 @@ def format_ratio(x: float) -> str:
     if 0.1 <= abs(x) < 1:
         return f"{x:.3f}"
     return f"{x:.3g}"
-
-
-def clean(values) -> np.ndarray:
-    """The finite, positive values of `values` as float64 (times that can be logged)."""
-    a = np.asarray(as_floats(values), dtype=np.float64).ravel()
-    return a[np.isfinite(a) & (a > 0)]
-
-
-def as_floats(values) -> list[float]:
-    out = []
-    for v in values:
-        try:
-            out.append(float(v))
-        except (TypeError, ValueError):
-            out.append(math.nan)
-    return out
 
 
 # --------------------------------------------------------------------------- null distributions
@@ -185,28 +171,6 @@ def paired_interval(log_ratios, level: float = LEVEL) -> Interval:
         return Interval(ratio, n=len(d))
     lo, hi = walsh[c - 1], walsh[len(walsh) - c]
     return Interval(ratio, float(np.exp(lo)), float(np.exp(hi)), len(d), "rounds")
-
-
-def median_interval(times, level: float = LEVEL) -> tuple[float, float, float]:
-    """(median, lo, hi) of `times`, lo/hi the distribution-free interval of the median from
-    order statistics (binomial); NaN bounds under 6 samples (95%)."""
-    x = np.sort(clean(times))
-    if not len(x):
-        return math.nan, math.nan, math.nan
-    n, med = len(x), float(np.median(x))
-    k = _median_depth(n, level)
-    if k < 1:
-        return med, math.nan, math.nan
-    return med, float(x[k - 1]), float(x[n - k])
-
-
-@lru_cache(maxsize=1024)
-def _median_depth(n: int, level: float) -> int:
-    """The order statistic k of the median's interval: P(Bin(n, 1/2) <= k - 1) <= alpha / 2."""
-    k = int(stats.binom.ppf((1 - level) / 2, n, 0.5))
-    while k > 0 and stats.binom.cdf(k - 1, n, 0.5) > (1 - level) / 2:
-        k -= 1
-    return k
 
 
 def mann_whitney(a, b, level: float) -> float | None:

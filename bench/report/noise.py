@@ -174,7 +174,7 @@ def assess(env: dict, results, precise: set | None = None) -> Assessment:
 
     `env` is the run's env.json, `results` its results table (a pandas DataFrame). Cells whose
     cell_id is in `precise` (their median time is known to within the precision the report
-    states, bench.report.ratios.PRECISION) are not counted noisy for their spread alone.
+    states, bench.precision.PRECISION) are not counted noisy for their spread alone.
     """
     reasons = _busy_reasons(env or {})
     busy = bool(reasons)

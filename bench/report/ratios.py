@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.intervals import median_interval
+from bench.precision import is_precise
 from bench.report.markdown import format_value, label, md_table
 from bench.report.samples import CellTimes
 from bench.report.tables import (
@@ -22,19 +22,15 @@ from bench.report.tables import (
     varying,
 )
 
-# A cell's median epoch time is "precise" when its 95% interval is at most this wide
-# relative to the median (±5%): ratios of such cells are settled to about that precision.
-PRECISION = 0.10
-
 
 def precise_cells(rows: pd.DataFrame, times: CellTimes) -> set:
-    """The cell_ids of the cells whose median time is known within PRECISION."""
+    """The cell_ids of the cells whose median time is known within bench.precision's
+    PRECISION."""
     out = set()
     if rows.empty:
         return out
     for record in rows[[*GROUP_KEYS, "cell_id"]].to_dict("records"):
-        med, lo, hi = median_interval(times.samples(cell_key(record)))
-        if med > 0 and hi - lo <= PRECISION * med:
+        if is_precise(times.samples(cell_key(record))):
             out.add(str(record["cell_id"]))
     return out
 

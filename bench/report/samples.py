@@ -6,8 +6,9 @@ together. Its samples are:
 - its repeats' median steady epoch times (results.csv `epoch_s`) when it has at least
   MIN_REPEATS ok repeats: each repeat then counts once, so a disturbance that lasted a whole
   repeat is not mistaken for many independent epochs;
-- else its steady epochs (curves.csv, epochs 2..E of every ok repeat): epoch 1 holds the
-  warm-up (tracing, compilation, caches) and is never a steady sample;
+- else its steady epochs (curves.csv, epochs 2..E of every ok repeat; epoch 1 holds the
+  warm-up: tracing, compilation, caches) and its extra timing epochs (results.csv
+  `extra_epoch_s`, run after the last evaluation until the median was precise);
 - else (a folder without curves) the repeats' `epoch_s` of cells that ran 2 epochs or more.
 
 A run made with `--interleave` records a `round` per epoch in curves.csv: the backends of one
@@ -16,6 +17,8 @@ is taken round by round (`CellTimes.speedup` pairs them wherever both cells have
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -43,10 +46,11 @@ class CellTimes:
         if ok.empty:
             return
         steady, self.rounds = _steady_curves(ok, curves)
+        extra = _extra_epochs(ok)
         epoch_s = ok["epoch_s"].to_numpy() if "epoch_s" in ok else None
         usable = None  # the rows that ran 2 epochs or more (or say nothing), once needed
         for key, at in _positions(ok).items():
-            epochs = steady.get(key)
+            epochs = _joined(steady.get(key), extra.get(key))
             repeat_medians = clean(epoch_s[at]) if epoch_s is not None else np.array([])
             if len(repeat_medians) >= MIN_REPEATS:
                 self.times[key], self.source[key] = repeat_medians, "repeats"
@@ -76,6 +80,32 @@ class CellTimes:
         sources = (self.source.get(slow), self.source.get(fast))
         method = "repeats" if "repeats" in sources else "epochs"
         return ratio_interval(self.samples(slow), self.samples(fast), method=method)
+
+
+def _joined(*arrays) -> np.ndarray | None:
+    present = [a for a in arrays if a is not None and len(a)]
+    return np.concatenate(present) if present else None
+
+
+def _extra_epochs(ok: pd.DataFrame) -> dict[tuple, np.ndarray]:
+    """Each cell's extra timing epochs (results.csv `extra_epoch_s`, a JSON list per row),
+    its repeats together; a value that is not a list of numbers counts as none."""
+    if "extra_epoch_s" not in ok:
+        return {}
+    out: dict[tuple, list] = {}
+    for key, at in _positions(ok).items():
+        for value in ok["extra_epoch_s"].to_numpy()[at]:
+            out.setdefault(key, []).extend(_number_list(value))
+    return {key: clean(values) for key, values in out.items() if values}
+
+
+def _number_list(value) -> list:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
 
 
 def _positions(frame: pd.DataFrame) -> dict[tuple, np.ndarray]:

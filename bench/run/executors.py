@@ -79,6 +79,7 @@ class LocalExecutor:
                         self.pool,
                         timeout=job.sweep.timeout,
                         target_acc=job.sweep.target_acc,
+                        timing_budget=job.sweep.timing_budget,
                         host=self.host,
                         on_epoch=sink.epoch,
                     )

@@ -178,10 +178,11 @@ class ResultRow(RepeatColumn, SettingColumns, CellColumns):
     # the model has no stage
     stage_s: float | None = _measured()
     first_epoch_s: float | None = _measured()  # the first epoch: warm-up, tracing, compilation
-    epoch_s: float | None = _measured()  # steady state: median of epochs 2..E (epoch 1 if E == 1)
+    # steady state: median of epochs 2..E and the extra timing epochs (epoch 1 if alone)
+    epoch_s: float | None = _measured()
     epoch_s_min: float | None = _measured()
     epoch_s_max: float | None = _measured()
-    # (p75 - p25) / median of epochs 2..E; NaN under 3 steady epochs
+    # (p75 - p25) / median of the steady epochs; NaN under 3 steady epochs
     epoch_s_spread: float | None = _measured()
     noisy: bool | None = _measured()  # epoch_s_spread above NOISY_SPREAD
     train_s: float | None = _measured()  # all epochs' training time
@@ -218,6 +219,10 @@ class ResultRow(RepeatColumn, SettingColumns, CellColumns):
     # Dask runs (--scheduler, bench.cluster); empty in local runs:
     shared_host: bool | None = _text()  # its host ran more than one cell at a time
     lost_on: str | None = None  # hosts whose Dask worker died while running it, comma-separated
+    # the extra timing epochs' times (a JSON list), run after the last evaluation until the
+    # steady median was precise (bench.precision) or the sweep's timing_budget was spent; their
+    # loss and accuracy are not evaluated, and they count among the steady epochs (epoch_s)
+    extra_epoch_s: list | None = _measured()
 
     def as_row(self) -> dict:
         return asdict(self)

@@ -21,7 +21,7 @@ from bench import datasets as _datasets
 from bench.errors import UsageError
 from bench.store.schema import AXES, SETTINGS
 from bench.sweep.curves import curve_eval_every
-from bench.sweep.keys import PART_KEYS, RUN_KEYS, Key
+from bench.sweep.keys import PART_KEYS, RUN_KEYS, TIMING_BUDGET_S, Key
 from bench.sweep.values import (
     FULL_BATCH,
     NOT_SET,
@@ -81,6 +81,7 @@ class Sweep:
     target_acc: float | None = None
     timeout: float | None = None
     interleave: bool = False
+    timing_budget: float = TIMING_BUDGET_S
     data_dir: str | None = None
 
     def to_dict(self) -> dict:

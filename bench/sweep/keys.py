@@ -175,6 +175,11 @@ PART_KEYS = {
 }
 
 
+# Seconds of extra timing epochs per cell (bench.worker.measure.Training.time_more): enough
+# for a few dozen epochs of a few milliseconds, which is what such cells need to pin their
+# median down; a cell of second-long epochs gets one or none.
+TIMING_BUDGET_S = 2.0
+
 RUN_KEYS = {
     k.name: k
     for k in (
@@ -198,6 +203,14 @@ RUN_KEYS = {
             "order within each round, so that a change in the machine's load reaches every "
             "backend alike (docs/interleave.md); this machine's workers only",
             switch=True,
+        ),
+        _setting(
+            "timing_budget",
+            number_parser("timing budget", lo=0),
+            TIMING_BUDGET_S,
+            "seconds of extra timing epochs each cell may take after its last evaluation, "
+            "until its median epoch time is known to within a tenth (0: none; with "
+            "--interleave the paired rounds are the samples and none are run)",
         ),
         _setting(
             "data_dir",

@@ -140,6 +140,7 @@ def run_cell(
     *,
     timeout: float | None,
     target_acc: float | None = None,
+    timing_budget: float = 0.0,
     host: str | None = None,
     on_epoch=None,
     should_stop=None,
@@ -173,7 +174,8 @@ def run_cell(
         result.startup_s = pool.startup_s - before
     result.row["threads_effective"] = worker.info["threads_effective"]
     try:
-        _follow(worker, cell, data, result, deadline, target_acc, on_epoch, should_stop)
+        payload = _payload(cell, data, target_acc, timing_budget)
+        _follow(worker, payload, result, deadline, on_epoch, should_stop)
     except WorkerTimeout:
         pool.drop(cell.backend, cell.threads, env)
         _ended(result, TIMEOUT, f"stopped after {timeout:g} s (--timeout)")
@@ -193,9 +195,14 @@ def _ended(result: CellResult, status: str, error: str | None) -> CellResult:
     return result
 
 
-def _follow(worker, cell, data, result, deadline, target_acc, on_epoch, should_stop) -> None:
+def _payload(cell, data: DataRef, target_acc, timing_budget) -> dict:
+    """What a worker is sent to open a cell (bench.worker.stepper.OpenedCell)."""
+    return {"cell": cell, "data": data, "target_acc": target_acc, "timing_budget": timing_budget}
+
+
+def _follow(worker, payload, result, deadline, on_epoch, should_stop) -> None:
     """Send the cell to `worker` and follow it to the end (or `deadline`), filling `result`."""
-    worker.send("cell", {"cell": cell, "data": data, "target_acc": target_acc})
+    worker.send("cell", payload)
     while True:
         if should_stop is not None and should_stop():
             _ended(result, INTERRUPTED, "stopped before it finished")
@@ -266,7 +273,9 @@ class SteppedCell:
     `timeout` bounds the seconds this cell's own messages take (its worker's start
     included), not the time it waits while other cells run their epochs."""
 
-    def __init__(self, cell, data: DataRef, pool: WorkerPool, *, timeout, target_acc, host):
+    def __init__(
+        self, cell, data: DataRef, pool: WorkerPool, *, timeout, target_acc, host, timing_budget=0.0
+    ):
         self.cell, self.pool, self.timeout = cell, pool, timeout
         self.env = process_env(cell)
         self.result = CellResult(cell, OK, host=host, started_at=measure.now_iso())
@@ -280,7 +289,7 @@ class SteppedCell:
         self.ended = False
         self.spent_s = 0.0  # the seconds of this cell's own messages, against `timeout`
         self.worker = None
-        self._payload = {"cell": cell, "data": data, "target_acc": target_acc}
+        self._payload = _payload(cell, data, target_acc, timing_budget)
         self._rounds: dict[int, int] = {}  # epoch -> the round it ran in
 
     def open(self) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.precision import is_precise
 from bench.store.records import NOISY_SPREAD, PROBE_NOISY_SPREAD, EpochRecord, ResultRow
 from bench.store.schema import MEASURED_COLUMNS
 from bench.worker.metrics import evaluate
@@ -97,15 +98,16 @@ class Measurement:
         return {c: getattr(self.row, c) for c in MEASURED_COLUMNS}
 
 
-def epoch_statistics(epoch_times) -> tuple[float, float, float, float]:
+def epoch_statistics(epoch_times, extra=()) -> tuple[float, float, float, float]:
     """(first, steady-state median, steady min, steady max) of per-epoch times.
 
-    The steady state is epochs 2..E; with a single epoch it is that epoch.
+    The steady state is epochs 2..E and the `extra` timing epochs; with a single epoch and
+    no extra ones it is that epoch.
     """
     times = list(epoch_times)
     if not times:
         return (math.nan,) * 4
-    steady = times[1:] or times[:1]
+    steady = times[1:] + list(extra) or times[:1]
     return times[0], statistics.median(steady), min(steady), max(steady)
 
 
@@ -122,9 +124,9 @@ def spread(values) -> float:
     return (q3 - q1) / median if median > 0 else math.nan
 
 
-def steady_spread(epoch_times) -> float:
-    """`spread` of the steady-state epochs (2..E)."""
-    return spread(list(epoch_times)[1:])
+def steady_spread(epoch_times, extra=()) -> float:
+    """`spread` of the steady-state epochs (2..E and the `extra` timing epochs)."""
+    return spread(list(epoch_times)[1:] + list(extra))
 
 
 def is_noisy(value: float, threshold: float = NOISY_SPREAD) -> bool:
@@ -141,6 +143,11 @@ def sample_orders(seed: int, n: int, order: str):
     rng = np.random.default_rng(seed)
     while True:
         yield rng.permutation(n) if order == "shuffle" else np.arange(n)
+
+
+# The most extra timing epochs one cell runs (Training.time_more): a median of a few hundred
+# epochs is known to about a tenth of their spread.
+MAX_EXTRA_EPOCHS = 300
 
 
 class Training:
@@ -174,12 +181,15 @@ class Training:
         eval_every: int = 1,
         target_acc: float | None = None,
         evaluate_train: bool = True,
+        timing_budget: float = 0.0,
         clock: Clock = perf_clock,
     ):
         self.model, self.data = model, data
         self.epochs, self.batch_size, self.loss = epochs, batch_size, loss
         self.flops, self.eval_every, self.target_acc = flops_per_sample, eval_every, target_acc
         self.evaluate_train, self.clock = evaluate_train, clock
+        self.timing_budget = timing_budget
+        self.extra: list[float] = []  # the extra timing epochs' times (`time_more`)
         self.n = data.X_train.shape[0]
         self.staged, self.stage_s = timed(_stage, model, data, clock=clock)
         if len(self.staged.train) == 2:  # no stage method: nothing was staged
@@ -201,16 +211,8 @@ class Training:
         if self.done:
             raise RuntimeError("the cell's training is over: no epoch is left to run")
         epoch = len(self.records) + 1
-        perm = next(self.orders)
-        # Start each timed epoch with the collector's young generations empty, so that an
-        # automatic collection is unlikely inside it. Only the young ones: a full collection
-        # would scan every object of the cell so far (its epoch records included), a cost
-        # that grows with the epoch count (seconds per cell at 20000 full-batch epochs).
-        gc.collect(1)
         model, clock = self.model, self.clock
-        epoch_loss, epoch_s = timed(
-            model.train_epoch, *self.staged.train, self.batch_size, perm, clock=clock
-        )
+        epoch_loss, epoch_s = self._train_one_epoch()
         self.elapsed += epoch_s
         metrics = {}
         by_harness = epoch_loss is None  # train_epoch left its loss to the harness (off the clock)
@@ -248,11 +250,49 @@ class Training:
             self.last_eval = metrics
         return record
 
+    def _train_one_epoch(self) -> tuple[float | None, float]:
+        """(the loss train_epoch returned, its time) of one epoch on the next sample order."""
+        perm = next(self.orders)
+        # Start each timed epoch with the collector's young generations empty, so that an
+        # automatic collection is unlikely inside it. Only the young ones: a full collection
+        # would scan every object of the cell so far (its epoch records included), a cost
+        # that grows with the epoch count (seconds per cell at 20000 full-batch epochs).
+        gc.collect(1)
+        return timed(
+            self.model.train_epoch, *self.staged.train, self.batch_size, perm, clock=self.clock
+        )
+
+    def time_more(self) -> None:
+        """Extra timing epochs, after the last evaluation, until the steady median is precise
+        (bench.precision.is_precise: its 95% interval within 10%) or the next epoch would
+        take the time spent on them past `timing_budget` seconds (MAX_EXTRA_EPOCHS at most).
+
+        Epochs of a few milliseconds move by the system's own interruptions, so ten of them
+        rarely pin their median down; a few dozen more cost a fraction of a second. A cell of
+        second-long epochs gets one or none: its median is what its own epochs say. The extra
+        epochs go on training (the next sample orders, as a longer cell would), but nothing
+        after them is evaluated: the cell's figures are those of its configured epochs."""
+        if self.diverged_epoch is not None or self.timing_budget <= 0 or not self.records:
+            return
+        steady = [r.epoch_s for r in self.records[1:]]
+        spent = 0.0
+        while len(self.extra) < MAX_EXTRA_EPOCHS and not is_precise(steady + self.extra):
+            expected = statistics.median(steady + self.extra or [self.records[0].epoch_s])
+            if spent + expected > self.timing_budget:
+                return
+            loss, seconds = self._train_one_epoch()
+            spent += seconds
+            self.extra.append(seconds)
+            if loss is not None and not math.isfinite(loss):
+                return  # past the cell's epochs the loss diverged: no more time is sampled
+
     def measurement(self) -> Measurement:
-        """The cell's row and epochs, its prediction timed (unless it diverged)."""
+        """The cell's row and epochs, its prediction timed (unless it diverged), after its
+        extra timing epochs (`time_more`)."""
+        self.time_more()
         records, last_eval = self.records, self.last_eval
-        first, steady, lo, hi = epoch_statistics(r.epoch_s for r in records)
-        epoch_spread = steady_spread(r.epoch_s for r in records)
+        first, steady, lo, hi = epoch_statistics((r.epoch_s for r in records), self.extra)
+        epoch_spread = steady_spread((r.epoch_s for r in records), self.extra)
         predict_s = math.nan
         if self.diverged_epoch is None:
             _, predict_s = timed(self.model.predict_proba, self.staged.X_test, clock=self.clock)
@@ -271,6 +311,7 @@ class Training:
             epoch_s_spread=epoch_spread,
             noisy=is_noisy(epoch_spread),
             train_s=self.elapsed,
+            extra_epoch_s=list(self.extra),
             samples_per_s=rate,
             gflops=self.flops * rate / 1e9,
             flops_per_sample=self.flops,

@@ -38,8 +38,8 @@ def peak_rss_mb() -> float:
 
 class OpenedCell:
     """One cell of the worker's backend: its model built and its data staged (`Training`),
-    ready for its epochs. `payload` is the parent's {"cell", "data", "target_acc"}; `load`
-    gives a prepared data folder's arrays."""
+    ready for its epochs. `payload` is the parent's {"cell", "data", "target_acc",
+    "timing_budget"}; `load` gives a prepared data folder's arrays."""
 
     def __init__(self, model_class, payload, load):
         from impls import init_params
@@ -70,6 +70,7 @@ class OpenedCell:
             order=cell.order,
             eval_every=cell.eval_every,
             target_acc=payload.get("target_acc"),
+            timing_budget=payload.get("timing_budget", 0.0),
         )
         self._pause()
 
