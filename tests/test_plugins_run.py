@@ -326,7 +326,8 @@ def test_a_torch_plugin_is_pinned_as_the_torch_backend_is(tmp_path, monkeypatch)
     assert plugin["torch_inter"] == 1 and plugin["torch_intra"] == 1
 
 
-@pytest.mark.slow  # a real cluster: .ci/run runs these apart (pytest -m slow -n 0 ...)
+# In the default run (about 10 s: a LocalCluster of one worker, two 1-epoch cells), as the
+# issue's acceptance asks: a file plug-in on Dask is a path users take.
 def test_a_file_plugin_given_relative_runs_on_a_dask_cluster(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     shutil.copy(PLUGINS, tmp_path / "mine.py")
