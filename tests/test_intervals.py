@@ -108,7 +108,8 @@ def test_a_small_cell_with_a_tight_interval_is_not_called_unreliable():
     results["noisy"] = pd.array([True, True], dtype="boolean")
     text = render_summary(results, curves, ENV)
     assert "unreliable" not in text
-    # with 5 such epochs the medians are not pinned down: the warning stays
+    # with 5 such epochs the medians are not pinned down, but a 2x lead is settled all the
+    # same: its interval excludes 1 and lies beyond the threshold, so nothing is open
     results, curves = _timed(
         {
             ("numpy-vec", 1): _epochs(0.0015, n=5, jitter=0.15, seed=1),
@@ -116,7 +117,19 @@ def test_a_small_cell_with_a_tight_interval_is_not_called_unreliable():
         }
     )
     results["noisy"] = pd.array([True, True], dtype="boolean")
-    assert "2 of 2 cells are noisy" in render_summary(results, curves, ENV)
+    assert "unreliable" not in render_summary(results, curves, ENV)
+    # within 10% of each other, the same 5 epochs cannot say which is faster: the warning
+    # stays and names the comparison that remains open
+    results, curves = _timed(
+        {
+            ("numpy-vec", 1): _epochs(0.0015, n=5, jitter=0.15, seed=1),
+            ("torch", 1): _epochs(0.0016, n=5, jitter=0.15, seed=2),
+        }
+    )
+    results["noisy"] = pd.array([True, True], dtype="boolean")
+    text = render_summary(results, curves, ENV)
+    assert "2 of 2 cells are noisy" in text
+    assert "too wide to say which is faster: torch against numpy-vec at batch 1 (1.05× [" in text
 
 
 def test_a_zero_width_band_never_makes_a_bold_fastest():
@@ -137,18 +150,18 @@ def test_extra_timing_epochs_count_among_a_cells_samples():
     # timing epochs each in results.csv: together they pin the medians down
     five = {
         ("numpy-vec", 1): _epochs(0.0015, n=5, jitter=0.15, seed=1),
-        ("torch", 1): _epochs(0.0030, n=5, jitter=0.15, seed=2),
+        ("torch", 1): _epochs(0.0017, n=5, jitter=0.15, seed=2),
     }
     results, curves = _timed(five)
     results["noisy"] = pd.array([True, True], dtype="boolean")
     assert "2 of 2 cells are noisy" in render_summary(results, curves, ENV)
-    extra = [_epochs(0.0015, n=75, jitter=0.15, seed=3), _epochs(0.0030, n=75, jitter=0.15, seed=4)]
+    extra = [_epochs(0.0015, n=75, jitter=0.15, seed=3), _epochs(0.0017, n=75, jitter=0.15, seed=4)]
     results["extra_epoch_s"] = [json.dumps(e) for e in extra]  # as results.csv holds them
     times = CellTimes(results, curves)
     assert sorted(len(times.samples(k)) for k in times.times) == [80, 80]
     text = render_summary(results, curves, ENV)
     assert "unreliable" not in text
-    assert "numpy-vec fastest at batch 1 (1.99× [1.90, 2.09] torch" in _verdict(text)
+    assert "numpy-vec fastest at batch 1 (1.1" in _verdict(text)
     # a damaged value is no sample, and no crash
     results["extra_epoch_s"] = ['[0.001, "x", -1]', "not json"]
     times = CellTimes(results, curves)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_report import ENV, result_row
 
-from bench.report import loading, pbench, tables, verdict
+from bench.report import loading, noise, pbench, tables
 from bench.report.summary import render_summary
 from bench.store.schema import CURVE_KEYS
 
@@ -247,7 +247,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
             noisy_cells=set(),
         )
 
-    monkeypatch.setattr(verdict, "assess", unreliable)
+    monkeypatch.setattr(noise, "assess", unreliable)
     text = render_summary(results, None, ENV)
     first = _verdict(text).strip().splitlines()[0]
     assert first == (
@@ -256,7 +256,7 @@ def test_noise_warning_is_plain_and_absent_for_a_quiet_run(monkeypatch):
     )
     assert seen["rows"] == 2
     quiet = SimpleNamespace(reliable=True, reasons=[], advice="", noisy_cells=set())
-    monkeypatch.setattr(verdict, "assess", lambda env, rows, precise=None: quiet)
+    monkeypatch.setattr(noise, "assess", lambda env, rows, precise=None: quiet)
     assert "unreliable" not in render_summary(results, None, ENV)
 
 

@@ -29,12 +29,15 @@ from bench.store.records import NOISY_SPREAD
 OTHER_CORES_BUSY = 0.5
 START_LOAD_BUSY = 0.5
 
+OPEN_SHOWN = 4  # open comparisons named in the warning (noise_warning); the rest are counted
+
 ADVICE_QUIET = "rerun on a quiet machine (close other programs, wait for builds and tests)"
 ADVICE_THREADS = "use --threads 1, which other work disturbs least"
 ADVICE_REPEATS = "add --repeats 3 (or more epochs) to see how much the figures move"
 ADVICE_LONGER = (
-    "give the noisy cells more work per epoch (more samples or a larger model): on a quiet "
-    "machine, epochs of a few milliseconds still move by the system's own interruptions"
+    "give the noisy cells more timing epochs (a larger --timing-budget, or more --epochs) or "
+    "more work per epoch (more samples or a larger model): on a quiet machine, epochs of a "
+    "few milliseconds still move by the system's own interruptions"
 )
 
 
@@ -210,3 +213,31 @@ def assess(env: dict, results, precise: set | None = None) -> Assessment:
     advice.append(ADVICE_REPEATS)
     advice_text = "; ".join(advice) + "."
     return Assessment(False, reasons, advice_text[0].upper() + advice_text[1:], cells)
+
+
+def noise_warning(
+    env: dict, rows, settled: set | None = None, still_open: list | None = None
+) -> str:
+    """A plain warning when `assess` judges the run's figures unreliable; "" otherwise. `rows`
+    is the results table (a pandas DataFrame).
+    Cells in `settled` (cell_ids whose median is known within the stated precision, or whose
+    every comparison its interval settles) are not called noisy for the spread of their epochs
+    alone; `still_open` names the comparisons whose intervals are too wide to settle."""
+    if rows.empty:
+        return ""
+    result = assess(env, rows, precise=settled)
+    if result.reliable:
+        return ""
+    reasons = [r.rstrip(".") for r in result.reasons]
+    if result.noisy_cells and still_open:
+        shown = still_open[:OPEN_SHOWN]
+        more = len(still_open) - len(shown)
+        reasons.append(
+            "the comparisons whose intervals are too wide to say which is faster: "
+            + ", ".join(shown)
+            + (f" and {more} more (the table below)" if more > 0 else "")
+        )
+    reasons = "; ".join(reasons)
+    text = "**These figures are unreliable**" + (f": {reasons}." if reasons else ".")
+    advice = (result.advice or "").strip()
+    return text + (f" {advice}" if advice else "")

@@ -35,6 +35,48 @@ def precise_cells(rows: pd.DataFrame, times: CellTimes) -> set:
     return out
 
 
+def _clear(record: dict, threshold: float) -> bool:
+    """A comparison that its interval settles: a clear win or loss (beyond the threshold,
+    the interval excluding 1), or an interval inside the threshold band on both sides (no
+    practical difference, known to be none)."""
+    if record["verdict"] in ("faster", "slower"):
+        return True
+    lo, hi = record["lo"], record["hi"]
+    return bool(lo == lo and hi == hi and lo >= 1 / (1 + threshold) and hi <= 1 + threshold)
+
+
+def settled_cells(rows: pd.DataFrame, ratios: pd.DataFrame, times: CellTimes, threshold) -> set:
+    """The cell_ids whose timing leaves no comparison open: their median is precise, or every
+    comparison they take part in (`speed_ratios`, against the reference) is settled by its
+    interval. A noisy cell outside this set is what makes a run's timing unreliable."""
+    out = precise_cells(rows, times)
+    if rows.empty or ratios.empty:
+        return out
+    ids = {
+        cell_key(record): str(record["cell_id"])
+        for record in rows[[*GROUP_KEYS, "cell_id"]].to_dict("records")
+    }
+    seen, unsettled = set(), set()
+    for record in ratios.to_dict("records"):
+        pair = {cell_key(record), cell_key({**record, "backend": record["reference"]})}
+        seen |= pair
+        if not _clear(record, threshold):
+            unsettled |= pair
+    return out | {ids[key] for key in seen - unsettled if key in ids}
+
+
+def open_comparisons(ratios: pd.DataFrame, threshold: float) -> list[str]:
+    """The comparisons whose interval is too wide to say which is faster, in words:
+    `keras against numpy-vec at batch 1 (0.95× [0.81, 1.12])`."""
+    out = []
+    for record in ratios.to_dict("records"):
+        if _clear(record, threshold):
+            continue
+        where = f"at batch {format_value('batch_size', record['batch_size'])}"
+        out.append(f"{record['backend']} against {record['reference']} {where} ({record['text']})")
+    return out
+
+
 def reference_of(backends) -> str | None:
     names = ordered_backends(backends)
     if not names:
@@ -79,10 +121,10 @@ def speed_ratios(summary: pd.DataFrame, times: CellTimes, threshold: float) -> p
     return pd.DataFrame(out, columns=columns)
 
 
-def ratio_table(summary: pd.DataFrame, times: CellTimes, threshold: float) -> str:
-    """The speed against the reference as Markdown: a row per configuration, a column per
-    backend, each cell `1.32× [1.28, 1.37]` and its verdict; "" with nothing to compare."""
-    ratios = speed_ratios(summary, times, threshold)
+def ratio_table(ratios: pd.DataFrame, threshold: float) -> str:
+    """The speed against the reference (`speed_ratios`) as Markdown: a row per configuration,
+    a column per backend, each cell `1.32× [1.28, 1.37]` and its verdict; "" with nothing to
+    compare."""
     if ratios.empty:
         return ""
     keys = [k for k in ("dataset", *GROUP_KEYS) if k not in ("backend",)]

@@ -27,9 +27,9 @@ from bench.report.markdown import (
     label,
     plural,
 )
-from bench.report.noise import assess
+from bench.report.noise import noise_warning
 from bench.report.plugins import parity, parity_clause, plugin_names, short_name
-from bench.report.ratios import precise_cells, ratio_table
+from bench.report.ratios import open_comparisons, ratio_table, settled_cells, speed_ratios
 from bench.report.samples import CellTimes
 from bench.report.tables import (
     GROUP_KEYS,
@@ -59,7 +59,9 @@ def verdict_section(
         return ""
     lines = []
     times = CellTimes(rows, curves)
-    warning = noise_warning(env, rows, precise_cells(rows, times))
+    ratios = speed_ratios(summary, times, SPEED_THRESHOLD)
+    settled = settled_cells(rows, ratios, times, SPEED_THRESHOLD)
+    warning = noise_warning(env, rows, settled, open_comparisons(ratios, SPEED_THRESHOLD))
     if warning:
         lines.append(warning)
     for dataset in distinct(summary["dataset"]):
@@ -85,31 +87,13 @@ def verdict_section(
     if not lines:
         return ""
     text = "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
-    table = ratio_table(summary, times, SPEED_THRESHOLD)
+    table = ratio_table(ratios, SPEED_THRESHOLD)
     return text + ("\n\n" + table if table else "")
 
 
 def _devices(sums: pd.DataFrame) -> list:
     """The devices of `sums` ([None] where the summary has no device key)."""
     return distinct(sums["device"]) if "device" in sums.columns else [None]
-
-
-# --------------------------------------------------------------------------- noise
-
-
-def noise_warning(env: dict, rows: pd.DataFrame, precise: set | None = None) -> str:
-    """A plain warning when bench.report.noise judges the run's figures unreliable; "" otherwise.
-    Cells in `precise` (cell_ids whose median is known within the stated precision) are not
-    called noisy for the spread of their epochs alone."""
-    if rows.empty:
-        return ""
-    result = assess(env, rows, precise=precise)
-    if result.reliable:
-        return ""
-    reasons = "; ".join(r.rstrip(".") for r in result.reasons)
-    text = "**These figures are unreliable**" + (f": {reasons}." if reasons else ".")
-    advice = (result.advice or "").strip()
-    return text + (f" {advice}" if advice else "")
 
 
 # --------------------------------------------------------------------------- speed

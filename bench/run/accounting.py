@@ -1,8 +1,9 @@
 """Where a run's wall time went: the work being compared, and the harness around it.
 
 The work is what the cells' rows measured (training, the extra timing epochs that pin a
-cell's median down, the evaluations, building the models) and the frameworks' start-up (starting the worker processes); the harness is the rest (data
-preparation, the matmul probe, the report, messages and bookkeeping). Cells that ran side by
+cell's median down, the evaluations, building the models) and the frameworks' start-up
+(starting the worker processes); the harness is the rest (data preparation, the matmul
+probe, the report, messages and bookkeeping). Cells that ran side by
 side (several Dask workers) measured more seconds than passed: their sums are divided by the
 number of cells that were in flight on average, so the shares add up to the wall time and the
 harness's share is never negative.
@@ -48,9 +49,9 @@ def time_accounting(
     rows, wall_s: float, startup_s: float, *, parallel: float = 1.0, **phases
 ) -> dict:
     """The run's wall time in buckets that add up to it: training, extra timing epochs,
-    evaluation, framework start-up and harness (with its parts `phases`, e.g. data_s, matmul_probe_s, report_s).
-    `parallel`: the cells in flight on average (`in_parallel`); the cells' sums are divided
-    by it."""
+    evaluation, framework start-up and harness (with its parts `phases`, e.g. data_s,
+    matmul_probe_s, report_s). `parallel`: the cells in flight on average (`in_parallel`);
+    the cells' sums are divided by it."""
     train, build = _total(rows, "train_s"), _total(rows, "build_s")
     extra = _extra_total(rows)
     evaluate = _total(rows, "eval_s") + _total(rows, "predict_s")
