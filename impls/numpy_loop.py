@@ -17,12 +17,31 @@ optimiser update is made per batch (`impls.core`'s optimisers, as numpy-vec), so
 batch_size=1 is online SGD. The activations, their derivatives and the per-sample losses are
 `impls.core`'s functions, which act on vectors as on the rows of a matrix.
 
-Written for speed as a per-sample loop is written well: the functions a sample calls are
-looked up once per model, not per sample; every product is np.dot on vectors (BLAS's
-matrix-vector routine, not a one-row matrix product); the outer products are BLAS products of
-a column and a row (see `impls.core`'s `matmul` note); biases and deltas are updated in place;
-the batch's gradients accumulate into the first sample's arrays. Everything stays within the
-array API (no NumPy-only calls), so it also runs on `xp=array_api_strict` and CuPy.
+Written for speed as a per-sample loop is written well. Each choice says what it buys; the
+commands measure it per call at the digits network's shapes (64-100-10; add .astype("f4") to
+the arrays for float32):
+
+- The functions a sample calls are looked up once per model: a sample pays no dictionary
+  look-up for them.
+- Every product is `xp.matmul` on vectors, which on NumPy is np.dot (see `impls.core`'s
+  `matmul` note): BLAS's matrix-vector routine for z = a W and W delta.
+- The outer products dW = outer(a, delta) are np.dot of a column and a row, one BLAS call.
+  At these sizes that beats broadcasting and np.outer, and np.matmul (which forms this product
+  outside BLAS) is the slowest:
+      python -m timeit -s "import numpy as np; a = np.random.rand(64); d = np.random.rand(100)" \
+          "np.dot(a[:, None], d[None, :])"
+  then the same with "a[:, None] * d", "np.outer(a, d)" and "np.matmul(a[:, None], d[None, :])".
+- The bias is added in place, z += b: no temporary the size of z per layer
+      python -m timeit -s "import numpy as np; z = np.random.rand(100); b = z.copy()" "z += b"
+  (then "z + b"). Online SGD (batch 1) skips the scaling of delta by 1, and a larger batch's
+  gradients accumulate in place into its first sample's arrays.
+
+What they buy on whole epochs is the batch-1 targets, numpy-loop against the Jacobian yardstick
+and against numpy-vec, each side timed in alternating rounds (docs/performance.md):
+    MLP_BENCH_THREADS=1 pytest -n 0 tests/benchmarks/test_bench_targets.py --benchmark-only \
+        -k numpy_loop
+Everything stays within the array API (no NumPy-only calls), so it also runs on
+`xp=array_api_strict` and CuPy.
 """
 
 from __future__ import annotations
