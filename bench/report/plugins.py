@@ -59,8 +59,18 @@ def display_names(
     return results, curves, json.loads(text)
 
 
-def verify_command(backend: str) -> str:
-    return f"`python -m bench verify --backends {backend}`"
+def verify_command(backend: str, env: dict | None = None) -> str:
+    """The command that checks `backend`, naming its file as the run recorded it (env.json's
+    plugins: relative to the current folder where it lies below it), not its short name."""
+    target = backend
+    info = ((env or {}).get("plugins") or {}).get(backend)
+    if isinstance(info, dict) and info.get("file") and info.get("class"):
+        path = os.path.abspath(str(info["file"]))
+        here = os.getcwd()
+        if os.path.commonpath([path, here]) == here:
+            path = os.path.relpath(path, here)
+        target = f"{path}:{info['class']}"
+    return f"`python -m bench verify --backends {target}`"
 
 
 def parity(env: dict, backend: str) -> str | None:
@@ -87,9 +97,9 @@ def parity_clause(env: dict, backend: str) -> str:
     if state == "apart":
         return (
             "`bench verify` in this run found it apart from numpy-vec: accuracy gaps may be "
-            f"real differences; see {verify_command(backend)}"
+            f"real differences; see {verify_command(backend, env)}"
         )
-    return f"not verified: {verify_command(backend)}"
+    return f"not verified: {verify_command(backend, env)}"
 
 
 def plugins_section(rows: pd.DataFrame, env: dict) -> str:

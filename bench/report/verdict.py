@@ -27,7 +27,7 @@ from bench.report.markdown import (
     label,
     plural,
 )
-from bench.report.noise import noise_warning
+from bench.report.noise import Assessment, assess, noise_warning
 from bench.report.plugins import parity, parity_clause, plugin_names, short_name
 from bench.report.ratios import open_comparisons, ratio_table, settled_cells, speed_ratios
 from bench.report.samples import CellTimes
@@ -89,6 +89,17 @@ def verdict_section(
     text = "\n".join(["## Verdict", "", *(f"- {line}" for line in lines)])
     table = ratio_table(ratios, SPEED_THRESHOLD)
     return text + ("\n\n" + table if table else "")
+
+
+def timing_assessment(
+    env: dict, rows: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame | None = None
+) -> Assessment:
+    """The run's own noise verdict, the one summary.md opens with (bench.report.noise's
+    `assess`, a noisy cell counting only where a comparison it is in stays open): for tools
+    that quote a run only when it was quiet (scripts/front-page)."""
+    times = CellTimes(rows, curves)
+    ratios = speed_ratios(summary, times, SPEED_THRESHOLD)
+    return assess(env, rows, precise=settled_cells(rows, ratios, times, SPEED_THRESHOLD))
 
 
 def _devices(sums: pd.DataFrame) -> list:
