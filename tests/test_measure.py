@@ -315,3 +315,20 @@ def test_a_diverging_extra_epoch_stops_the_timing_not_the_cell():
     m, _, _ = _timed_cell([5.0, 1.0, 1.3, 0.8] + [1.0] * 11, epochs=4, budget=100.0,
                           losses=losses)  # fmt: skip
     assert m.row.status == "ok" and m.row.extra_epoch_s == [1.0]
+
+
+def test_extra_timing_epochs_keep_inside_the_cells_timeout():
+    # 1 s epochs, a budget of 100 s, but 3.5 s left before the cell's --timeout: an epoch
+    # may use at most half of what is left, so two run (3.5 -> 2.5 -> 1.5 s left)
+    clock = FakeClock()
+    durations = [5.0] + [1.0, 2.0] * 40  # never precise
+    model = ScriptedModel(clock, durations, [0.5] * 81, correct=[0.5] * 81)
+    training = measure.Training(
+        model, _data(), epochs=3, batch_size=2, seed=0, loss="cce", flops_per_sample=60,
+        timing_budget=100.0, clock=clock,
+    )  # fmt: skip
+    while not training.done:
+        training.epoch()
+    training.deadline = measure.Deadline(3.5, clock=clock)  # what is left after the epochs
+    m = training.measurement()
+    assert m.row.extra_epoch_s == [1.0, 2.0]

@@ -174,7 +174,7 @@ def run_cell(
         result.startup_s = pool.startup_s - before
     result.row["threads_effective"] = worker.info["threads_effective"]
     try:
-        payload = _payload(cell, data, target_acc, timing_budget)
+        payload = _payload(cell, data, target_acc, timing_budget, deadline.remaining())
         _follow(worker, payload, result, deadline, on_epoch, should_stop)
     except WorkerTimeout:
         pool.drop(cell.backend, cell.threads, env)
@@ -195,9 +195,17 @@ def _ended(result: CellResult, status: str, error: str | None) -> CellResult:
     return result
 
 
-def _payload(cell, data: DataRef, target_acc, timing_budget) -> dict:
-    """What a worker is sent to open a cell (bench.worker.stepper.OpenedCell)."""
-    return {"cell": cell, "data": data, "target_acc": target_acc, "timing_budget": timing_budget}
+def _payload(cell, data: DataRef, target_acc, timing_budget, time_left=None) -> dict:
+    """What a worker is sent to open a cell (bench.worker.stepper.OpenedCell): `time_left`,
+    the seconds before the cell's --timeout (None: none), keeps its extra timing epochs
+    inside it."""
+    return {
+        "cell": cell,
+        "data": data,
+        "target_acc": target_acc,
+        "timing_budget": timing_budget,
+        "time_left": time_left,
+    }
 
 
 def _follow(worker, payload, result, deadline, on_epoch, should_stop) -> None:

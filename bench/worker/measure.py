@@ -182,6 +182,7 @@ class Training:
         target_acc: float | None = None,
         evaluate_train: bool = True,
         timing_budget: float = 0.0,
+        deadline: Deadline | None = None,
         clock: Clock = perf_clock,
     ):
         self.model, self.data = model, data
@@ -189,6 +190,7 @@ class Training:
         self.flops, self.eval_every, self.target_acc = flops_per_sample, eval_every, target_acc
         self.evaluate_train, self.clock = evaluate_train, clock
         self.timing_budget = timing_budget
+        self.deadline = deadline  # the cell's --timeout, which extra timing never runs into
         self.extra: list[float] = []  # the extra timing epochs' times (`time_more`)
         self.n = data.X_train.shape[0]
         self.staged, self.stage_s = timed(_stage, model, data, clock=clock)
@@ -265,7 +267,8 @@ class Training:
     def time_more(self) -> None:
         """Extra timing epochs, after the last evaluation, until the steady median is precise
         (bench.precision.is_precise: its 95% interval within 10%) or the next epoch would
-        take the time spent on them past `timing_budget` seconds (MAX_EXTRA_EPOCHS at most).
+        take the time spent on them past `timing_budget` seconds, or use more than half the time
+        left before the cell's --timeout (`deadline`); MAX_EXTRA_EPOCHS at most.
 
         Epochs of a few milliseconds move by the system's own interruptions, so ten of them
         rarely pin their median down; a few dozen more cost a fraction of a second. A cell of
@@ -278,13 +281,19 @@ class Training:
         spent = 0.0
         while len(self.extra) < MAX_EXTRA_EPOCHS and not is_precise(steady + self.extra):
             expected = statistics.median(steady + self.extra or [self.records[0].epoch_s])
-            if spent + expected > self.timing_budget:
+            if spent + expected > self.timing_budget or self._too_close(expected):
                 return
             loss, seconds = self._train_one_epoch()
             spent += seconds
             self.extra.append(seconds)
             if loss is not None and not math.isfinite(loss):
                 return  # past the cell's epochs the loss diverged: no more time is sampled
+
+    def _too_close(self, expected: float) -> bool:
+        """Whether an epoch of `expected` seconds would use more than half the time left
+        before the cell's deadline (the rest is for its prediction and its result)."""
+        left = self.deadline.remaining() if self.deadline is not None else None
+        return left is not None and expected > left / 2
 
     def measurement(self) -> Measurement:
         """The cell's row and epochs, its prediction timed (unless it diverged), after its

@@ -71,6 +71,7 @@ class OpenedCell:
             eval_every=cell.eval_every,
             target_acc=payload.get("target_acc"),
             timing_budget=payload.get("timing_budget", 0.0),
+            deadline=measure.Deadline(payload.get("time_left")),
         )
         self._pause()
 
