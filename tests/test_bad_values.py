@@ -11,7 +11,7 @@ from bench.report.write import write_report
 from bench.store.csvfile import append_rows
 from bench.store.folder import RunStore
 from bench.store.schema import RESULT_COLUMNS
-from bench.store.values import refusal
+from bench.store.values import finite_numbers, refusal
 
 
 def _edit(path, cell_id, column, text):
@@ -93,3 +93,10 @@ def test_warnings_recorded_in_env_json_appear_in_summary(tmp_path):
     write_report(run, plots=False)
     summary = (run / "summary.md").read_text(encoding="utf-8")
     assert "Warnings recorded by the run" in summary and warning in summary
+
+
+def test_a_list_columns_value_gives_its_finite_numbers_only():
+    assert finite_numbers([0.5, 1, float("nan"), float("inf"), "2", True, None]) == [0.5, 1.0]
+    assert finite_numbers('[0.001, "x", -1, Infinity]') == [0.001, -1.0]  # as results.csv holds it
+    assert finite_numbers("not json") == [] and finite_numbers(None) == []
+    assert finite_numbers("3.5") == []  # a number is not a list

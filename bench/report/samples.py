@@ -18,8 +18,6 @@ is taken round by round (`CellTimes.speedup` pairs them wherever both cells have
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -31,6 +29,7 @@ from bench.report.intervals import (
     ratio_interval,
 )
 from bench.report.tables import GROUP_KEYS, cell_key, ok_rows
+from bench.store.values import finite_numbers
 
 MIN_ROUNDS = 6  # paired rounds a 95% signed-rank interval needs
 
@@ -95,17 +94,8 @@ def _extra_epochs(ok: pd.DataFrame) -> dict[tuple, np.ndarray]:
     out: dict[tuple, list] = {}
     for key, at in _positions(ok).items():
         for value in ok["extra_epoch_s"].to_numpy()[at]:
-            out.setdefault(key, []).extend(_number_list(value))
+            out.setdefault(key, []).extend(finite_numbers(value))
     return {key: clean(values) for key, values in out.items() if values}
-
-
-def _number_list(value) -> list:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
 
 
 def _positions(frame: pd.DataFrame) -> dict[tuple, np.ndarray]:

@@ -58,9 +58,7 @@ def verdict_section(
     if summary.empty:
         return ""
     lines = []
-    times = CellTimes(rows, curves)
-    ratios = speed_ratios(summary, times, SPEED_THRESHOLD)
-    settled = settled_cells(rows, ratios, times, SPEED_THRESHOLD)
+    times, ratios, settled = _timing(rows, summary, curves)
     warning = noise_warning(env, rows, settled, open_comparisons(ratios, SPEED_THRESHOLD))
     if warning:
         lines.append(warning)
@@ -97,9 +95,15 @@ def timing_assessment(
     """The run's own noise verdict, the one summary.md opens with (bench.report.noise's
     `assess`, a noisy cell counting only where a comparison it is in stays open): for tools
     that quote a run only when it was quiet (scripts/front-page)."""
+    return assess(env, rows, precise=_timing(rows, summary, curves)[2])
+
+
+def _timing(rows: pd.DataFrame, summary: pd.DataFrame, curves: pd.DataFrame | None):
+    """(the cells' timing samples, each backend's speed against the reference with its
+    interval, the cell_ids whose timing leaves no comparison open)."""
     times = CellTimes(rows, curves)
     ratios = speed_ratios(summary, times, SPEED_THRESHOLD)
-    return assess(env, rows, precise=settled_cells(rows, ratios, times, SPEED_THRESHOLD))
+    return times, ratios, settled_cells(rows, ratios, times, SPEED_THRESHOLD)
 
 
 def _devices(sums: pd.DataFrame) -> list:

@@ -11,10 +11,10 @@ harness's share is never negative.
 
 from __future__ import annotations
 
-import json
 import math
 
 from bench.report.markdown import format_seconds
+from bench.store.values import finite_numbers
 
 
 def _total(rows, column: str) -> float:
@@ -24,17 +24,7 @@ def _total(rows, column: str) -> float:
 
 def _extra_total(rows) -> float:
     """The seconds of the rows' extra timing epochs (`extra_epoch_s`, a list or its JSON)."""
-    total = 0.0
-    for row in rows:
-        values = row.get("extra_epoch_s")
-        if isinstance(values, str):
-            try:
-                values = json.loads(values)
-            except ValueError:
-                continue
-        if isinstance(values, (list, tuple)):
-            total += sum(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
-    return total
+    return sum(sum(finite_numbers(row.get("extra_epoch_s"))) for row in rows)
 
 
 def in_parallel(busy_s: float, cells_wall_s: float) -> float:

@@ -13,6 +13,7 @@ a resume treats a row holding one as damaged, as it treats a cut row (bench.stor
 
 from __future__ import annotations
 
+import json
 import math
 
 from bench.store.schema import FLOAT_COLUMNS, INT_COLUMNS
@@ -24,6 +25,24 @@ _MISSING = frozenset({"", "nan", "na", "<na>", "none", "null", "n/a"})
 _NONZERO_TIMES = frozenset(
     {"epoch_s", "epoch_s_min", "epoch_s_max", "first_epoch_s", "train_s", "elapsed_s"}
 )
+
+
+def finite_numbers(value) -> list[float]:
+    """The finite numbers of a list column's value (`extra_epoch_s`): a list, or the JSON text
+    results.csv holds it as (bench.store.csvfile writes lists so); anything else, and any item
+    that is not a finite number, counts as nothing."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [
+        float(v)
+        for v in value
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
 
 
 def is_time(column: str) -> bool:

@@ -281,9 +281,7 @@ class SteppedCell:
     `timeout` bounds the seconds this cell's own messages take (its worker's start
     included), not the time it waits while other cells run their epochs."""
 
-    def __init__(
-        self, cell, data: DataRef, pool: WorkerPool, *, timeout, target_acc, host, timing_budget=0.0
-    ):
+    def __init__(self, cell, data: DataRef, pool: WorkerPool, *, timeout, target_acc, host):
         self.cell, self.pool, self.timeout = cell, pool, timeout
         self.env = process_env(cell)
         self.result = CellResult(cell, OK, host=host, started_at=measure.now_iso())
@@ -297,7 +295,8 @@ class SteppedCell:
         self.ended = False
         self.spent_s = 0.0  # the seconds of this cell's own messages, against `timeout`
         self.worker = None
-        self._payload = _payload(cell, data, target_acc, timing_budget)
+        # no extra timing epochs: an interleaved cell's paired rounds are its samples
+        self._payload = _payload(cell, data, target_acc, timing_budget=0.0)
         self._rounds: dict[int, int] = {}  # epoch -> the round it ran in
 
     def open(self) -> None:
