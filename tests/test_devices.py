@@ -196,9 +196,9 @@ def test_cuda_run_records_device_roofline_and_memory(cuda, tmp_path):
 
 
 def test_cuda_matmul_probe_is_the_devices_own_rate(cuda):
-    from bench.worker import measure
+    from bench.worker import probes
 
-    probe = measure.device_matmul_probe("float32", "cuda:0", repeats=3, n=2048)
+    probe = probes.device_matmul_probe("float32", "cuda:0", repeats=3, n=2048)
     assert probe["median"] > 1000  # GFLOP/s: any CUDA GPU of this decade, far above a CPU core
     assert probe["tf32"] is False and probe["library"]
 

@@ -182,24 +182,6 @@ def test_metrics():
     assert math.isnan(evaluate(np.full((2, 2), np.nan), Y, "cce")[0])
 
 
-def test_matmul_probe_keeps_every_repetition():
-    times = iter([0.0, 2.0, 10.0, 11.0, 20.0, 24.0])  # products of 2 s, 1 s, 4 s
-    probe = measure.matmul_probe("float32", n=8, repeats=3, clock=lambda: next(times))
-    flop = 2 * 8**3 / 1e9
-    assert probe["reps"] == pytest.approx([flop / 2, flop / 1, flop / 4])
-    assert probe["median"] == pytest.approx(flop / 2)
-    assert (probe["min"], probe["max"]) == pytest.approx((flop / 4, flop))
-    # quartiles of (f/4, f/2, f): f*3/8 and f*3/4, over the median f/2
-    assert probe["spread"] == pytest.approx((0.75 - 0.375) / 0.5)
-    assert probe["noisy"] is True
-    times = iter([0.0, 2.0, 10.0, 12.0, 20.0, 22.1])  # 2 s, 2 s, 2.1 s: a steady machine
-    assert not measure.matmul_probe("float32", n=8, repeats=3, clock=lambda: next(times))["noisy"]
-    times = iter([0.0, 2.0, 10.0, 11.0, 20.0, 24.0])
-    assert measure.matmul_gflops("float32", n=8, repeats=3, clock=lambda: next(times)) == (
-        pytest.approx(flop / 2)
-    )
-
-
 # -- the only clock --------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

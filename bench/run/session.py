@@ -186,7 +186,7 @@ class Session:
 
 def measure_matmul(threads_list, dtypes, note, logs_dir: Path | None = None) -> dict:
     """The machine's matmul rate per thread count and dtype, in pinned probe processes:
-    {threads: {dtype: measure.probe_summary(...)}}."""
+    {threads: {dtype: probes.probe_summary(...)}}."""
     result = {}
     for threads in threads_list:
         probes = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -22,11 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.precision import is_precise
-from bench.store.records import NOISY_SPREAD, PROBE_NOISY_SPREAD, EpochRecord, ResultRow
+from bench.store.records import NOISY_SPREAD, EpochRecord, ResultRow
 from bench.store.schema import MEASURED_COLUMNS
 from bench.worker.metrics import evaluate
 from impls.base import MLPModel
-from impls.spec import device_index
 
 Clock = Callable[[], float]
 perf_clock: Clock = time.perf_counter
@@ -380,103 +378,3 @@ def _evaluate_both(model, data, staged: _Staged, loss: str, evaluate_train: bool
         train_loss, train_acc = evaluate(model.predict_proba(staged.X_train), data.Y_train, loss)
         metrics.update(train_loss=train_loss, train_acc=train_acc)
     return metrics
-
-
-def matmul_probe(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
-    """The machine's matrix-multiply rate with NumPy's BLAS, `repeats` n x n products.
-
-    Taken in the calling process, so with whatever thread limits are in effect there.
-    Returns the rates in GFLOP/s and their summary (`probe_summary`).
-    """
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    out = np.empty((n, n), dtype=dtype)
-    np.matmul(a, b, out=out)  # warm-up
-    seconds = [timed(np.matmul, a, b, out=out, clock=clock)[1] for _ in range(repeats)]
-    return probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
-
-
-def probe_summary(rates) -> dict:
-    """Median, min, max and relative spread of repeated rate readings; `noisy` when the
-    spread is above PROBE_NOISY_SPREAD."""
-    rates = [float(r) for r in rates]
-    s = spread(rates)
-    return {
-        "median": statistics.median(rates),
-        "min": min(rates),
-        "max": max(rates),
-        "spread": s,
-        "reps": rates,
-        "noisy": is_noisy(s, PROBE_NOISY_SPREAD),
-    }
-
-
-def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 7, clock: Clock | None = None):
-    """The median of `matmul_probe`'s readings, GFLOP/s."""
-    return matmul_probe(dtype, n, repeats, clock)["median"]
-
-
-def device_matmul_probe(
-    dtype: str, device: str, tf32: bool = False, n: int = 4096, repeats: int = 7, inner: int = 10
-):
-    """A GPU's matrix-multiply rate for `dtype` (TF32 tensor cores if `tf32`), `repeats`
-    readings of `inner` n x n products each, timed between device synchronisations.
-
-    Through torch where it has CUDA (cuBLAS, as the torch and cupy cells use it), else CuPy
-    (with torch's CPU build beside CuPy, say); run in a probe worker that loaded neither yet,
-    started with CUPY_TF32 set as `tf32` asks (CuPy reads it once). Returns
-    `probe_summary`'s dict with the library that measured it.
-    """
-    index = device_index(device)
-    if _torch_has_cuda():
-        import torch
-
-        torch.set_float32_matmul_precision("high" if tf32 else "highest")
-        where = torch.device("cuda", index)
-        a, b = (torch.randn(n, n, dtype=getattr(torch, dtype), device=where) for _ in "ab")
-        out = torch.empty_like(a)
-
-        def product():
-            torch.matmul(a, b, out=out)
-
-        def synchronize():
-            torch.cuda.synchronize(where)
-
-        library = f"torch {torch.__version__}"
-    else:
-        if (os.environ.get("CUPY_TF32", "0") == "1") != bool(tf32):
-            raise ValueError(f"a CuPy probe of tf32={tf32} needs a worker with CUPY_TF32 so set")
-        import cupy
-
-        gpu = cupy.cuda.Device(index)
-        gpu.use()
-        rng = cupy.random.default_rng(0)
-        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in "ab")
-        out = cupy.empty_like(a)
-
-        def product():
-            cupy.matmul(a, b, out=out)
-
-        synchronize = gpu.synchronize
-        library = f"cupy {cupy.__version__}"
-
-    def batch():
-        for _ in range(inner):
-            product()
-        synchronize()
-
-    batch()  # warm-up: cuBLAS picks its kernel, the clocks ramp up
-    seconds = [timed(batch)[1] / inner for _ in range(repeats)]
-    summary = probe_summary([2.0 * n**3 / s / 1e9 for s in seconds])
-    return {**summary, "library": library, "tf32": bool(tf32), "n": n}
-
-
-def _torch_has_cuda() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()

@@ -184,7 +184,7 @@ def _die_with_parent(parent_pid: int, signal_ok: bool = True) -> None:
 
 def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -> None:
     """Serve the parent's requests over `conn` until it says stop or goes away."""
-    from bench.worker import measure
+    from bench.worker import measure, probes
     from impls.registry import BackendUnavailable
 
     send = conn.send
@@ -205,9 +205,9 @@ def worker_main(conn, backend: str | None, threads: int, log_path: str | None) -
         "step": lambda: send(steps.step()),
         "close": lambda: send(steps.close()),
         "verify": lambda payload: _run_verify(model_class, payload, send),
-        "matmul": lambda dtype: send(("value", measure.matmul_probe(dtype))),
+        "matmul": lambda dtype: send(("value", probes.matmul_probe(dtype))),
         "device_matmul": lambda dtype, device, tf32: send(
-            ("value", measure.device_matmul_probe(dtype, device, tf32))
+            ("value", probes.device_matmul_probe(dtype, device, tf32))
         ),
     }
     while True:

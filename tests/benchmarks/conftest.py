@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from bench.store.records import NOISY_SPREAD
-from bench.worker import envinfo, measure
+from bench.worker import envinfo, measure, probes
 from bench.worker.threads import pin_threads
 
 from .quick import mark_quick, select_quick
@@ -129,7 +129,7 @@ def pinned_threads(threads):
 def matmul_peak(request, pinned_threads):
     """float32 GFLOP/s of NumPy's matmul with the same threads (not probed when the
     benchmarks run as tests)."""
-    return measure.matmul_gflops("float32") if measuring(request.config) else float("nan")
+    return probes.matmul_gflops("float32") if measuring(request.config) else float("nan")
 
 
 @pytest.fixture(scope="session")
