@@ -47,7 +47,7 @@ MEASURED = (
     "test_loss train_acc test_acc best_test_acc time_to_target_s extra_epoch_s"
 )
 ENV = (
-    "run_id name command sweep cells threads verify plugins devices status owner started_at "
+    "run_id name command sweep cells threads verify replay plugins devices status owner started_at "
     "resumed_at finished_at cells_not_run sessions time_accounting python machine versions "
     "keras_backend blas git_commit matmul_gflops matmul_gflops_by_threads threads_effective "
     "hosts schedulers source converted_by"

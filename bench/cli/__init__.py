@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from bench.cli import compare, run, verify
+from bench.cli import compare, replay, run, verify
 from bench.cli.parsing import Parser
 from bench.errors import BenchError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_list_parser(sub).set_defaults(func=run.cmd_list)
     verify.add_verify_parser(sub).set_defaults(func=verify.cmd_verify)
     compare.add_compare_parser(sub).set_defaults(func=compare.cmd_compare)
+    replay.add_replay_parser(sub).set_defaults(func=replay.cmd_replay)
     return parser
 
 

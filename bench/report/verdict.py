@@ -28,8 +28,9 @@ from bench.report.markdown import (
     plural,
 )
 from bench.report.noise import Assessment, assess, noise_warning
-from bench.report.plugins import parity, parity_clause, plugin_names, short_name
+from bench.report.plugins import parity, plugin_names
 from bench.report.ratios import open_comparisons, ratio_table, settled_cells, speed_ratios
+from bench.report.replayed import parting_cause
 from bench.report.samples import CellTimes
 from bench.report.tables import (
     GROUP_KEYS,
@@ -46,7 +47,7 @@ SPEED_THRESHOLD = 0.05
 ACCURACY_SPLIT = 0.01  # backends of one cell further apart than this in accuracy "part"
 MEMORY_SPLIT = 2.0  # backends of one cell further apart than this factor in peak memory are named
 MEMORY_NAMED = 4  # backends named per memory figure; the rest are counted with their range
-_COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
+COLUMN_KEYS = [k for k in GROUP_KEYS if k != "backend"]  # one comparison per these
 
 
 def verdict_section(
@@ -125,7 +126,7 @@ def _comparisons(sums: pd.DataFrame, times: CellTimes) -> pd.DataFrame:
     out = []
     groups: dict[tuple, list[dict]] = {}  # grouped once, in order of appearance
     for record in timed[list(GROUP_KEYS)].to_dict("records"):
-        groups.setdefault(cell_key(record, _COLUMN_KEYS), []).append(record)
+        groups.setdefault(cell_key(record, COLUMN_KEYS), []).append(record)
     for group in groups.values():
         if len(group) < 2:
             continue
@@ -241,15 +242,15 @@ def accuracy_splits(rows: pd.DataFrame) -> pd.DataFrame:
     """Cell columns whose backends end more than ACCURACY_SPLIT apart in mean test accuracy:
     the column's keys, `low`/`high` (backend, accuracy) and `gap`."""
     ok = rows[rows["status"] == "ok"].dropna(subset=["test_acc"])
-    columns = [*_COLUMN_KEYS, "low", "high", "gap"]
+    columns = [*COLUMN_KEYS, "low", "high", "gap"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
-    means = ok.groupby([*_COLUMN_KEYS, "backend"], dropna=False)["test_acc"].mean()
+    means = ok.groupby([*COLUMN_KEYS, "backend"], dropna=False)["test_acc"].mean()
     means = means.reset_index().sort_values("test_acc", kind="stable")
-    grouped = means.groupby(_COLUMN_KEYS, dropna=False, sort=False)
-    both = grouped.head(1).merge(grouped.tail(1), on=_COLUMN_KEYS, suffixes=("", "_high"))
+    grouped = means.groupby(COLUMN_KEYS, dropna=False, sort=False)
+    both = grouped.head(1).merge(grouped.tail(1), on=COLUMN_KEYS, suffixes=("", "_high"))
     both = both[(both["test_acc_high"] - both["test_acc"] > ACCURACY_SPLIT)]
-    out = both[_COLUMN_KEYS].copy()
+    out = both[COLUMN_KEYS].copy()
     out["low"] = list(zip(both["backend"], both["test_acc"]))
     out["high"] = list(zip(both["backend_high"], both["test_acc_high"]))
     out["gap"] = both["test_acc_high"] - both["test_acc"]
@@ -287,7 +288,7 @@ def _within_repeats(split, rows: pd.DataFrame) -> bool:
     samples = []
     for backend, _ in (split["low"], split["high"]):
         mine = rows[(rows["status"] == "ok") & equals(rows["backend"], backend)]
-        for k in _COLUMN_KEYS:
+        for k in COLUMN_KEYS:
             mine = mine[equals(mine[k], split[k])]
         acc = pd.to_numeric(mine["test_acc"], errors="coerce").dropna().to_numpy(dtype=float)
         if len(acc) < 2:
@@ -328,7 +329,7 @@ def _naming_keys(sums: pd.DataFrame) -> list[str]:
     """The fewest keys (in a reader's order: loss first, the part last) that tell the
     configurations of `sums` apart; keys that follow from others (a part's own loss and
     learning rate) are left out."""
-    others = [k for k in _COLUMN_KEYS if k not in ("dataset", "batch_size")]
+    others = [k for k in COLUMN_KEYS if k not in ("dataset", "batch_size")]
     order = [k for k in _NAMING_ORDER if k in others] + [
         k for k in others if k not in _NAMING_ORDER
     ]
@@ -344,7 +345,7 @@ def _naming_keys(sums: pd.DataFrame) -> list[str]:
 
 def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
     have = sums.dropna(subset=["test_acc_mean"])
-    compared = have.groupby(_COLUMN_KEYS, dropna=False)["backend"].nunique()
+    compared = have.groupby(COLUMN_KEYS, dropna=False)["backend"].nunique()
     failed = _failures(rows)
     n_compared = int((compared > 1).sum())
     if not n_compared:
@@ -368,14 +369,8 @@ def _accuracy_line(sums: pd.DataFrame, rows: pd.DataFrame, env: dict) -> str:
         unchecked = _unverified_plugins(splits, env)
         if all(_within_repeats(r, rows) for _, r in splits.iterrows()):
             text += "; within the noise of their repeats (the 95% interval of the gap holds 0)"
-        elif unchecked:  # no claim of same updates for a user's backend verify never checked
-            text += " — " + "; ".join(f"{short_name(b)} {parity_clause(env, b)}" for b in unchecked)
         else:
-            text += (
-                f" — same start, same updates ({parity_sentence(env)}), but rounding grows over "
-                "many small steps into different, equally trained weights; compare the curves "
-                "or repeat before reading a winner into it"
-            )
+            text += " — " + parting_cause(env, unchecked, parity_sentence(env))
     if failed:
         text += f"; {failed}"
     return text + "."
@@ -408,7 +403,7 @@ def _memory_line(sums: pd.DataFrame) -> str:
     (lowest median over the dataset's cells), compared cell by cell where both ran, and named
     where they are more than MEMORY_SPLIT apart. Pairs of heavier backends follow from those
     figures and are not named apart."""
-    keys = list(dict.fromkeys(k for k in (*_COLUMN_KEYS, "device") if k in sums.columns))
+    keys = list(dict.fromkeys(k for k in (*COLUMN_KEYS, "device") if k in sums.columns))
     devices = _devices(sums)
     clauses = []
     for device in devices:

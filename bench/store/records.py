@@ -245,6 +245,8 @@ class RunEnv:
     cells: int | None = None  # how many cells x repeats the sweep holds
     threads: int | list | None = None  # the sweep's thread count, or the sorted list of them
     verify: dict | None = None  # `run --verify`'s record (bench.check.verify)
+    # `bench replay`'s record: the parted configurations replayed in float64 (bench.run.replay)
+    replay: dict | None = None
     # users' own backends of the sweep: name -> {"file", "class", "sha256" of the file}, as of
     # the latest session (bench.run.plugins; a resume refuses a changed file unless asked)
     plugins: dict | None = None
