@@ -37,6 +37,22 @@ def replay_sentence(env: dict) -> str | None:
             "difference in what they compute, not rounding (`python -m bench verify "
             "--backends NAME` shows where)"
         )
+    if "apart in float64" in by_verdict:
+        parts = []
+        for column in by_verdict["apart in float64"]:
+            ref = short_name(str(column.get("reference")))
+            for backend in column.get("apart") or []:
+                d = (column.get("backends") or {}).get(backend, {}).get("float64")
+                parts.append(f"{short_name(backend)} from {ref} by {_g(d)}")
+            control = column.get("control")
+            if control is not None:
+                parts.append(f"numpy-loop from {ref} by {_g(control)}")
+        clauses.append(
+            f"replayed in float64 for {first}, they part there too ({'; '.join(parts)}); where "
+            "numpy-loop and numpy-vec (the same maths in another order) part as well, these "
+            "dynamics grow even float64 rounding that far, so the replay cannot tell rounding "
+            "from a real difference; without that pair in the run there is no control to judge by"
+        )
     if "rounding" in by_verdict:
         own = _worst(by_verdict["rounding"], own=True)
         in64 = _worst(by_verdict["rounding"], own=False)
