@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from helpers import read_env, run_bench
 
 from bench.report.replayed import parting_cause, replay_sentence
 from bench.run import replay
-from helpers import read_env, run_bench
 
 COLUMN = {"where": {"part": "main", "dataset": "digits", "dtype": "float32"}}
 
