@@ -173,3 +173,10 @@ def test_bench_replay_finds_a_real_difference_end_to_end(tmp_path):
     lone = again.stdout.strip().splitlines()[-1]
     refused = run_bench("replay", lone)
     assert refused.returncode == 2 and "nothing to replay" in refused.stderr
+
+
+def test_replay_epochs_must_be_a_whole_number_of_one_or_more(capsys):
+    from bench.cli import main
+
+    assert main(["replay", "results", "--epochs", "0"]) == 2
+    assert "epochs must be a positive integer, got '0'" in capsys.readouterr().err

@@ -188,7 +188,15 @@ def test_output_streams_and_ctrl_c_keeps_the_report_so_far():
     env = {**os.environ, "PYTHONPATH": ROOT}
     command = [sys.executable, "-m", "bench", "verify", "--backends", f"{CLIENTS}:Hangs", *NARROW]
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        # as from a terminal: Ctrl-C not ignored, even where the suite itself runs as a
+        # background job (which inherits SIGINT ignored, and so would the command)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = []
     for line in proc.stdout:  # streamed: this line arrives while the class still hangs

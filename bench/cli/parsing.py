@@ -78,11 +78,19 @@ def given(what: str, kind: str = "one"):
     return parse
 
 
-def threads_type(text: str) -> int:
-    try:
-        return integer_setting("threads", text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def count_type(what: str):
+    """An argparse type for a whole number >= 1, parsed and bounded as in a sweep."""
+
+    def parse(text: str) -> int:
+        try:
+            return integer_setting(what, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+threads_type = count_type("threads")
 
 
 def sweep_overrides(args) -> dict:

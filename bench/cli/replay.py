@@ -6,19 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.cli.parsing import path_type
-
-
-def _epochs(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of epochs >= 1, got {text!r}")
-    return value
+from bench.cli.parsing import count_type, path_type
 
 
 def add_replay_parser(sub):
@@ -33,7 +21,7 @@ def add_replay_parser(sub):
     p.add_argument("run_dir", metavar="RUN_DIR", type=path_type("run folder"))
     p.add_argument(
         "--epochs",
-        type=_epochs,
+        type=count_type("epochs"),
         default=REPLAY_EPOCHS,
         help=f"epochs to replay (default {REPLAY_EPOCHS})",
     )
