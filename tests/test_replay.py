@@ -146,7 +146,7 @@ def test_the_replay_sweep_is_each_parted_column_in_its_dtype_and_float64():
 
 
 def test_bench_replay_finds_a_real_difference_end_to_end(tmp_path):
-    plugin = "tests/replay_clients.py:TripleStep"
+    plugin = "tests/verify_clients.py:TripleStep"
     backends = f"numpy-vec,numpy-loop,{plugin}"  # numpy-loop: the control pair with numpy-vec
     args = ["--datasets", "digits", "--backends", backends, "--batch-sizes", "32"]
     args += ["--epochs", "3", "--lrs", "0.01", "--optimizers", "sgd", "--losses", "cce"]
@@ -162,7 +162,7 @@ def test_bench_replay_finds_a_real_difference_end_to_end(tmp_path):
     (column,) = record["columns"]
     assert column["verdict"] == "real difference" and column["reference"] == "numpy-vec"
     (apart,) = column["apart"]
-    assert apart.endswith("replay_clients.py:TripleStep")
+    assert apart.endswith("verify_clients.py:TripleStep")
     assert column["backends"][apart]["float64"] > 1e-3
     after = open(f"{run_dir}/summary.md").read()
     assert "a real difference in what they compute, not rounding" in after

@@ -73,6 +73,16 @@ class DoubleStepInFloat32(_Wrapped):
         super().__init__(spec, params)
 
 
+class TripleStep(_Wrapped):
+    """numpy-vec's maths with three times the step, in every dtype: a backend that parts from
+    numpy-vec for a real reason (tests/test_replay.py)."""
+
+    def __init__(self, spec, params):
+        from dataclasses import replace
+
+        super().__init__(replace(spec, lr=spec.lr * 3), params)
+
+
 class ExitsInTraining(_Wrapped):
     def train_epoch(self, X, Y, batch_size, order):
         os._exit(0)

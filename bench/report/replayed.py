@@ -26,27 +26,14 @@ def replay_sentence(env: dict) -> str | None:
         by_verdict.setdefault(str(column.get("verdict")), []).append(column)
     clauses = []
     if "real difference" in by_verdict:
-        parts = []
-        for column in by_verdict["real difference"]:
-            ref = short_name(str(column.get("reference")))
-            for backend in column.get("apart") or []:
-                d = (column.get("backends") or {}).get(backend, {}).get("float64")
-                parts.append(f"{short_name(backend)} from {ref} by {_g(d)}")
+        parts = _float64_gaps(by_verdict["real difference"], with_control=False)
         clauses.append(
             f"replayed in float64 for {first}, they still part ({'; '.join(parts)}): a real "
             "difference in what they compute, not rounding (`python -m bench verify "
             "--backends NAME` shows where)"
         )
     if "apart in float64" in by_verdict:
-        parts = []
-        for column in by_verdict["apart in float64"]:
-            ref = short_name(str(column.get("reference")))
-            for backend in column.get("apart") or []:
-                d = (column.get("backends") or {}).get(backend, {}).get("float64")
-                parts.append(f"{short_name(backend)} from {ref} by {_g(d)}")
-            control = column.get("control")
-            if control is not None:
-                parts.append(f"numpy-loop from {ref} by {_g(control)}")
+        parts = _float64_gaps(by_verdict["apart in float64"], with_control=True)
         clauses.append(
             f"replayed in float64 for {first}, they part there too ({'; '.join(parts)}); where "
             "numpy-loop and numpy-vec (the same maths in another order) part as well, these "
@@ -87,6 +74,20 @@ def parting_cause(env: dict, unchecked: list[str], parity_text: str) -> str:
         f"; whether float32 rounding or a real difference parts them is measured by "
         f"{REPLAY_COMMAND}"
     )
+
+
+def _float64_gaps(columns: list[dict], with_control: bool) -> list[str]:
+    """`torch from numpy-vec by 0.03` for each backend apart in float64 (and the control pair,
+    numpy-loop, where asked and measured)."""
+    parts = []
+    for column in columns:
+        ref = short_name(str(column.get("reference")))
+        for backend in column.get("apart") or []:
+            d = (column.get("backends") or {}).get(backend, {}).get("float64")
+            parts.append(f"{short_name(backend)} from {ref} by {_g(d)}")
+        if with_control and column.get("control") is not None:
+            parts.append(f"numpy-loop from {ref} by {_g(column['control'])}")
+    return parts
 
 
 def _worst(columns: list[dict], own: bool) -> float | None:
