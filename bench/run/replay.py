@@ -40,6 +40,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.report.loading import load_env, load_run
+from bench.report.tables import plain
 from bench.report.verdict import COLUMN_KEYS, accuracy_splits
 from bench.store.folder import RunStore
 from bench.sweep.build import build_sweep
@@ -63,10 +64,10 @@ def parted_columns(rows: pd.DataFrame) -> list[dict]:
     ok = rows[rows["status"] == "ok"]
     out = []
     for _, split in accuracy_splits(rows).iterrows():
-        where = {k: split[k] for k in COLUMN_KEYS}
+        where = {k: plain(split[k]) for k in COLUMN_KEYS}  # JSON's own types, None if missing
         match = ok
         for k, v in where.items():
-            match = match[match[k].isna()] if _missing(v) else match[match[k] == v]
+            match = match[match[k].isna()] if v is None else match[match[k] == v]
         out.append({"where": where, "backends": list(dict.fromkeys(match["backend"]))})
     return out
 
@@ -81,7 +82,7 @@ def replay_mapping(stored: dict, columns: list[dict], epochs: int) -> dict:
         where = column["where"]
         part = dict(parts_by_name.get(where.get("part"), {}))
         for key in PART_KEYS.values():
-            if key.axis and key.cell in where and not _missing(where[key.cell]):
+            if key.axis and where.get(key.cell) is not None:
                 part[key.name] = [where[key.cell]]
         dtypes = list(dict.fromkeys([str(where.get("dtype", "float32")), "float64"]))
         part.update(
@@ -108,7 +109,7 @@ def compare(curves: pd.DataFrame, column: dict, part: str, run_dtype: str) -> di
     mine = curves[curves["part"] == part]
     backends = [b for b in column["backends"] if b in set(mine["backend"])]
     reference = REFERENCE if REFERENCE in backends else (backends[0] if backends else None)
-    record = {"where": _plain(column["where"]), "reference": reference, "backends": {}}
+    record = {"where": column["where"], "reference": reference, "backends": {}}
     for backend in backends:
         if backend == reference:
             continue
@@ -230,20 +231,3 @@ def describe(result: dict) -> list[str]:
         for backend in column.get("missing") or []:
             lines.append(f"    {backend}: not compared (it did not finish in both dtypes)")
     return lines
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-
-
-def _plain(where: dict) -> dict:
-    """`where` with JSON's own types (NumPy's integers and floats made Python's)."""
-    out = {}
-    for k, v in where.items():
-        if _missing(v):
-            out[k] = None
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = v
-    return out
