@@ -183,13 +183,23 @@ def _reduction(ufunc):
 
 
 def take_rows(X: np.ndarray, order: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """np.take(X, order, axis=0, out=out) (the epoch's gather of the shuffled samples), on the
-    set threads in blocks of rows where `out` is large: a copy, so bit-identical."""
+    """X[order] written into `out` (the epoch's gather of the shuffled samples), on the set
+    threads in blocks of rows where `out` is large: a copy, so bit-identical.
+
+    `order` must hold valid row indices (impls.base.check_order checks them once per epoch).
+    Speed: np.take's default mode="raise" writes into a temporary and copies it into `out`
+    (NumPy's documented behaviour for `out` with "raise"); mode="clip" writes `out` directly,
+    which halves the gather (8192 x 784 float32 shuffled: 8.5 ms against 4.1 ms; 60000 x 784:
+    76 against 35 ms, 1 thread, the development machine). Per call:
+        python -m timeit -s "import numpy as np; X = np.ones((8192, 784), 'f4'); \
+            o = np.random.permutation(8192); out = np.empty_like(X)" \
+            "np.take(X, o, axis=0, out=out, mode='clip')"      (then without mode='clip')
+    """
     if _state.pool is None or out.size < MIN_ELEMENTS or out.ndim != 2:
-        return np.take(X, order, axis=0, out=out)
+        return np.take(X, order, axis=0, out=out, mode="clip")
 
     def block(lo, hi):
-        return lambda: np.take(X, order[lo:hi], axis=0, out=out[lo:hi])
+        return lambda: np.take(X, order[lo:hi], axis=0, out=out[lo:hi], mode="clip")
 
     _run([block(lo, hi) for lo, hi in _bounds(out.shape[0], _state.threads)])
     return out
