@@ -168,8 +168,9 @@ EXPECTED = {
         ),
     },
     "throughput": {
-        # "784-256-128-10 float32 ... batch sizes 1 to 1024 (powers of 2), 3 repeats"
-        "": dict(
+        # "784-256-128-10 float32 ... batch sizes 1 to 1024 (powers of 2), 3 repeats; the
+        # per-sample numpy-loop against numpy-vec at batch 1"
+        part: dict(
             preprocess="standardize",
             hidden="256x128",
             activation="relu",
@@ -179,7 +180,9 @@ EXPECTED = {
             dtype="float32",
             n_features=784,
             n_classes=10,
-        ),
+            **({"batch_size": 1} if part == "per-sample" else {}),
+        )
+        for part in ("batch", "per-sample")
     },
     "scaling": {
         # "time per epoch ... batch size, hidden width and the number of samples ...
