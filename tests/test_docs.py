@@ -226,3 +226,24 @@ def test_the_results_block_is_generated_from_its_run():
     assert "Noise verdict: **quiet**" in block or (
         "No timing is quoted here yet" in block and "×" not in block
     )
+
+
+def _front_page():
+    from importlib.machinery import SourceFileLoader
+
+    return SourceFileLoader("front_page", str(ROOT / "scripts" / "front-page")).load_module()
+
+
+def test_the_performance_block_quotes_only_a_quiet_throughput_run():
+    front_page = _front_page()
+    readme = _text("README.md")
+    block = readme.split(front_page.PERF_BEGIN, 1)[1].split(front_page.PERF_END, 1)[0]
+    assert "Noise verdict: **quiet**" in block or (
+        "No performance figure is quoted" in block and "×" not in block
+    )
+    assert "No performance figure is quoted yet (no throughput run" in (
+        front_page.performance_block(None)
+    )
+    busy = ROOT / "results" / "examples" / "20261126-033253-throughput"  # load 37 on 2 cores
+    text = front_page.performance_block(busy)
+    assert "is not quiet" in text and "×" not in text

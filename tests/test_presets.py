@@ -180,7 +180,7 @@ EXPECTED = {
             dtype="float32",
             n_features=784,
             n_classes=10,
-            **({"batch_size": 1} if part == "per-sample" else {}),
+            **({"batch_size": 1, "threads": 1} if part == "per-sample" else {}),
         )
         for part in ("batch", "per-sample")
     },

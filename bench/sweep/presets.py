@@ -316,7 +316,8 @@ PRESETS["throughput"] = Preset(
     description="Training throughput of an MNIST-sized 784-256-128-10 float32 network at "
     "batch sizes 1 to 1024 (powers of 2), at 1 and 2 threads, 3 repeats, with its share of "
     "the matmul peak (counting the products a step computes) and each backend's ratio to "
-    "the reference with its spread; the per-sample numpy-loop against numpy-vec at batch 1",
+    "the reference with its spread; the per-sample numpy-loop against numpy-vec at batch 1, "
+    "1 thread",
     sweep={
         "title": "throughput",
         # Up to 30 s of extra timing epochs per cell: at 2 threads on a 2-core machine the
@@ -341,10 +342,13 @@ PRESETS["throughput"] = Preset(
             {
                 # numpy-loop takes one sample at a time, so its epoch takes the same time at
                 # every batch size: it is timed where the question is, at batch 1 against
-                # numpy-vec (issue targets: within 10% of it)
+                # numpy-vec, which it sits near. One thread, which other work disturbs least:
+                # at 2 threads on a quiet 2-core machine the two medians (99 epochs pooled over
+                # the repeats) still moved 10%, too much to say which of two so close is faster
                 "name": "per-sample",
                 "backends": ["numpy-loop", "numpy-vec"],
                 "batch_sizes": [1],
+                "threads": [1],
             },
         ],
     },
