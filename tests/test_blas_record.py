@@ -28,3 +28,47 @@ def test_the_library_version_kernel_and_threading_layer_are_named(monkeypatch):
 def test_the_blas_at_hand_is_named():
     text = envinfo.blas()
     assert text != "unknown" and text.split()[0] in ("openblas", "mkl", "blis", "flexiblas")
+
+
+def test_numpys_blas_is_recorded_beside_another_one(monkeypatch):
+    """SciPy's wheels bring an OpenBLAS of their own: the record names NumPy's, whichever
+    threadpoolctl lists first (a run recorded SciPy's 0.3.30 for NumPy's 0.3.31)."""
+    from pathlib import Path
+
+    import numpy
+
+    site = Path(numpy.__file__).resolve().parent.parent
+
+    def pool(version, path):
+        return {
+            "user_api": "blas",
+            "internal_api": "openblas",
+            "version": version,
+            "architecture": "Haswell",
+            "threading_layer": "pthreads",
+            "filepath": str(path),
+        }
+
+    scipys = pool("0.3.30", site / "scipy.libs" / "libscipy_openblas-x.so")
+    numpys = pool("0.3.31", site / "numpy.libs" / "libscipy_openblas64_-y.so")
+    for pools in ([scipys, numpys], [numpys, scipys]):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda pools=pools: pools)
+        assert envinfo.blas() == "openblas 0.3.31 (Haswell, pthreads)"
+    system = pool("0.3.21", "/usr/lib/x86_64-linux-gnu/libopenblas.so.0")
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [system])
+    assert envinfo.blas() == "openblas 0.3.21 (Haswell, pthreads)"  # NumPy built on the system's
+
+
+def test_the_recorded_blas_is_the_one_numpy_loaded():
+    import pytest
+    from threadpoolctl import threadpool_info
+
+    pytest.importorskip("scipy.linalg")  # its own OpenBLAS, where its wheel brings one
+    mine = [
+        p
+        for p in threadpool_info()
+        if p.get("user_api") == "blas" and "numpy" in str(p.get("filepath"))
+    ]
+    if not mine:
+        pytest.skip("NumPy uses a BLAS outside its package here (a system BLAS)")
+    assert envinfo.blas().startswith(f"{mine[0]['internal_api']} {mine[0]['version']}")

@@ -51,17 +51,36 @@ def memory_gib() -> float | None:
 def blas() -> str:
     """NumPy's BLAS as threadpoolctl sees it: library, version, then the kernel it chose for
     this CPU and its threading layer where it says, e.g. 'openblas 0.3.27 (Haswell, pthreads)'.
-    The kernel matters: OpenBLAS picks it at load (OPENBLAS_CORETYPE overrides the pick)."""
+    The kernel matters: OpenBLAS picks it at load (OPENBLAS_CORETYPE overrides the pick).
+
+    A process may hold several BLAS libraries (SciPy's wheels bring an OpenBLAS of their own,
+    often another version): the one recorded is NumPy's, found by its file lying in NumPy's
+    package or its wheel's `numpy.libs` folder (`numpy_blas_pool`)."""
     import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
     from threadpoolctl import threadpool_info
 
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            details = [pool.get(k) for k in ("architecture", "threading_layer")]
-            details = [d for d in details if d and d != "unknown"]
-            text = f"{pool.get('internal_api')} {pool.get('version')}"
-            return f"{text} ({', '.join(details)})" if details else text
-    return "unknown"
+    pool = numpy_blas_pool([p for p in threadpool_info() if p.get("user_api") == "blas"])
+    if pool is None:
+        return "unknown"
+    details = [pool.get(k) for k in ("architecture", "threading_layer")]
+    details = [d for d in details if d and d != "unknown"]
+    text = f"{pool.get('internal_api')} {pool.get('version')}"
+    return f"{text} ({', '.join(details)})" if details else text
+
+
+def numpy_blas_pool(pools: list[dict]) -> dict | None:
+    """Of threadpoolctl's BLAS entries, NumPy's: the one whose file lies in NumPy's package
+    (macOS wheels: numpy/.dylibs) or beside it in `numpy.libs` (Linux and Windows wheels);
+    else the first (a NumPy built against the system's BLAS); None without any."""
+    import numpy
+
+    package = Path(numpy.__file__).resolve().parent
+    homes = (package, package.parent / "numpy.libs")
+    for pool in pools:
+        path = Path(str(pool.get("filepath") or "")).resolve()
+        if any(path.is_relative_to(home) for home in homes):
+            return pool
+    return pools[0] if pools else None
 
 
 def git_commit(path: Path | None = None) -> str | None:
