@@ -545,3 +545,23 @@ def test_one_duration_format_for_the_console_and_the_report():
     assert fmt(7300) == "2 h 02 min"
     assert fmt(None) == fmt(float("nan")) == "—"
     assert fmt(0) == "0 s"
+
+
+def test_a_roofline_above_the_peak_is_called_a_misread_probe():
+    """A committed quiet run whose probe, at the session's start, read a slower machine than
+    its cells ran on (numpy-vec at 140% of it): the Compute section says so, and a run whose
+    shares stay below the peak gets no such words."""
+    from pathlib import Path
+
+    from bench.report.loading import load_env, load_run
+    from bench.report.sections import compute_section
+    from bench.report.view import RunView
+
+    examples = Path(__file__).resolve().parents[1] / "results" / "examples"
+    for name, misread in (("20261207-050945-scaling", True), ("20261207-022550-peers", False)):
+        results, _ = load_run(examples / name)
+        view = RunView.of(results, load_env(examples / name))
+        text = compute_section(view)
+        assert ("read a slower machine than these cells ran on" in text) == misread, name
+        if misread:
+            assert "cells read above 110% of the peak (up to 140%)" in text

@@ -81,6 +81,12 @@ def warmup_section(view: RunView) -> str:
     )
 
 
+# A share of the matmul peak above this says the probe misread the machine (the count is of
+# products a step must compute, so a step at the matmul rate reads 100%); 10% allowed for the
+# probe's own spread and for shapes that run a little faster than its n x n products.
+ROOFLINE_PLAUSIBLE = 1.10
+
+
 def compute_section(view: RunView) -> str:
     ok = view.ok
     has_roofline = ok["roofline"].notna().any()
@@ -108,7 +114,19 @@ def compute_section(view: RunView) -> str:
         text += f"threads ({peaks})" if peaks else "threads"
         if peaks.startswith("session"):
             text += "; each row is divided by the peak of the session (start or resume) it ran in"
-    return "\n".join(["## Compute", "", text + ".", "", _keyed_table(view, cell)])
+    text += "."
+    above = ok["roofline"].dropna()
+    above = above[above > ROOFLINE_PLAUSIBLE]
+    if len(above):
+        text += (
+            f" **{len(above)} of {ok['roofline'].notna().sum()} cells read above "
+            f"{100 * ROOFLINE_PLAUSIBLE:.0f}% of the peak (up to {100 * above.max():.0f}%)**: "
+            "no training step outruns the products it computes, so the probe, taken at the "
+            "start of the session, read a slower machine than these cells ran on. Their "
+            "shares are not shares of this machine's peak; the times and ratios are measured "
+            "as ever"
+        )
+    return "\n".join(["## Compute", "", text, "", _keyed_table(view, cell)])
 
 
 # The Memory table has the layout of the Warm-up and Compute tables (a row per varying keys x
