@@ -124,7 +124,7 @@ def compute_section(view: RunView) -> str:
             "no training step outruns the products it computes, so the probe, taken at the "
             "start of the session, read a slower machine than these cells ran on. Their "
             "shares are not shares of this machine's peak; the times and ratios are measured "
-            "as ever"
+            "as ever."
         )
     return "\n".join(["## Compute", "", text, "", _keyed_table(view, cell)])
 
