@@ -72,3 +72,22 @@ def test_the_recorded_blas_is_the_one_numpy_loaded():
     if not mine:
         pytest.skip("NumPy uses a BLAS outside its package here (a system BLAS)")
     assert envinfo.blas().startswith(f"{mine[0]['internal_api']} {mine[0]['version']}")
+
+
+def test_the_thread_count_recorded_for_openblas_is_numpys(monkeypatch):
+    """threads_effective keys libraries by name: where SciPy's OpenBLAS stands beside NumPy's,
+    "openblas" is NumPy's count, whichever threadpoolctl lists last."""
+    from pathlib import Path
+
+    import numpy
+
+    from bench.worker import threads
+
+    site = Path(numpy.__file__).resolve().parent.parent
+    numpys = {"user_api": "blas", "internal_api": "openblas", "num_threads": 2,
+              "filepath": str(site / "numpy.libs" / "libscipy_openblas64_-y.so")}  # fmt: skip
+    scipys = {**numpys, "num_threads": 7, "filepath": str(site / "scipy.libs" / "x.so")}
+    omp = {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2, "filepath": "/o"}
+    for pools in ([numpys, scipys, omp], [scipys, numpys, omp]):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda pools=pools: pools)
+        assert threads.blas_threads() == {"openblas": 2, "openmp": 2}

@@ -36,10 +36,18 @@ def thread_env(n: int) -> dict[str, str]:
     return env
 
 
-def _blas_threads() -> dict[str, int]:
+def blas_threads() -> dict[str, int]:
+    """Each threadpool library's thread count, keyed by its name ("openblas", "openmp"). Where
+    two share a name (SciPy's own OpenBLAS beside NumPy's), the entry is NumPy's, the library
+    the hand-written backends compute with (bench.worker.envinfo.numpy_blas_pool)."""
     from threadpoolctl import threadpool_info
 
-    return {f"{p['internal_api']}": p["num_threads"] for p in threadpool_info()}
+    from bench.worker.envinfo import numpy_blas_pool
+
+    pools = threadpool_info()
+    mine = numpy_blas_pool([p for p in pools if p.get("user_api") == "blas"])
+    ordered = [p for p in pools if p is not mine] + ([mine] if mine is not None else [])
+    return {f"{p['internal_api']}": p["num_threads"] for p in ordered}  # the last one wins
 
 
 def _pin_torch(n: int) -> dict[str, int]:
@@ -111,7 +119,7 @@ def pin_threads(n: int, backend: str | None = None) -> dict[str, int]:
     if pin is not None:
         effective.update(pin(n))  # the framework loads its own OpenMP: limit after it
     _limits = threadpool_limits(limits=n)
-    effective.update(_blas_threads())
+    effective.update(blas_threads())
     # the hand-written backends' element-wise work on the same n threads (1: NumPy's own)
     from impls import parallel
 
