@@ -28,6 +28,12 @@ verdict() {  # the noise verdict of the newest run folder named *-NAME
     dir=$(ls -d "$out"/*-"$1" 2>/dev/null | sort | tail -1)
     if [ -z "$dir" ] || [ ! -f "$dir/summary.md" ]; then
         echo "   $1: no summary.md" >&2
+    elif [ "$1" = noise-busy ]; then  # the demo made busy on purpose: quiet is the failure
+        if grep -q "These figures are unreliable" "$dir/summary.md"; then
+            echo "   $1: not quiet, as meant: two CPU-bound programs ran beside it ($dir)" >&2
+        else
+            echo "   $1: QUIET though two CPU-bound programs ran beside it: the noise check missed them ($dir)" >&2
+        fi
     elif grep -q "These figures are unreliable" "$dir/summary.md"; then
         echo "   $1: NOT QUIET ($dir/summary.md says the figures are unreliable): redo it" >&2
     else

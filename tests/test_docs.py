@@ -245,7 +245,7 @@ def test_the_performance_block_quotes_only_a_quiet_run():
     assert run_dir is None or front_page.quiet(run_dir)
     for reason in passed:  # each run passed over is said why, in the block
         assert reason in block
-    busy = ROOT / "results" / "examples" / "20261126-041802-noise-busy"  # two CPU hogs beside it
+    busy = ROOT / "results" / "examples" / "20261207-082619-noise-busy"  # two CPU hogs beside it
     assert not front_page.quiet(busy)
     text = front_page.performance_block(None, ["no throughput run yet"])
     assert "No performance figure is quoted yet: no throughput run yet" in text
