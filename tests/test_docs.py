@@ -24,6 +24,7 @@ import pytest
 from helpers import bench_env
 
 from bench.cli import build_parser
+from bench.report.loading import load_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")))
@@ -250,3 +251,18 @@ def test_the_performance_block_quotes_only_a_quiet_run():
     text = front_page.performance_block(None, ["no throughput run yet"])
     assert "No performance figure is quoted yet: no throughput run yet" in text
     assert "×" not in text
+
+
+def test_the_readme_states_how_long_the_reference_runs_take():
+    front_page = _front_page()
+    readme = _text("README.md")
+    block = readme.split(front_page.EXAMPLES_BEGIN, 1)[1].split(front_page.EXAMPLES_END, 1)[0]
+    assert "`scripts/examples.sh all` remakes them, one after another, in about " in block
+    runs = [front_page.newest_run(name) for name in front_page.EXAMPLE_RUNS]
+    counted = [run for run in runs if run is not None and load_env(run).get("status") == "complete"]
+    total = sum(front_page.run_seconds(run) for run in counted)
+    assert f"about {front_page.format_seconds(total)} " in block  # the runs' own times, summed
+    assert f"the sum of the {len(counted)} runs' own times" in block
+    cpus = {load_env(run)["machine"]["cpu"] for run in counted}
+    if len(cpus) > 1:  # made on several machines: each one named with its share
+        assert all(f"{cpu}: " in block for cpu in cpus)
