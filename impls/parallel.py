@@ -190,7 +190,8 @@ def take_rows(X: np.ndarray, order: np.ndarray, out: np.ndarray) -> np.ndarray:
     Speed: np.take's default mode="raise" writes into a temporary and copies it into `out`
     (NumPy's documented behaviour for `out` with "raise"); mode="clip" writes `out` directly,
     which halves the gather (8192 x 784 float32 shuffled: 8.5 ms against 4.1 ms; 60000 x 784:
-    76 against 35 ms, 1 thread, the development machine). Per call:
+    76 against 35 ms, 1 thread, on an AMD EPYC with AVX2; 8192 x 784: 5.6 against 2.0 ms on an
+    Intel Xeon with AVX-512). Per call:
         python -m timeit -s "import numpy as np; X = np.ones((8192, 784), 'f4'); \
             o = np.random.permutation(8192); out = np.empty_like(X)" \
             "np.take(X, o, axis=0, out=out, mode='clip')"      (then without mode='clip')
