@@ -269,7 +269,7 @@ def test_the_readme_states_how_long_the_reference_runs_take():
     assert "`scripts/examples.sh all` remakes them, one after another, in about " in block
     runs = [front_page.newest_run(name) for name in front_page.EXAMPLE_RUNS]
     counted = [run for run in runs if run is not None and load_env(run).get("status") == "complete"]
-    total = sum(front_page.run_seconds(run) for run in counted)
+    total = sum(front_page.run_seconds(load_env(run)) for run in counted)
     assert f"about {front_page.format_seconds(total)} " in block  # the runs' own times, summed
     assert f"the sum of the {len(counted)} runs' own times" in block
     cpus = {load_env(run)["machine"]["cpu"] for run in counted}
@@ -281,8 +281,9 @@ def test_a_quiet_run_with_noisy_cells_says_so():
     import pandas as pd
 
     front_page = _front_page()
-    assert front_page.settled_note(pd.DataFrame({"noisy": [False, False]})) == ""
-    note = front_page.settled_note(pd.DataFrame({"noisy": [True, False, "True"]}))
+    ids = {"cell_id": ["a", "b", "c"], "repeat": [0, 0, 0]}
+    assert front_page.settled_note(pd.DataFrame({**ids, "noisy": [False, False, False]})) == ""
+    note = front_page.settled_note(pd.DataFrame({**ids, "noisy": [True, False, "True"]}))
     assert note.startswith(" (2 of 3 cells' epochs spread more than 10%, marked †")
     readme = _text("README.md")
     block = readme.split("<!-- results:begin -->", 1)[1].split("<!-- results:end -->", 1)[0]

@@ -45,9 +45,11 @@ def blas_threads() -> dict[str, int]:
     from bench.worker.envinfo import numpy_blas_pool
 
     pools = threadpool_info()
+    counts = {f"{p['internal_api']}": p["num_threads"] for p in pools}
     mine = numpy_blas_pool([p for p in pools if p.get("user_api") == "blas"])
-    ordered = [p for p in pools if p is not mine] + ([mine] if mine is not None else [])
-    return {f"{p['internal_api']}": p["num_threads"] for p in ordered}  # the last one wins
+    if mine is not None:
+        counts[f"{mine['internal_api']}"] = mine["num_threads"]
+    return counts
 
 
 def _pin_torch(n: int) -> dict[str, int]:
